@@ -1,0 +1,170 @@
+//! The command line (design.md §2): clap types, and the wiring of stages per command.
+//!
+//! Each command reads cluster.yaml through `config` → `validate`, then runs as many later
+//! stages as it needs. Output goes to the writers it is given, never straight to stdout.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::error::Error;
+use crate::plan::{self, Plan};
+use crate::source::SourceFile;
+use crate::validate::{self, Severity, ValidateOptions, Validated};
+use crate::{config, diagnostics};
+
+/// The commented example `init` writes: a modern three-master cluster.
+pub const EXAMPLE_CLUSTER_YAML: &str = include_str!("../templates/cluster.yaml");
+
+/// Compile a Kubernetes kube-apiserver tier into one signed, reproducible tarball per master.
+#[derive(Debug, Parser)]
+#[command(name = "kube-bundle", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented cluster.yaml (newest supported Kubernetes) into DIR; never overwrites.
+    Init {
+        /// Directory to write cluster.yaml into.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Parse, validate and lint a cluster description; writes nothing.
+    Check(ConfigArgs),
+    /// Show, per node, what `build` will produce: addresses, SANs, files and modes.
+    Plan {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Output format; the JSON shape is documented in the README and versioned.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// The cluster description.
+    #[arg(default_value = "cluster.yaml")]
+    pub config: PathBuf,
+    /// Accept a Kubernetes version newer than the version table; renders with the newest rules.
+    #[arg(long)]
+    pub allow_untested_version: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// Runs one command. `out` receives the command's result, `err` its warnings.
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
+    match cli.command {
+        Command::Init { dir } => init(&dir, out),
+        Command::Check(args) => {
+            let validated = load(&args)?;
+            report_warnings(&validated, err)?;
+            let cluster = &validated.cluster;
+            let warnings = validated.warnings.len();
+            write_out(out, &format!(
+                "{}: cluster {} ({} masters, Kubernetes {}) is valid; {warnings} warning(s)\n",
+                args.config.display(),
+                cluster.name,
+                cluster.masters.len(),
+                cluster.kubernetes_version,
+            ))
+        }
+        Command::Plan { config, output } => {
+            let validated = load(&config)?;
+            report_warnings(&validated, err)?;
+            let plan = plan::plan(&validated.cluster);
+            let text = match output {
+                OutputFormat::Json => {
+                    let mut json = serde_json::to_string_pretty(&plan)
+                        .map_err(|e| Error::Input(format!("cannot encode the plan: {e}")))?;
+                    json.push('\n');
+                    json
+                }
+                OutputFormat::Text => plan_text(&plan),
+            };
+            write_out(out, &text)
+        }
+    }
+}
+
+/// config → validate, the start of every command that reads cluster.yaml.
+fn load(args: &ConfigArgs) -> Result<Validated, Error> {
+    let source = SourceFile::read(&args.config)?;
+    let raw = config::parse(&source)?;
+    let options = ValidateOptions { allow_untested_version: args.allow_untested_version };
+    validate::validate(raw, &source, options)
+}
+
+fn report_warnings(validated: &Validated, err: &mut dyn Write) -> Result<(), Error> {
+    for finding in &validated.warnings {
+        debug_assert_eq!(finding.severity, Severity::Warning);
+        write_err(err, &diagnostics::render(finding))?;
+    }
+    Ok(())
+}
+
+fn init(dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
+    let path = dir.join("cluster.yaml");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::Input(format!(
+                "{} already exists; kube-bundle init never overwrites a cluster description \
+                 (move it away or pick another directory)",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    file.write_all(EXAMPLE_CLUSTER_YAML.as_bytes()).map_err(|e| Error::io(&path, e))?;
+    write_out(out, &format!(
+        "wrote {}: edit masters, network and etcd, then run `kube-bundle check {}`\n",
+        path.display(),
+        path.display()
+    ))
+}
+
+fn plan_text(plan: &Plan) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "cluster {} · Kubernetes {} · kubernetes service IP {}",
+        plan.cluster, plan.kubernetes_version, plan.kubernetes_service_ip
+    );
+    for node in plan.nodes.values() {
+        let _ = writeln!(text, "\nnode {} ({})", node.name, node.ip);
+        let ips: Vec<String> = node.serving_cert_sans.ips.iter().map(ToString::to_string).collect();
+        let _ = writeln!(text, "  serving cert SANs:");
+        let _ = writeln!(text, "    DNS: {}", node.serving_cert_sans.dns.join(", "));
+        let _ = writeln!(text, "    IP:  {}", ips.join(", "));
+        let _ = writeln!(text, "  directories: {}", node.directories.join(", "));
+        let _ = writeln!(text, "  files:");
+        for (path, file) in &node.files {
+            let artifact = serde_json::to_value(file.artifact)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let _ = writeln!(text, "    {:04o}  {path}  ({artifact})", file.mode);
+        }
+    }
+    text
+}
+
+fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {
+    out.write_all(text.as_bytes()).map_err(|e| Error::io(Path::new("<stdout>"), e))
+}
+
+fn write_err(err: &mut dyn Write, text: &str) -> Result<(), Error> {
+    err.write_all(text.as_bytes()).map_err(|e| Error::io(Path::new("<stderr>"), e))
+}

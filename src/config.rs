@@ -1,0 +1,185 @@
+//! Stage 1: the raw shape of cluster.yaml (design.md §3), exactly as the user wrote it.
+//!
+//! In: a [`SourceFile`]. Out: a [`RawCluster`]. Every key is optional here unless the
+//! file is meaningless without it; defaults are applied by `validate`, so what this stage
+//! holds is what the user said, with the source position of every value `validate` checks.
+//! Unknown keys, duplicate keys and wrong types are refused by the parser itself.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::error::Error;
+use crate::source::SourceFile;
+
+/// A string with the position it was written at.
+pub type Text = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCluster {
+    pub api_version: Text,
+    pub kind: Text,
+    pub name: Text,
+    pub kubernetes_version: Text,
+    #[serde(default)]
+    pub control_plane_endpoint: Option<Text>,
+    pub masters: Spanned<Vec<RawNode>>,
+    pub network: RawNetwork,
+    pub etcd: RawEtcd,
+    #[serde(default)]
+    pub pki: RawPki,
+    #[serde(default)]
+    pub encryption: RawEncryption,
+    #[serde(default)]
+    pub paths: RawPaths,
+    #[serde(default)]
+    pub apiserver: RawApiserver,
+    #[serde(default)]
+    pub binaries: RawBinaries,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    pub name: Text,
+    pub ip: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    #[serde(rename = "serviceCIDR", default)]
+    pub service_cidr: Option<Text>,
+    #[serde(rename = "nodePortRange", default)]
+    pub node_port_range: Option<Text>,
+    #[serde(rename = "dnsDomain", default)]
+    pub dns_domain: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawEtcd {
+    pub endpoints: Spanned<Vec<Text>>,
+    #[serde(default)]
+    pub ca: Option<Spanned<EtcdCaMode>>,
+    /// The user's own etcd client credentials, for `ca: external`.
+    #[serde(default)]
+    pub external: Option<RawEtcdExternal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EtcdCaMode {
+    /// etcd trusts the cluster CA, as in the seed guide.
+    Cluster,
+    /// etcd has its own CA, kept in secrets/ beside the cluster CA (kubeadm's layout).
+    Separate,
+    /// etcd is run by someone else; the user supplies CA, client cert and key.
+    External,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEtcdExternal {
+    pub ca: Text,
+    pub cert: Text,
+    pub key: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPki {
+    #[serde(default)]
+    pub key_algorithm: Option<KeyAlgorithm>,
+    #[serde(default)]
+    pub cert_validity: Option<Text>,
+    #[serde(default)]
+    pub ca_validity: Option<Text>,
+    #[serde(rename = "extraSANs", default)]
+    pub extra_sans: Option<Vec<Text>>,
+    #[serde(default, rename = "importCA")]
+    pub import_ca: Option<RawImportCa>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum KeyAlgorithm {
+    #[serde(rename = "ecdsa-p256")]
+    EcdsaP256,
+    #[serde(rename = "rsa-2048")]
+    Rsa2048,
+    #[serde(rename = "rsa-3072")]
+    Rsa3072,
+    #[serde(rename = "rsa-4096")]
+    Rsa4096,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImportCa {
+    pub cert: Text,
+    pub key: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEncryption {
+    #[serde(default)]
+    pub provider: Option<Spanned<EncryptionProvider>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncryptionProvider {
+    Secretbox,
+    Aescbc,
+    Aesgcm,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPaths {
+    #[serde(default)]
+    pub bin_dir: Option<Text>,
+    #[serde(default)]
+    pub cert_dir: Option<Text>,
+    #[serde(default)]
+    pub config_dir: Option<Text>,
+    #[serde(default)]
+    pub data_dir: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawApiserver {
+    #[serde(default)]
+    pub extra_args: Option<BTreeMap<String, Text>>,
+    #[serde(default)]
+    pub audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAudit {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub max_age: Option<u32>,
+    #[serde(default)]
+    pub max_backup: Option<u32>,
+    #[serde(default)]
+    pub max_size: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBinaries {
+    #[serde(default)]
+    pub kube_apiserver: Option<Text>,
+}
+
+/// Parses cluster.yaml into its raw shape.
+pub fn parse(source: &SourceFile) -> Result<RawCluster, Error> {
+    source.parse()
+}

@@ -1,0 +1,51 @@
+//! The error every stage returns, and the exit code each kind maps to (design.md §2).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit codes of the command-line contract.
+pub mod exit {
+    pub const INVALID_INPUT: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const VERIFICATION_FAILED: u8 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// cluster.yaml did not parse or did not validate: one pointed report per problem.
+    #[error("the cluster description has {} error(s)", .0.len())]
+    InvalidConfig(Vec<miette::Report>),
+
+    /// Bad input that is not a position in cluster.yaml (a missing file, a foreign key file).
+    #[error("{0}")]
+    Input(String),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A command-line combination clap cannot express.
+    #[error("{0}")]
+    Usage(String),
+
+    /// A bundle, signature or checksum did not verify.
+    #[error("verification failed: {0}")]
+    Verification(String),
+}
+
+impl Error {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.to_path_buf(), source }
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Self::InvalidConfig(_) | Self::Input(_) | Self::Io { .. } => exit::INVALID_INPUT,
+            Self::Usage(_) => exit::USAGE,
+            Self::Verification(_) => exit::VERIFICATION_FAILED,
+        })
+    }
+}

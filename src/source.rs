@@ -1,0 +1,131 @@
+//! The one place that knows how cluster.yaml text becomes raw serde values.
+//!
+//! In: a path. Out: a [`SourceFile`] (path + text, kept for pointing diagnostics at values)
+//! and the deserialized raw type. Parse errors (YAML syntax, unknown or duplicate keys,
+//! wrong types) come back as pointed diagnostics with file:line:column and a snippet.
+//! The YAML crate (serde-saphyr) stays behind this module so it can be swapped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miette::{NamedSource, SourceSpan};
+use serde::de::DeserializeOwned;
+use serde_saphyr::{Budget, Location, Options};
+
+use crate::error::Error;
+
+/// Config files are small; anything bigger is a mistake or an attack on the parser.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// A config file kept in memory so diagnostics can quote it.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: Arc<str>,
+}
+
+impl SourceFile {
+    /// Reads `path`, refusing files too large to be a cluster description.
+    pub fn read(path: &Path) -> Result<Self, Error> {
+        let metadata = std::fs::metadata(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => Error::Input(format!(
+                "{}: no such file; write one with `kube-bundle init` or name yours as the \
+                 CONFIG argument",
+                path.display()
+            )),
+            _ => Error::io(path, source),
+        })?;
+        if metadata.len() > MAX_CONFIG_BYTES {
+            return Err(Error::Input(format!(
+                "{}: file is {} bytes; a cluster description is at most {MAX_CONFIG_BYTES} bytes",
+                path.display(),
+                metadata.len()
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|source| Error::io(path, source))?;
+        let text = String::from_utf8(bytes).map_err(|err| {
+            Error::Input(format!(
+                "{}: not UTF-8 text (invalid byte at offset {}); save the file as UTF-8",
+                path.display(),
+                err.utf8_error().valid_up_to()
+            ))
+        })?;
+        Ok(Self::new(path, text))
+    }
+
+    pub fn new(path: &Path, text: String) -> Self {
+        Self { path: path.to_path_buf(), text: text.into() }
+    }
+
+    /// The name diagnostics show for this file.
+    pub fn display_name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    pub fn named_source(&self) -> NamedSource<Arc<str>> {
+        NamedSource::new(self.display_name(), Arc::clone(&self.text))
+    }
+
+    /// Deserializes the whole file, with duplicate keys refused and alias expansion bounded.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        // A config needs no more than a few thousand nodes; this stops alias bombs early.
+        let mut budget = Budget::default();
+        budget.max_events = 200_000;
+        budget.max_nodes = 100_000;
+        budget.max_depth = 32;
+        let mut options = Options::default();
+        options.budget = Some(budget);
+        serde_saphyr::from_str_with_options(&self.text, options).map_err(|err| {
+            let name = self.display_name();
+            let options = serde_saphyr::render_options! { source_name: Some(name.as_str()) };
+            Error::InvalidConfig(vec![serde_saphyr::miette::to_miette_report_with_options(
+                &err, &self.text, &name, options,
+            )])
+        })
+    }
+
+    /// The byte span of the value that starts at `location`, for a diagnostic label.
+    /// Unknown locations (values that came through serde buffering) get no label.
+    pub fn span_at(&self, location: Location) -> Option<SourceSpan> {
+        let line = usize::try_from(location.line()).ok()?;
+        let column = usize::try_from(location.column()).ok()?;
+        let offset = span_for_line_col(&self.text, line, column)?;
+        let rest = &self.text[offset..];
+        let len = rest.find(['\n', ',', '}', ']']).unwrap_or(rest.len());
+        Some(SourceSpan::new(offset.into(), rest[..len].trim_end().len().max(1)))
+    }
+}
+
+/// Converts a 1-based line and (character) column into a byte offset into `text`.
+fn span_for_line_col(text: &str, line: usize, column: usize) -> Option<usize> {
+    if line == 0 || column == 0 {
+        return None;
+    }
+    let line_start = if line == 1 {
+        0
+    } else {
+        text.match_indices('\n').nth(line - 2).map(|(index, _)| index + 1)?
+    };
+    let line_text = text[line_start..].split('\n').next().unwrap_or_default();
+    let in_line = line_text
+        .char_indices()
+        .nth(column - 1)
+        .map_or(line_text.len(), |(index, _)| index);
+    Some(line_start + in_line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::span_for_line_col;
+
+    #[test]
+    fn line_and_column_map_to_byte_offsets() {
+        let text = "a: 1\nbé: x\n";
+        assert_eq!(span_for_line_col(text, 1, 1), Some(0));
+        assert_eq!(span_for_line_col(text, 2, 1), Some(5));
+        // Columns count characters, so the 'x' after a two-byte 'é' is at byte 10.
+        assert_eq!(span_for_line_col(text, 2, 5), Some(10));
+        assert_eq!(span_for_line_col(text, 9, 1), None);
+        assert_eq!(span_for_line_col(text, 0, 1), None);
+    }
+}

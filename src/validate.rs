@@ -1,0 +1,1033 @@
+//! Stage 2: from what the user wrote to what the program works with.
+//!
+//! In: a [`RawCluster`] and its [`SourceFile`]. Out: a [`Cluster`] made of newtypes whose
+//! constructors are the checks (node names are DNS labels, CIDRs are network addresses,
+//! paths are absolute and shell-safe, …), with every default applied, plus lint warnings.
+//! All problems are collected, not just the first, and each one points at the value that
+//! caused it and says how to fix it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+use serde::Serialize;
+use serde_saphyr::Location;
+use url::Url;
+
+use crate::config::{
+    EncryptionProvider, EtcdCaMode, KeyAlgorithm, RawCluster, RawEtcd, RawNetwork, RawPki, Text,
+};
+use crate::error::Error;
+use crate::source::SourceFile;
+use crate::versions::{NEWEST_MINOR, OLDEST_MINOR};
+
+pub const API_VERSION: &str = "kube-bundle/v1alpha1";
+pub const KIND: &str = "Cluster";
+/// The apiserver's secure port. Fixed: every tool around the apiserver assumes it.
+pub const SECURE_PORT: u16 = 6443;
+
+/// kubeadm's MaximumBitsForServiceSubnet: at most 2^20 service addresses.
+const MAX_SERVICE_HOST_BITS: u8 = 20;
+
+// ---------------------------------------------------------------------------------------
+// Findings
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem with cluster.yaml, pointing at the value that caused it.
+#[derive(Debug)]
+pub struct Finding {
+    pub severity: Severity,
+    /// Where in the document, as a path: `masters[1].ip`.
+    pub field: String,
+    pub message: String,
+    /// How to fix it.
+    pub help: String,
+    source: NamedSource<Arc<str>>,
+    span: Option<SourceSpan>,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for Finding {}
+
+impl Diagnostic for Finding {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(&self.help))
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.span.is_some().then_some(&self.source as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = self.span?;
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some("here".into()), span))))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Validated types
+
+/// A DNS label (RFC 1123): node and cluster names, safe in paths, units and shell.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct DnsLabel(String);
+
+impl DnsLabel {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        check_label(text).map(|()| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DnsLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A DNS name (RFC 1123 subdomain), lowercase, no trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct DnsName(String);
+
+impl DnsName {
+    /// `allow_wildcard` admits one leading `*.` label, as certificate SANs may carry.
+    pub fn parse(text: &str, allow_wildcard: bool) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("it is empty".into());
+        }
+        if text.ends_with('.') {
+            return Err("it ends with a dot; certificates cannot carry a trailing dot \
+                 (x509: cannot parse dnsName)"
+                .into());
+        }
+        if text.len() > 253 {
+            return Err(format!("it is {} characters long; DNS names are at most 253", text.len()));
+        }
+        let rest = match text.strip_prefix("*.") {
+            Some(rest) if allow_wildcard => rest,
+            Some(_) => return Err("a wildcard is not allowed here".into()),
+            None => text,
+        };
+        if rest.contains('*') {
+            return Err("'*' may only be the whole leftmost label, as in *.example.com".into());
+        }
+        for label in rest.split('.') {
+            check_label(label).map_err(|why| format!("label '{label}': {why}"))?;
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first label: `cluster` for `cluster.local`.
+    pub fn first_label(&self) -> &str {
+        self.0.split('.').next().unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for DnsName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn check_label(label: &str) -> Result<(), String> {
+    if label.is_empty() {
+        return Err("it is empty (two dots in a row, or a leading dot?)".into());
+    }
+    if label.len() > 63 {
+        return Err(format!("it is {} characters long; a DNS label is at most 63", label.len()));
+    }
+    if let Some(bad) = label.chars().find(|c| !c.is_ascii_alphanumeric() && *c != '-') {
+        return Err(if !bad.is_ascii() {
+            format!("'{bad}' is not ASCII; write internationalised names in punycode (xn--…)")
+        } else {
+            format!("'{}' is not allowed; use only a-z, 0-9 and '-'", bad.escape_default())
+        });
+    }
+    if label.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err("it has uppercase letters; use lowercase".into());
+    }
+    if label.starts_with('-') || label.ends_with('-') {
+        return Err("it must start and end with a letter or digit".into());
+    }
+    Ok(())
+}
+
+/// A Kubernetes release within the range the version table covers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KubeVersion(semver::Version);
+
+impl KubeVersion {
+    pub fn minor(&self) -> u64 {
+        self.0.minor
+    }
+}
+
+impl fmt::Display for KubeVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+impl Serialize for KubeVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// An absolute path that is safe to write unquoted into a unit file or a shell script.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AbsPath(String);
+
+impl AbsPath {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if !text.starts_with('/') {
+            return Err("it is not absolute; start it with '/'".into());
+        }
+        if text.len() > 1024 {
+            return Err("it is longer than 1024 characters".into());
+        }
+        if let Some(bad) =
+            text.chars().find(|c| !(c.is_ascii_alphanumeric() || "/._-+@".contains(*c)))
+        {
+            return Err(match bad {
+                c if c.is_whitespace() => "it contains whitespace".to_owned(),
+                c if c.is_ascii_control() => {
+                    format!("it contains the control character '{}'", c.escape_default())
+                }
+                c if !c.is_ascii() => format!("it contains the non-ASCII character '{c}'"),
+                c => format!("it contains the shell metacharacter '{c}'"),
+            });
+        }
+        if text.split('/').any(|part| part == "..") {
+            return Err("it contains a '..' component".into());
+        }
+        if text.contains("//") {
+            return Err("it contains an empty component ('//')".into());
+        }
+        let trimmed = text.trim_end_matches('/');
+        if trimmed.is_empty() {
+            return Err("it is the root directory".into());
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `self/name`; `name` is one of the program's own relative paths.
+    pub fn join(&self, name: &str) -> String {
+        format!("{}/{name}", self.0)
+    }
+}
+
+impl fmt::Display for AbsPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A host as it may appear in an endpoint or a SAN.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(untagged)]
+pub enum Host {
+    Ip(IpAddr),
+    Dns(DnsName),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ip(ip) => ip.fmt(f),
+            Self::Dns(name) => name.fmt(f),
+        }
+    }
+}
+
+/// `host[:port]`, as in controlPlaneEndpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub host: Host,
+    pub port: Option<u16>,
+}
+
+impl Endpoint {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.contains("://") {
+            return Err("it has a URL scheme; write host or host:port, without https://".into());
+        }
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, after) =
+                rest.split_once(']').ok_or("an IPv6 address opened with '[' is not closed")?;
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => return Err(format!("unexpected '{after}' after ']'")),
+                },
+            }
+        } else if text.matches(':').count() > 1 {
+            // A bare IPv6 address: it has no port, or the port would be ambiguous.
+            (text, None)
+        } else {
+            match text.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (text, None),
+            }
+        };
+        let host = match host.parse::<IpAddr>() {
+            Ok(ip) => Host::Ip(ip),
+            Err(_) if host.contains(':') => return Err(format!("'{host}' is not an IPv6 address")),
+            Err(_) => Host::Dns(DnsName::parse(host, false).map_err(|why| {
+                format!("host '{host}' is neither an IP address nor a DNS name: {why}")
+            })?),
+        };
+        let port = port
+            .map(|port| match port.parse::<u16>() {
+                Ok(0) | Err(_) => Err(format!("port '{port}' is not a number from 1 to 65535")),
+                Ok(port) => Ok(port),
+            })
+            .transpose()?;
+        Ok(Self { host, port })
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.host, self.port) {
+            (Host::Ip(IpAddr::V6(ip)), Some(port)) => write!(f, "[{ip}]:{port}"),
+            (host, Some(port)) => write!(f, "{host}:{port}"),
+            (host, None) => host.fmt(f),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (first, last) = text
+            .split_once('-')
+            .ok_or("it is not of the form FIRST-LAST (for example 30000-32767)")?;
+        let port = |part: &str| match part.trim().parse::<u16>() {
+            Ok(0) | Err(_) => Err(format!("'{part}' is not a port number from 1 to 65535")),
+            Ok(port) => Ok(port),
+        };
+        let range = Self { first: port(first)?, last: port(last)? };
+        if range.first > range.last {
+            return Err(format!("it is inverted: {} is above {}", range.first, range.last));
+        }
+        if range.contains(SECURE_PORT) {
+            return Err(format!("it contains {SECURE_PORT}, the apiserver's secure port"));
+        }
+        Ok(range)
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+/// `--service-cluster-ip-range`: one CIDR, or two of different families (dual-stack);
+/// the first is the primary family and yields the `kubernetes` service IP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceNetwork(Vec<IpNet>);
+
+impl ServiceNetwork {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut cidrs = Vec::new();
+        for part in text.split(',') {
+            let part = part.trim();
+            let cidr: IpNet = part
+                .parse()
+                .map_err(|_| format!("'{part}' is not a CIDR such as 10.96.0.0/12"))?;
+            if cidr.trunc() != cidr {
+                return Err(format!("'{part}' has host bits set; did you mean {}?", cidr.trunc()));
+            }
+            let host_bits = cidr.max_prefix_len() - cidr.prefix_len();
+            if host_bits > MAX_SERVICE_HOST_BITS {
+                let widest = cidr.max_prefix_len() - MAX_SERVICE_HOST_BITS;
+                return Err(format!(
+                    "'{part}' is larger than /{widest}, the widest range the apiserver accepts"
+                ));
+            }
+            if host_bits < 2 {
+                return Err(format!("'{part}' leaves no room for service addresses"));
+            }
+            cidrs.push(cidr);
+        }
+        match cidrs.as_slice() {
+            [_] => {}
+            [a, b] if a.addr().is_ipv4() != b.addr().is_ipv4() => {}
+            [_, _] => {
+                return Err("the two dual-stack CIDRs are of the same family; give one IPv4 \
+                            and one IPv6 CIDR"
+                    .into());
+            }
+            _ => return Err("at most two CIDRs (one per address family) are allowed".into()),
+        }
+        Ok(Self(cidrs))
+    }
+
+    pub fn cidrs(&self) -> &[IpNet] {
+        &self.0
+    }
+
+    /// The `kubernetes` service IP: the first address of the primary CIDR (10.254.0.1).
+    pub fn kubernetes_service_ip(&self) -> IpAddr {
+        let network = self.0[0].network();
+        match network {
+            IpAddr::V4(ip) => IpAddr::V4((u32::from(ip) + 1).into()),
+            IpAddr::V6(ip) => IpAddr::V6((u128::from(ip) + 1).into()),
+        }
+    }
+
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        self.0.iter().any(|cidr| cidr.contains(ip))
+    }
+}
+
+impl fmt::Display for ServiceNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// Go-style durations as kubeadm writes them: `8760h`, `90m`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    if text.is_empty() {
+        return Err("it is empty".into());
+    }
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(format!("'{c}' is not a unit; use h, m or s (for example 8760h)")),
+        };
+        let amount: u64 =
+            digits.parse().map_err(|_| format!("a number must come before '{c}'"))?;
+        total = amount
+            .checked_mul(unit)
+            .and_then(|secs| total.checked_add(secs))
+            .ok_or("it is too long")?;
+        digits.clear();
+    }
+    if !digits.is_empty() {
+        return Err(format!("'{digits}' has no unit; write {digits}h for hours"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Master {
+    pub name: DnsLabel,
+    pub ip: IpAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Network {
+    pub service_cidr: ServiceNetwork,
+    pub node_port_range: PortRange,
+    pub dns_domain: DnsName,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "mode")]
+pub enum EtcdCa {
+    Cluster,
+    Separate,
+    External { ca: PathBuf, cert: PathBuf, key: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Etcd {
+    pub endpoints: Vec<Url>,
+    pub ca: EtcdCa,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pki {
+    pub key_algorithm: KeyAlgorithm,
+    #[serde(with = "duration_hours")]
+    pub cert_validity: Duration,
+    #[serde(with = "duration_hours")]
+    pub ca_validity: Duration,
+    #[serde(rename = "extraSANs")]
+    pub extra_sans: Vec<Host>,
+    #[serde(rename = "importCA")]
+    pub import_ca: Option<ImportCa>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportCa {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Paths {
+    pub bin_dir: AbsPath,
+    pub cert_dir: AbsPath,
+    pub config_dir: AbsPath,
+    pub data_dir: AbsPath,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Audit {
+    pub enabled: bool,
+    pub max_age: u32,
+    pub max_backup: u32,
+    pub max_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Apiserver {
+    pub extra_args: BTreeMap<String, String>,
+    pub audit: Audit,
+}
+
+/// The validated cluster: everything later stages need, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    pub name: DnsLabel,
+    pub kubernetes_version: KubeVersion,
+    pub control_plane_endpoint: Option<Endpoint>,
+    pub masters: Vec<Master>,
+    pub network: Network,
+    pub etcd: Etcd,
+    pub pki: Pki,
+    pub encryption_provider: EncryptionProvider,
+    pub paths: Paths,
+    pub apiserver: Apiserver,
+    /// The kube-apiserver binary to ship in every bundle, resolved against the config's directory.
+    pub kube_apiserver_binary: Option<PathBuf>,
+}
+
+mod duration_hours {
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: serde::Serializer>(
+        duration: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}h", duration.as_secs() / 3600))
+    }
+}
+
+/// Switches for checks a user may relax on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValidateOptions {
+    /// Accept a Kubernetes version newer than the version table (design.md §7).
+    pub allow_untested_version: bool,
+}
+
+/// A valid cluster and the warnings `check` reports about it.
+#[derive(Debug)]
+pub struct Validated {
+    pub cluster: Cluster,
+    pub warnings: Vec<Finding>,
+}
+
+// ---------------------------------------------------------------------------------------
+// The checks
+
+struct Checker<'a> {
+    source: &'a SourceFile,
+    base_dir: PathBuf,
+    findings: Vec<Finding>,
+}
+
+impl Checker<'_> {
+    fn push(&mut self, severity: Severity, at: Location, field: &str, message: String, help: &str) {
+        self.findings.push(Finding {
+            severity,
+            field: field.to_owned(),
+            message,
+            help: help.to_owned(),
+            source: self.source.named_source(),
+            span: self.source.span_at(at),
+        });
+    }
+
+    fn error(&mut self, at: Location, field: &str, message: String, help: &str) {
+        self.push(Severity::Error, at, field, message, help);
+    }
+
+    fn warn(&mut self, at: Location, field: &str, message: String, help: &str) {
+        self.push(Severity::Warning, at, field, message, help);
+    }
+
+    /// Runs `parse` on a spanned value; on failure records an error at the value.
+    fn parse<T>(
+        &mut self,
+        field: &str,
+        value: &Text,
+        what: &str,
+        help: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match parse(&value.value) {
+            Ok(parsed) => Some(parsed),
+            Err(why) => {
+                let shown = value.value.escape_debug();
+                self.error(value.referenced, field, format!("\"{shown}\" is not {what}: {why}"), help);
+                None
+            }
+        }
+    }
+
+    fn path(&mut self, field: &str, value: Option<&Text>, default: &str) -> Option<AbsPath> {
+        match value {
+            None => AbsPath::parse(default).ok(),
+            Some(value) => self.parse(
+                field,
+                value,
+                "a usable path",
+                "use an absolute path made of letters, digits and / . _ - + @ only; it is \
+                 written unquoted into the unit and the installer",
+                AbsPath::parse,
+            ),
+        }
+    }
+
+    /// A file named relative to cluster.yaml that must exist now.
+    fn input_file(&mut self, field: &str, value: &Text) -> Option<PathBuf> {
+        if value.value.is_empty() || value.value.contains('\0') {
+            self.error(value.referenced, field, "the file name is empty or holds a NUL".into(),
+                "name a file, relative to cluster.yaml or absolute");
+            return None;
+        }
+        let path = self.base_dir.join(&value.value);
+        if path.is_file() {
+            Some(path)
+        } else {
+            let shown = path.display().to_string();
+            self.error(value.referenced, field, format!("file \"{shown}\" does not exist or is not a regular file"),
+                "paths are relative to the directory that holds cluster.yaml");
+            None
+        }
+    }
+}
+
+/// Validates the raw cluster, returning it with defaults applied, or every error found.
+pub fn validate(
+    raw: RawCluster,
+    source: &SourceFile,
+    options: ValidateOptions,
+) -> Result<Validated, Error> {
+    let base_dir = source.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut c = Checker { source, base_dir, findings: Vec::new() };
+
+    if raw.api_version.value != API_VERSION {
+        let shown = raw.api_version.value.escape_debug().to_string();
+        c.error(raw.api_version.referenced, "apiVersion", format!("\"{shown}\" is not supported"),
+            &format!("write `apiVersion: {API_VERSION}`"));
+    }
+    if raw.kind.value != KIND {
+        let shown = raw.kind.value.escape_debug().to_string();
+        c.error(raw.kind.referenced, "kind", format!("\"{shown}\" is not supported"),
+            &format!("write `kind: {KIND}`"));
+    }
+    let name = c.parse("name", &raw.name, "a DNS label", "name the cluster with lowercase \
+        letters, digits and '-' (it names the bundles/<cluster> directory)", DnsLabel::parse);
+    let version = check_version(&mut c, &raw.kubernetes_version, options);
+    let endpoint = raw.control_plane_endpoint.as_ref().and_then(|value| {
+        c.parse("controlPlaneEndpoint", value, "host[:port]", "write an IP address or DNS name, \
+            optionally with a port, e.g. 172.27.128.100:8443 or api.example.com:6443", Endpoint::parse)
+    });
+    let masters = check_masters(&mut c, &raw.masters);
+    let network = check_network(&mut c, &raw.network, masters.as_deref());
+    let etcd = check_etcd(&mut c, &raw.etcd);
+    let pki = check_pki(&mut c, &raw.pki);
+    let provider = raw.encryption.provider.as_ref().map_or(EncryptionProvider::Secretbox, |p| p.value);
+    if let Some(p) = raw.encryption.provider.as_ref().filter(|p| p.value == EncryptionProvider::Aescbc) {
+        c.warn(p.referenced, "encryption.provider", "aescbc is rated weak upstream \
+            (CBC padding-oracle attacks)".into(), "prefer secretbox, the strongest provider that \
+            needs no KMS; switching providers later means rotating keys");
+    }
+    let bin_dir = c.path("paths.binDir", raw.paths.bin_dir.as_ref(), "/opt/k8s/bin");
+    let cert_dir = c.path("paths.certDir", raw.paths.cert_dir.as_ref(), "/etc/kubernetes/cert");
+    let config_dir = c.path("paths.configDir", raw.paths.config_dir.as_ref(), "/etc/kubernetes");
+    let data_dir = c.path("paths.dataDir", raw.paths.data_dir.as_ref(), "/data/k8s/k8s");
+    let extra_args = check_extra_args(&mut c, raw.apiserver.extra_args.as_ref());
+    let raw_audit = raw.apiserver.audit.unwrap_or_default();
+    // The seed's audit-log settings.
+    let audit = Audit {
+        enabled: raw_audit.enabled.unwrap_or(true),
+        max_age: raw_audit.max_age.unwrap_or(30),
+        max_backup: raw_audit.max_backup.unwrap_or(3),
+        max_size: raw_audit.max_size.unwrap_or(100),
+    };
+    let binary = raw.binaries.kube_apiserver.as_ref().and_then(|value| {
+        c.input_file("binaries.kubeApiserver", value)
+    });
+    let binary_ok = raw.binaries.kube_apiserver.is_none() || binary.is_some();
+
+    let has_errors = c.findings.iter().any(|f| f.severity == Severity::Error);
+    let (Some(name), Some(version), Some(masters), Some(network), Some(etcd), Some(pki)) =
+        (name, version, masters, network, etcd, pki)
+    else {
+        return Err(into_error(c.findings));
+    };
+    let (Some(bin_dir), Some(cert_dir), Some(config_dir), Some(data_dir)) =
+        (bin_dir, cert_dir, config_dir, data_dir)
+    else {
+        return Err(into_error(c.findings));
+    };
+    if has_errors || !binary_ok || (raw.control_plane_endpoint.is_some() && endpoint.is_none()) {
+        return Err(into_error(c.findings));
+    }
+    let cluster = Cluster {
+        name,
+        kubernetes_version: version,
+        control_plane_endpoint: endpoint,
+        masters,
+        network,
+        etcd,
+        pki,
+        encryption_provider: provider,
+        paths: Paths { bin_dir, cert_dir, config_dir, data_dir },
+        apiserver: Apiserver { extra_args, audit },
+        kube_apiserver_binary: binary,
+    };
+    Ok(Validated { cluster, warnings: c.findings })
+}
+
+fn into_error(findings: Vec<Finding>) -> Error {
+    Error::InvalidConfig(
+        findings
+            .into_iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(miette::Report::new)
+            .collect(),
+    )
+}
+
+fn check_version(c: &mut Checker<'_>, value: &Text, options: ValidateOptions) -> Option<KubeVersion> {
+    let help = format!(
+        "write a release such as v1.{NEWEST_MINOR}.1; kube-bundle renders v1.{OLDEST_MINOR} \
+         through v1.{NEWEST_MINOR}"
+    );
+    let version = c.parse("kubernetesVersion", value, "a Kubernetes version", &help, |text| {
+        let bare = text.strip_prefix('v').unwrap_or(text);
+        semver::Version::parse(bare)
+            .map(KubeVersion)
+            .map_err(|err| format!("{err} (expected MAJOR.MINOR.PATCH)"))
+    })?;
+    let (major, minor) = (version.0.major, version.0.minor);
+    if major != 1 || minor < OLDEST_MINOR {
+        c.error(value.referenced, "kubernetesVersion",
+            format!("{version} is older than v1.{OLDEST_MINOR}, the oldest version kube-bundle renders"), &help);
+        return None;
+    }
+    if minor > NEWEST_MINOR {
+        if !options.allow_untested_version {
+            c.error(value.referenced, "kubernetesVersion",
+                format!("{version} is newer than v1.{NEWEST_MINOR}, the newest minor in the version table"),
+                &format!("{help}; pass --allow-untested-version to render it with the v1.{NEWEST_MINOR} rules"));
+            return None;
+        }
+        c.warn(value.referenced, "kubernetesVersion",
+            format!("{version} is newer than the version table; rendering with the v1.{NEWEST_MINOR} rules"),
+            "check the rendered unit against that release's flag reference");
+    }
+    Some(version)
+}
+
+fn check_masters(c: &mut Checker<'_>, masters: &serde_saphyr::Spanned<Vec<crate::config::RawNode>>) -> Option<Vec<Master>> {
+    if masters.value.is_empty() {
+        c.error(masters.referenced, "masters", "the list is empty".into(),
+            "list every control-plane node as `- { name: m1, ip: 10.0.0.11 }`");
+        return None;
+    }
+    let mut valid = Vec::new();
+    let mut names = BTreeSet::new();
+    let mut ips = BTreeSet::new();
+    let mut ok = true;
+    for (index, node) in masters.value.iter().enumerate() {
+        let name = c.parse(&format!("masters[{index}].name"), &node.name, "a DNS label",
+            "node names are RFC 1123 labels: lowercase letters, digits and '-', at most 63", DnsLabel::parse);
+        let ip = c.parse(&format!("masters[{index}].ip"), &node.ip, "an IP address",
+            "write the node's address, e.g. 172.27.128.150 or fd00::10", |text| {
+                let ip: IpAddr = text.parse().map_err(|_| "it does not parse".to_owned())?;
+                if ip.is_unspecified() || ip.is_multicast() {
+                    return Err("an unspecified or multicast address cannot be a node's address".into());
+                }
+                if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
+                    return Err("the broadcast address cannot be a node's address".into());
+                }
+                Ok(ip)
+            });
+        if let Some(name) = &name
+            && !names.insert(name.clone())
+        {
+            c.error(node.name.referenced, &format!("masters[{index}].name"),
+                format!("\"{name}\" is listed twice"), "give every master its own name");
+            ok = false;
+        }
+        if let Some(ip) = ip {
+            if !ips.insert(ip) {
+                c.error(node.ip.referenced, &format!("masters[{index}].ip"),
+                    format!("{ip} is listed twice"), "give every master its own address");
+                ok = false;
+            }
+            if ip.is_loopback() {
+                c.warn(node.ip.referenced, &format!("masters[{index}].ip"),
+                    format!("{ip} is a loopback address; other nodes cannot reach it"),
+                    "fine for a test bed on one host; use the node's routable address otherwise");
+            }
+        }
+        match (name, ip) {
+            (Some(name), Some(ip)) => valid.push(Master { name, ip }),
+            _ => ok = false,
+        }
+    }
+    if ok && valid.len() > 1 && valid.len() % 2 == 0 {
+        c.warn(masters.referenced, "masters", format!("{} masters: an even number adds no fault \
+            tolerance over {} when etcd runs beside them", valid.len(), valid.len() - 1),
+            "run an odd number of control-plane nodes (3 or 5)");
+    }
+    if ok && valid.len() == 1 {
+        c.warn(masters.referenced, "masters", "one master is not highly available".into(),
+            "run three control-plane nodes for HA");
+    }
+    ok.then_some(valid)
+}
+
+fn check_network(c: &mut Checker<'_>, raw: &RawNetwork, masters: Option<&[Master]>) -> Option<Network> {
+    let service_cidr = match &raw.service_cidr {
+        None => ServiceNetwork::parse("10.96.0.0/12").ok(),
+        Some(value) => {
+            let parsed = c.parse("network.serviceCIDR", value, "a service CIDR",
+                "write one CIDR (10.96.0.0/12) or two, comma-separated, for dual-stack \
+                 (10.96.0.0/12,fd00:10:96::/108); the first is the primary family", ServiceNetwork::parse);
+            if let (Some(cidrs), Some(masters)) = (&parsed, masters) {
+                for master in masters.iter().filter(|m| cidrs.contains(&m.ip)) {
+                    c.error(value.referenced, "network.serviceCIDR",
+                        format!("{cidrs} contains master {} ({})", master.name, master.ip),
+                        "service addresses are virtual; pick a range no node lives in");
+                }
+            }
+            parsed
+        }
+    };
+    let node_port_range = match &raw.node_port_range {
+        None => PortRange::parse("30000-32767").ok(),
+        Some(value) => c.parse("network.nodePortRange", value, "a port range",
+            "write FIRST-LAST, e.g. 30000-32767, clear of 6443", PortRange::parse),
+    };
+    let dns_domain = match &raw.dns_domain {
+        None => DnsName::parse("cluster.local", false).ok(),
+        Some(value) => c.parse("network.dnsDomain", value, "a DNS domain",
+            "write the cluster domain without a trailing dot, e.g. cluster.local",
+            |text| DnsName::parse(text, false)),
+    };
+    Some(Network { service_cidr: service_cidr?, node_port_range: node_port_range?, dns_domain: dns_domain? })
+}
+
+fn check_etcd(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<Etcd> {
+    let help = "write each endpoint as https://HOST:PORT, e.g. https://172.27.128.150:2379";
+    if raw.endpoints.value.is_empty() {
+        c.error(raw.endpoints.referenced, "etcd.endpoints", "the list is empty".into(), help);
+        return None;
+    }
+    let mut endpoints = Vec::new();
+    let mut ok = true;
+    for (index, value) in raw.endpoints.value.iter().enumerate() {
+        let field = format!("etcd.endpoints[{index}]");
+        let url = c.parse(&field, value, "an https URL", help, |text| {
+            let url = Url::parse(text).map_err(|err| err.to_string())?;
+            if url.scheme() != "https" {
+                return Err(format!("the scheme is '{}'; the apiserver talks to etcd over TLS", url.scheme()));
+            }
+            if url.host().is_none() {
+                return Err("it has no host".into());
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err("it carries credentials".into());
+            }
+            if url.path() != "/" && !url.path().is_empty() || url.query().is_some() || url.fragment().is_some() {
+                return Err("it has a path, query or fragment".into());
+            }
+            Ok(url)
+        });
+        match url {
+            Some(url) if endpoints.contains(&url) => {
+                c.error(value.referenced, &field, format!("{url} is listed twice"), "list each etcd member once");
+                ok = false;
+            }
+            Some(url) => endpoints.push(url),
+            None => ok = false,
+        }
+    }
+    if ok && endpoints.len() % 2 == 0 {
+        c.warn(raw.endpoints.referenced, "etcd.endpoints", format!("{} etcd members: an even \
+            number tolerates no more failures than one fewer", endpoints.len()),
+            "run an odd number of etcd members");
+    }
+    let mode = raw.ca.as_ref().map_or(EtcdCaMode::Cluster, |m| m.value);
+    let ca = match (mode, &raw.external) {
+        (EtcdCaMode::Cluster, None) => Some(EtcdCa::Cluster),
+        (EtcdCaMode::Separate, None) => Some(EtcdCa::Separate),
+        (EtcdCaMode::External, Some(files)) => {
+            let ca = c.input_file("etcd.external.ca", &files.ca);
+            let cert = c.input_file("etcd.external.cert", &files.cert);
+            let key = c.input_file("etcd.external.key", &files.key);
+            match (ca, cert, key) {
+                (Some(ca), Some(cert), Some(key)) => Some(EtcdCa::External { ca, cert, key }),
+                _ => None,
+            }
+        }
+        (EtcdCaMode::External, None) => {
+            let at = raw.ca.as_ref().map_or(raw.endpoints.referenced, |m| m.referenced);
+            c.error(at, "etcd.external", "`ca: external` needs the client credentials".into(),
+                "add `external: { ca: etcd-ca.pem, cert: client.pem, key: client-key.pem }`");
+            None
+        }
+        (_, Some(files)) => {
+            c.error(files.ca.referenced, "etcd.external", "client files are given but `ca` is not `external`".into(),
+                "set `ca: external`, or remove `external:` to let kube-bundle issue the etcd client cert");
+            None
+        }
+    };
+    Some(Etcd { endpoints, ca: ca? }).filter(|_| ok)
+}
+
+fn check_pki(c: &mut Checker<'_>, raw: &RawPki) -> Option<Pki> {
+    let duration = |c: &mut Checker<'_>, field: &str, value: Option<&Text>, default: Duration| match value {
+        None => Some(default),
+        Some(value) => c.parse(field, value, "a duration", "write hours, e.g. 8760h (one year)", |text| {
+            let duration = parse_duration(text)?;
+            if duration < Duration::from_secs(3600) {
+                return Err("it is shorter than one hour".into());
+            }
+            Ok(duration)
+        }),
+    };
+    let year = Duration::from_secs(365 * 24 * 3600);
+    let cert_validity = duration(c, "pki.certValidity", raw.cert_validity.as_ref(), year);
+    let ca_validity = duration(c, "pki.caValidity", raw.ca_validity.as_ref(), year * 10);
+    if let (Some(leaf), Some(ca), Some(value)) = (cert_validity, ca_validity, raw.cert_validity.as_ref())
+        && leaf > ca
+    {
+        c.error(value.referenced, "pki.certValidity", "certificates would outlive their CA".into(),
+            "make certValidity no longer than caValidity");
+    }
+    let mut extra_sans = Vec::new();
+    let mut ok = true;
+    for (index, value) in raw.extra_sans.iter().flatten().enumerate() {
+        let san = c.parse(&format!("pki.extraSANs[{index}]"), value, "an IP address or DNS name",
+            "write an IP address, a DNS name (api.example.com) or a wildcard (*.example.com)",
+            |text| match text.parse::<IpAddr>() {
+                Ok(ip) => Ok(Host::Ip(ip)),
+                Err(_) => DnsName::parse(text, true).map(Host::Dns),
+            });
+        match san {
+            Some(san) => extra_sans.push(san),
+            None => ok = false,
+        }
+    }
+    let import_ca = match &raw.import_ca {
+        None => Some(None),
+        Some(files) => {
+            let cert = c.input_file("pki.importCA.cert", &files.cert);
+            let key = c.input_file("pki.importCA.key", &files.key);
+            cert.zip(key).map(|(cert, key)| Some(ImportCa { cert, key }))
+        }
+    };
+    Some(Pki {
+        key_algorithm: raw.key_algorithm.unwrap_or(KeyAlgorithm::EcdsaP256),
+        cert_validity: cert_validity?,
+        ca_validity: ca_validity?,
+        extra_sans,
+        import_ca: import_ca?,
+    })
+    .filter(|_| ok)
+}
+
+fn check_extra_args(c: &mut Checker<'_>, raw: Option<&BTreeMap<String, Text>>) -> BTreeMap<String, String> {
+    let mut args = BTreeMap::new();
+    for (key, value) in raw.into_iter().flatten() {
+        let field = format!("apiserver.extraArgs.{}", key.escape_debug());
+        if key.starts_with('-') {
+            c.error(value.referenced, &field, "flag names are written without leading dashes".into(),
+                &format!("write `{}: …`", key.trim_start_matches('-').escape_debug()));
+            continue;
+        }
+        let valid_key = key.chars().next().is_some_and(|ch| ch.is_ascii_lowercase())
+            && key.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+        if !valid_key {
+            c.error(value.referenced, &field, "is not a kube-apiserver flag name".into(),
+                "flag names are lowercase letters, digits and '-', e.g. `event-ttl: 168h`");
+            continue;
+        }
+        if let Some(bad) = value.value.chars().find(|ch| ch.is_control()) {
+            c.error(value.referenced, &field, format!("the value contains the control character '{}'",
+                bad.escape_default()), "flag values are one line of printable text");
+            continue;
+        }
+        if value.value.len() > 4096 {
+            c.error(value.referenced, &field, "the value is longer than 4096 characters".into(),
+                "pass long settings through a file the flag points at");
+            continue;
+        }
+        args.insert(key.clone(), value.value.clone());
+    }
+    args
+}
