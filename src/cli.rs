@@ -70,13 +70,16 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
             report_warnings(&validated, err)?;
             let cluster = &validated.cluster;
             let warnings = validated.warnings.len();
-            write_out(out, &format!(
-                "{}: cluster {} ({} masters, Kubernetes {}) is valid; {warnings} warning(s)\n",
-                args.config.display(),
-                cluster.name,
-                cluster.masters.len(),
-                cluster.kubernetes_version,
-            ))
+            write_out(
+                out,
+                &format!(
+                    "{}: cluster {} ({} masters, Kubernetes {}) is valid; {warnings} warning(s)\n",
+                    args.config.display(),
+                    cluster.name,
+                    cluster.masters.len(),
+                    cluster.kubernetes_version,
+                ),
+            )
         }
         Command::Plan { config, output } => {
             let validated = load(&config)?;
@@ -100,7 +103,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
 fn load(args: &ConfigArgs) -> Result<Validated, Error> {
     let source = SourceFile::read(&args.config)?;
     let raw = config::parse(&source)?;
-    let options = ValidateOptions { allow_untested_version: args.allow_untested_version };
+    let options = ValidateOptions {
+        allow_untested_version: args.allow_untested_version,
+    };
     validate::validate(raw, &source, options)
 }
 
@@ -115,7 +120,11 @@ fn report_warnings(validated: &Validated, err: &mut dyn Write) -> Result<(), Err
 fn init(dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
     let path = dir.join("cluster.yaml");
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Error::Input(format!(
@@ -126,12 +135,16 @@ fn init(dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
         }
         Err(e) => return Err(Error::io(&path, e)),
     };
-    file.write_all(EXAMPLE_CLUSTER_YAML.as_bytes()).map_err(|e| Error::io(&path, e))?;
-    write_out(out, &format!(
-        "wrote {}: edit masters, network and etcd, then run `kube-bundle check {}`\n",
-        path.display(),
-        path.display()
-    ))
+    file.write_all(EXAMPLE_CLUSTER_YAML.as_bytes())
+        .map_err(|e| Error::io(&path, e))?;
+    write_out(
+        out,
+        &format!(
+            "wrote {}: edit masters, network and etcd, then run `kube-bundle check {}`\n",
+            path.display(),
+            path.display()
+        ),
+    )
 }
 
 fn plan_text(plan: &Plan) -> String {
@@ -144,7 +157,12 @@ fn plan_text(plan: &Plan) -> String {
     );
     for node in plan.nodes.values() {
         let _ = writeln!(text, "\nnode {} ({})", node.name, node.ip);
-        let ips: Vec<String> = node.serving_cert_sans.ips.iter().map(ToString::to_string).collect();
+        let ips: Vec<String> = node
+            .serving_cert_sans
+            .ips
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let _ = writeln!(text, "  serving cert SANs:");
         let _ = writeln!(text, "    DNS: {}", node.serving_cert_sans.dns.join(", "));
         let _ = writeln!(text, "    IP:  {}", ips.join(", "));
@@ -162,9 +180,11 @@ fn plan_text(plan: &Plan) -> String {
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {
-    out.write_all(text.as_bytes()).map_err(|e| Error::io(Path::new("<stdout>"), e))
+    out.write_all(text.as_bytes())
+        .map_err(|e| Error::io(Path::new("<stdout>"), e))
 }
 
 fn write_err(err: &mut dyn Write, text: &str) -> Result<(), Error> {
-    err.write_all(text.as_bytes()).map_err(|e| Error::io(Path::new("<stderr>"), e))
+    err.write_all(text.as_bytes())
+        .map_err(|e| Error::io(Path::new("<stderr>"), e))
 }

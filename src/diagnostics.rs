@@ -5,7 +5,9 @@ use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme};
 
 /// Renders one diagnostic. Lines are never wrapped, so messages stay greppable.
 pub fn render(diagnostic: &dyn Diagnostic) -> String {
-    let theme = if std::env::var_os("NO_COLOR").is_some() || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    let theme = if std::env::var_os("NO_COLOR").is_some()
+        || !std::io::IsTerminal::is_terminal(&std::io::stderr())
+    {
         GraphicalTheme::unicode_nocolor()
     } else {
         GraphicalTheme::unicode()

@@ -12,5 +12,5 @@ pub mod source;
 pub mod versions;
 
 pub mod config;
-pub mod validate;
 pub mod plan;
+pub mod validate;

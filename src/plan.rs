@@ -114,30 +114,74 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
         files.insert(path, PlannedFile { mode, artifact });
     };
     add(cert("ca.crt"), PUBLIC, Artifact::CaCert);
-    add(cert("front-proxy-ca.crt"), PUBLIC, Artifact::FrontProxyCaCert);
+    add(
+        cert("front-proxy-ca.crt"),
+        PUBLIC,
+        Artifact::FrontProxyCaCert,
+    );
     // With `ca: cluster` etcd trusts the cluster CA (the seed's layout): no separate file.
     if !matches!(cluster.etcd.ca, EtcdCa::Cluster) {
         add(cert("etcd/ca.crt"), PUBLIC, Artifact::EtcdCaCert);
     }
     add(cert("apiserver.crt"), PUBLIC, Artifact::ApiserverCert);
     add(cert("apiserver.key"), PRIVATE, Artifact::ApiserverKey);
-    add(cert("apiserver-kubelet-client.crt"), PUBLIC, Artifact::ApiserverKubeletClientCert);
-    add(cert("apiserver-kubelet-client.key"), PRIVATE, Artifact::ApiserverKubeletClientKey);
-    add(cert("apiserver-etcd-client.crt"), PUBLIC, Artifact::ApiserverEtcdClientCert);
-    add(cert("apiserver-etcd-client.key"), PRIVATE, Artifact::ApiserverEtcdClientKey);
-    add(cert("front-proxy-client.crt"), PUBLIC, Artifact::FrontProxyClientCert);
-    add(cert("front-proxy-client.key"), PRIVATE, Artifact::FrontProxyClientKey);
+    add(
+        cert("apiserver-kubelet-client.crt"),
+        PUBLIC,
+        Artifact::ApiserverKubeletClientCert,
+    );
+    add(
+        cert("apiserver-kubelet-client.key"),
+        PRIVATE,
+        Artifact::ApiserverKubeletClientKey,
+    );
+    add(
+        cert("apiserver-etcd-client.crt"),
+        PUBLIC,
+        Artifact::ApiserverEtcdClientCert,
+    );
+    add(
+        cert("apiserver-etcd-client.key"),
+        PRIVATE,
+        Artifact::ApiserverEtcdClientKey,
+    );
+    add(
+        cert("front-proxy-client.crt"),
+        PUBLIC,
+        Artifact::FrontProxyClientCert,
+    );
+    add(
+        cert("front-proxy-client.key"),
+        PRIVATE,
+        Artifact::FrontProxyClientKey,
+    );
     // kubeadm writes sa.pub 0600 too (kubernetes-reference.md §1.3).
     add(cert("sa.key"), PRIVATE, Artifact::ServiceAccountKey);
     add(cert("sa.pub"), PRIVATE, Artifact::ServiceAccountPub);
-    add(paths.config_dir.join("encryption-config.yaml"), PRIVATE, Artifact::EncryptionConfig);
+    add(
+        paths.config_dir.join("encryption-config.yaml"),
+        PRIVATE,
+        Artifact::EncryptionConfig,
+    );
     if cluster.apiserver.audit.enabled {
-        add(paths.config_dir.join("audit-policy.yaml"), PUBLIC, Artifact::AuditPolicy);
+        add(
+            paths.config_dir.join("audit-policy.yaml"),
+            PUBLIC,
+            Artifact::AuditPolicy,
+        );
     }
-    add(paths.config_dir.join("admin.kubeconfig"), PRIVATE, Artifact::AdminKubeconfig);
+    add(
+        paths.config_dir.join("admin.kubeconfig"),
+        PRIVATE,
+        Artifact::AdminKubeconfig,
+    );
     add(UNIT_PATH.to_owned(), PUBLIC, Artifact::ApiserverUnit);
     if cluster.kube_apiserver_binary.is_some() {
-        add(paths.bin_dir.join("kube-apiserver"), EXECUTABLE, Artifact::ApiserverBinary);
+        add(
+            paths.bin_dir.join("kube-apiserver"),
+            EXECUTABLE,
+            Artifact::ApiserverBinary,
+        );
     }
     NodePlan {
         name: master.name.to_string(),
@@ -184,5 +228,8 @@ pub fn serving_cert_sans(cluster: &Cluster, master: &Master) -> Sans {
             }
         }
     }
-    Sans { dns: dns.into_iter().collect(), ips }
+    Sans {
+        dns: dns.into_iter().collect(),
+        ips,
+    }
 }

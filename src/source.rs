@@ -54,7 +54,10 @@ impl SourceFile {
     }
 
     pub fn new(path: &Path, text: String) -> Self {
-        Self { path: path.to_path_buf(), text: text.into() }
+        Self {
+            path: path.to_path_buf(),
+            text: text.into(),
+        }
     }
 
     /// The name diagnostics show for this file.
@@ -92,7 +95,10 @@ impl SourceFile {
         let offset = span_for_line_col(&self.text, line, column)?;
         let rest = &self.text[offset..];
         let len = rest.find(['\n', ',', '}', ']']).unwrap_or(rest.len());
-        Some(SourceSpan::new(offset.into(), rest[..len].trim_end().len().max(1)))
+        Some(SourceSpan::new(
+            offset.into(),
+            rest[..len].trim_end().len().max(1),
+        ))
     }
 }
 
@@ -104,7 +110,9 @@ fn span_for_line_col(text: &str, line: usize, column: usize) -> Option<usize> {
     let line_start = if line == 1 {
         0
     } else {
-        text.match_indices('\n').nth(line - 2).map(|(index, _)| index + 1)?
+        text.match_indices('\n')
+            .nth(line - 2)
+            .map(|(index, _)| index + 1)?
     };
     let line_text = text[line_start..].split('\n').next().unwrap_or_default();
     let in_line = line_text

@@ -78,12 +78,17 @@ impl Diagnostic for Finding {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.span.is_some().then_some(&self.source as &dyn miette::SourceCode)
+        self.span
+            .is_some()
+            .then_some(&self.source as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.span?;
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some("here".into()), span))))
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some("here".into()),
+            span,
+        ))))
     }
 }
 
@@ -123,12 +128,17 @@ impl DnsName {
             return Err("it is empty".into());
         }
         if text.ends_with('.') {
-            return Err("it ends with a dot; certificates cannot carry a trailing dot \
+            return Err(
+                "it ends with a dot; certificates cannot carry a trailing dot \
                  (x509: cannot parse dnsName)"
-                .into());
+                    .into(),
+            );
         }
         if text.len() > 253 {
-            return Err(format!("it is {} characters long; DNS names are at most 253", text.len()));
+            return Err(format!(
+                "it is {} characters long; DNS names are at most 253",
+                text.len()
+            ));
         }
         let rest = match text.strip_prefix("*.") {
             Some(rest) if allow_wildcard => rest,
@@ -165,13 +175,22 @@ fn check_label(label: &str) -> Result<(), String> {
         return Err("it is empty (two dots in a row, or a leading dot?)".into());
     }
     if label.len() > 63 {
-        return Err(format!("it is {} characters long; a DNS label is at most 63", label.len()));
+        return Err(format!(
+            "it is {} characters long; a DNS label is at most 63",
+            label.len()
+        ));
     }
-    if let Some(bad) = label.chars().find(|c| !c.is_ascii_alphanumeric() && *c != '-') {
+    if let Some(bad) = label
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && *c != '-')
+    {
         return Err(if !bad.is_ascii() {
             format!("'{bad}' is not ASCII; write internationalised names in punycode (xn--…)")
         } else {
-            format!("'{}' is not allowed; use only a-z, 0-9 and '-'", bad.escape_default())
+            format!(
+                "'{}' is not allowed; use only a-z, 0-9 and '-'",
+                bad.escape_default()
+            )
         });
     }
     if label.chars().any(|c| c.is_ascii_uppercase()) {
@@ -218,14 +237,15 @@ impl AbsPath {
         if text.len() > 1024 {
             return Err("it is longer than 1024 characters".into());
         }
-        if let Some(bad) =
-            text.chars().find(|c| !(c.is_ascii_alphanumeric() || "/._-+@".contains(*c)))
+        if let Some(bad) = text
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "/._-+@".contains(*c)))
         {
             return Err(match bad {
-                c if c.is_whitespace() => "it contains whitespace".to_owned(),
-                c if c.is_ascii_control() => {
+                c if c.is_control() => {
                     format!("it contains the control character '{}'", c.escape_default())
                 }
+                c if c.is_whitespace() => "it contains whitespace".to_owned(),
                 c if !c.is_ascii() => format!("it contains the non-ASCII character '{c}'"),
                 c => format!("it contains the shell metacharacter '{c}'"),
             });
@@ -289,8 +309,9 @@ impl Endpoint {
             return Err("it has a URL scheme; write host or host:port, without https://".into());
         }
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (host, after) =
-                rest.split_once(']').ok_or("an IPv6 address opened with '[' is not closed")?;
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or("an IPv6 address opened with '[' is not closed")?;
             match after {
                 "" => (host, None),
                 _ => match after.strip_prefix(':') {
@@ -349,12 +370,20 @@ impl PortRange {
             Ok(0) | Err(_) => Err(format!("'{part}' is not a port number from 1 to 65535")),
             Ok(port) => Ok(port),
         };
-        let range = Self { first: port(first)?, last: port(last)? };
+        let range = Self {
+            first: port(first)?,
+            last: port(last)?,
+        };
         if range.first > range.last {
-            return Err(format!("it is inverted: {} is above {}", range.first, range.last));
+            return Err(format!(
+                "it is inverted: {} is above {}",
+                range.first, range.last
+            ));
         }
         if range.contains(SECURE_PORT) {
-            return Err(format!("it contains {SECURE_PORT}, the apiserver's secure port"));
+            return Err(format!(
+                "it contains {SECURE_PORT}, the apiserver's secure port"
+            ));
         }
         Ok(range)
     }
@@ -384,7 +413,10 @@ impl ServiceNetwork {
                 .parse()
                 .map_err(|_| format!("'{part}' is not a CIDR such as 10.96.0.0/12"))?;
             if cidr.trunc() != cidr {
-                return Err(format!("'{part}' has host bits set; did you mean {}?", cidr.trunc()));
+                return Err(format!(
+                    "'{part}' has host bits set; did you mean {}?",
+                    cidr.trunc()
+                ));
             }
             let host_bits = cidr.max_prefix_len() - cidr.prefix_len();
             if host_bits > MAX_SERVICE_HOST_BITS {
@@ -402,9 +434,11 @@ impl ServiceNetwork {
             [_] => {}
             [a, b] if a.addr().is_ipv4() != b.addr().is_ipv4() => {}
             [_, _] => {
-                return Err("the two dual-stack CIDRs are of the same family; give one IPv4 \
+                return Err(
+                    "the two dual-stack CIDRs are of the same family; give one IPv4 \
                             and one IPv6 CIDR"
-                    .into());
+                        .into(),
+                );
             }
             _ => return Err("at most two CIDRs (one per address family) are allowed".into()),
         }
@@ -452,10 +486,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             'h' => 3600,
             'm' => 60,
             's' => 1,
-            _ => return Err(format!("'{c}' is not a unit; use h, m or s (for example 8760h)")),
+            _ => {
+                return Err(format!(
+                    "'{c}' is not a unit; use h, m or s (for example 8760h)"
+                ));
+            }
         };
-        let amount: u64 =
-            digits.parse().map_err(|_| format!("a number must come before '{c}'"))?;
+        let amount: u64 = digits
+            .parse()
+            .map_err(|_| format!("a number must come before '{c}'"))?;
         total = amount
             .checked_mul(unit)
             .and_then(|secs| total.checked_add(secs))
@@ -487,7 +526,11 @@ pub struct Network {
 pub enum EtcdCa {
     Cluster,
     Separate,
-    External { ca: PathBuf, cert: PathBuf, key: PathBuf },
+    External {
+        ca: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -626,7 +669,12 @@ impl Checker<'_> {
             Ok(parsed) => Some(parsed),
             Err(why) => {
                 let shown = value.value.escape_debug();
-                self.error(value.referenced, field, format!("\"{shown}\" is not {what}: {why}"), help);
+                self.error(
+                    value.referenced,
+                    field,
+                    format!("\"{shown}\" is not {what}: {why}"),
+                    help,
+                );
                 None
             }
         }
@@ -649,8 +697,12 @@ impl Checker<'_> {
     /// A file named relative to cluster.yaml that must exist now.
     fn input_file(&mut self, field: &str, value: &Text) -> Option<PathBuf> {
         if value.value.is_empty() || value.value.contains('\0') {
-            self.error(value.referenced, field, "the file name is empty or holds a NUL".into(),
-                "name a file, relative to cluster.yaml or absolute");
+            self.error(
+                value.referenced,
+                field,
+                "the file name is empty or holds a NUL".into(),
+                "name a file, relative to cluster.yaml or absolute",
+            );
             return None;
         }
         let path = self.base_dir.join(&value.value);
@@ -658,8 +710,12 @@ impl Checker<'_> {
             Some(path)
         } else {
             let shown = path.display().to_string();
-            self.error(value.referenced, field, format!("file \"{shown}\" does not exist or is not a regular file"),
-                "paths are relative to the directory that holds cluster.yaml");
+            self.error(
+                value.referenced,
+                field,
+                format!("file \"{shown}\" does not exist or is not a regular file"),
+                "paths are relative to the directory that holds cluster.yaml",
+            );
             None
         }
     }
@@ -671,40 +727,95 @@ pub fn validate(
     source: &SourceFile,
     options: ValidateOptions,
 ) -> Result<Validated, Error> {
-    let base_dir = source.path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut c = Checker { source, base_dir, findings: Vec::new() };
+    let base_dir = source
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut c = Checker {
+        source,
+        base_dir,
+        findings: Vec::new(),
+    };
 
     if raw.api_version.value != API_VERSION {
         let shown = raw.api_version.value.escape_debug().to_string();
-        c.error(raw.api_version.referenced, "apiVersion", format!("\"{shown}\" is not supported"),
-            &format!("write `apiVersion: {API_VERSION}`"));
+        c.error(
+            raw.api_version.referenced,
+            "apiVersion",
+            format!("\"{shown}\" is not supported"),
+            &format!("write `apiVersion: {API_VERSION}`"),
+        );
     }
     if raw.kind.value != KIND {
         let shown = raw.kind.value.escape_debug().to_string();
-        c.error(raw.kind.referenced, "kind", format!("\"{shown}\" is not supported"),
-            &format!("write `kind: {KIND}`"));
+        c.error(
+            raw.kind.referenced,
+            "kind",
+            format!("\"{shown}\" is not supported"),
+            &format!("write `kind: {KIND}`"),
+        );
     }
-    let name = c.parse("name", &raw.name, "a DNS label", "name the cluster with lowercase \
-        letters, digits and '-' (it names the bundles/<cluster> directory)", DnsLabel::parse);
+    let name = c.parse(
+        "name",
+        &raw.name,
+        "a DNS label",
+        "name the cluster with lowercase \
+        letters, digits and '-' (it names the bundles/<cluster> directory)",
+        DnsLabel::parse,
+    );
     let version = check_version(&mut c, &raw.kubernetes_version, options);
     let endpoint = raw.control_plane_endpoint.as_ref().and_then(|value| {
-        c.parse("controlPlaneEndpoint", value, "host[:port]", "write an IP address or DNS name, \
-            optionally with a port, e.g. 172.27.128.100:8443 or api.example.com:6443", Endpoint::parse)
+        c.parse(
+            "controlPlaneEndpoint",
+            value,
+            "host[:port]",
+            "write an IP address or DNS name, \
+            optionally with a port, e.g. 172.27.128.100:8443 or api.example.com:6443",
+            Endpoint::parse,
+        )
     });
     let masters = check_masters(&mut c, &raw.masters);
     let network = check_network(&mut c, &raw.network, masters.as_deref());
     let etcd = check_etcd(&mut c, &raw.etcd);
     let pki = check_pki(&mut c, &raw.pki);
-    let provider = raw.encryption.provider.as_ref().map_or(EncryptionProvider::Secretbox, |p| p.value);
-    if let Some(p) = raw.encryption.provider.as_ref().filter(|p| p.value == EncryptionProvider::Aescbc) {
-        c.warn(p.referenced, "encryption.provider", "aescbc is rated weak upstream \
-            (CBC padding-oracle attacks)".into(), "prefer secretbox, the strongest provider that \
-            needs no KMS; switching providers later means rotating keys");
+    let provider = raw
+        .encryption
+        .provider
+        .as_ref()
+        .map_or(EncryptionProvider::Secretbox, |p| p.value);
+    if let Some(p) = raw
+        .encryption
+        .provider
+        .as_ref()
+        .filter(|p| p.value == EncryptionProvider::Aescbc)
+    {
+        c.warn(
+            p.referenced,
+            "encryption.provider",
+            "aescbc is rated weak upstream \
+            (CBC padding-oracle attacks)"
+                .into(),
+            "prefer secretbox, the strongest provider that \
+            needs no KMS; switching providers later means rotating keys",
+        );
     }
     let bin_dir = c.path("paths.binDir", raw.paths.bin_dir.as_ref(), "/opt/k8s/bin");
-    let cert_dir = c.path("paths.certDir", raw.paths.cert_dir.as_ref(), "/etc/kubernetes/cert");
-    let config_dir = c.path("paths.configDir", raw.paths.config_dir.as_ref(), "/etc/kubernetes");
-    let data_dir = c.path("paths.dataDir", raw.paths.data_dir.as_ref(), "/data/k8s/k8s");
+    let cert_dir = c.path(
+        "paths.certDir",
+        raw.paths.cert_dir.as_ref(),
+        "/etc/kubernetes/cert",
+    );
+    let config_dir = c.path(
+        "paths.configDir",
+        raw.paths.config_dir.as_ref(),
+        "/etc/kubernetes",
+    );
+    let data_dir = c.path(
+        "paths.dataDir",
+        raw.paths.data_dir.as_ref(),
+        "/data/k8s/k8s",
+    );
     let extra_args = check_extra_args(&mut c, raw.apiserver.extra_args.as_ref());
     let raw_audit = raw.apiserver.audit.unwrap_or_default();
     // The seed's audit-log settings.
@@ -714,9 +825,11 @@ pub fn validate(
         max_backup: raw_audit.max_backup.unwrap_or(3),
         max_size: raw_audit.max_size.unwrap_or(100),
     };
-    let binary = raw.binaries.kube_apiserver.as_ref().and_then(|value| {
-        c.input_file("binaries.kubeApiserver", value)
-    });
+    let binary = raw
+        .binaries
+        .kube_apiserver
+        .as_ref()
+        .and_then(|value| c.input_file("binaries.kubeApiserver", value));
     let binary_ok = raw.binaries.kube_apiserver.is_none() || binary.is_some();
 
     let has_errors = c.findings.iter().any(|f| f.severity == Severity::Error);
@@ -742,11 +855,19 @@ pub fn validate(
         etcd,
         pki,
         encryption_provider: provider,
-        paths: Paths { bin_dir, cert_dir, config_dir, data_dir },
+        paths: Paths {
+            bin_dir,
+            cert_dir,
+            config_dir,
+            data_dir,
+        },
         apiserver: Apiserver { extra_args, audit },
         kube_apiserver_binary: binary,
     };
-    Ok(Validated { cluster, warnings: c.findings })
+    Ok(Validated {
+        cluster,
+        warnings: c.findings,
+    })
 }
 
 fn into_error(findings: Vec<Finding>) -> Error {
@@ -759,21 +880,37 @@ fn into_error(findings: Vec<Finding>) -> Error {
     )
 }
 
-fn check_version(c: &mut Checker<'_>, value: &Text, options: ValidateOptions) -> Option<KubeVersion> {
+fn check_version(
+    c: &mut Checker<'_>,
+    value: &Text,
+    options: ValidateOptions,
+) -> Option<KubeVersion> {
     let help = format!(
         "write a release such as v1.{NEWEST_MINOR}.1; kube-bundle renders v1.{OLDEST_MINOR} \
          through v1.{NEWEST_MINOR}"
     );
-    let version = c.parse("kubernetesVersion", value, "a Kubernetes version", &help, |text| {
-        let bare = text.strip_prefix('v').unwrap_or(text);
-        semver::Version::parse(bare)
-            .map(KubeVersion)
-            .map_err(|err| format!("{err} (expected MAJOR.MINOR.PATCH)"))
-    })?;
+    let version = c.parse(
+        "kubernetesVersion",
+        value,
+        "a Kubernetes version",
+        &help,
+        |text| {
+            let bare = text.strip_prefix('v').unwrap_or(text);
+            semver::Version::parse(bare)
+                .map(KubeVersion)
+                .map_err(|err| format!("{err} (expected MAJOR.MINOR.PATCH)"))
+        },
+    )?;
     let (major, minor) = (version.0.major, version.0.minor);
     if major != 1 || minor < OLDEST_MINOR {
-        c.error(value.referenced, "kubernetesVersion",
-            format!("{version} is older than v1.{OLDEST_MINOR}, the oldest version kube-bundle renders"), &help);
+        c.error(
+            value.referenced,
+            "kubernetesVersion",
+            format!(
+                "{version} is older than v1.{OLDEST_MINOR}, the oldest version kube-bundle renders"
+            ),
+            &help,
+        );
         return None;
     }
     if minor > NEWEST_MINOR {
@@ -790,10 +927,17 @@ fn check_version(c: &mut Checker<'_>, value: &Text, options: ValidateOptions) ->
     Some(version)
 }
 
-fn check_masters(c: &mut Checker<'_>, masters: &serde_saphyr::Spanned<Vec<crate::config::RawNode>>) -> Option<Vec<Master>> {
+fn check_masters(
+    c: &mut Checker<'_>,
+    masters: &serde_saphyr::Spanned<Vec<crate::config::RawNode>>,
+) -> Option<Vec<Master>> {
     if masters.value.is_empty() {
-        c.error(masters.referenced, "masters", "the list is empty".into(),
-            "list every control-plane node as `- { name: m1, ip: 10.0.0.11 }`");
+        c.error(
+            masters.referenced,
+            "masters",
+            "the list is empty".into(),
+            "list every control-plane node as `- { name: m1, ip: 10.0.0.11 }`",
+        );
         return None;
     }
     let mut valid = Vec::new();
@@ -801,36 +945,59 @@ fn check_masters(c: &mut Checker<'_>, masters: &serde_saphyr::Spanned<Vec<crate:
     let mut ips = BTreeSet::new();
     let mut ok = true;
     for (index, node) in masters.value.iter().enumerate() {
-        let name = c.parse(&format!("masters[{index}].name"), &node.name, "a DNS label",
-            "node names are RFC 1123 labels: lowercase letters, digits and '-', at most 63", DnsLabel::parse);
-        let ip = c.parse(&format!("masters[{index}].ip"), &node.ip, "an IP address",
-            "write the node's address, e.g. 172.27.128.150 or fd00::10", |text| {
+        let name = c.parse(
+            &format!("masters[{index}].name"),
+            &node.name,
+            "a DNS label",
+            "node names are RFC 1123 labels: lowercase letters, digits and '-', at most 63",
+            DnsLabel::parse,
+        );
+        let ip = c.parse(
+            &format!("masters[{index}].ip"),
+            &node.ip,
+            "an IP address",
+            "write the node's address, e.g. 172.27.128.150 or fd00::10",
+            |text| {
                 let ip: IpAddr = text.parse().map_err(|_| "it does not parse".to_owned())?;
                 if ip.is_unspecified() || ip.is_multicast() {
-                    return Err("an unspecified or multicast address cannot be a node's address".into());
+                    return Err(
+                        "an unspecified or multicast address cannot be a node's address".into(),
+                    );
                 }
                 if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
                     return Err("the broadcast address cannot be a node's address".into());
                 }
                 Ok(ip)
-            });
+            },
+        );
         if let Some(name) = &name
             && !names.insert(name.clone())
         {
-            c.error(node.name.referenced, &format!("masters[{index}].name"),
-                format!("\"{name}\" is listed twice"), "give every master its own name");
+            c.error(
+                node.name.referenced,
+                &format!("masters[{index}].name"),
+                format!("\"{name}\" is listed twice"),
+                "give every master its own name",
+            );
             ok = false;
         }
         if let Some(ip) = ip {
             if !ips.insert(ip) {
-                c.error(node.ip.referenced, &format!("masters[{index}].ip"),
-                    format!("{ip} is listed twice"), "give every master its own address");
+                c.error(
+                    node.ip.referenced,
+                    &format!("masters[{index}].ip"),
+                    format!("{ip} is listed twice"),
+                    "give every master its own address",
+                );
                 ok = false;
             }
             if ip.is_loopback() {
-                c.warn(node.ip.referenced, &format!("masters[{index}].ip"),
+                c.warn(
+                    node.ip.referenced,
+                    &format!("masters[{index}].ip"),
                     format!("{ip} is a loopback address; other nodes cannot reach it"),
-                    "fine for a test bed on one host; use the node's routable address otherwise");
+                    "fine for a test bed on one host; use the node's routable address otherwise",
+                );
             }
         }
         match (name, ip) {
@@ -839,29 +1006,53 @@ fn check_masters(c: &mut Checker<'_>, masters: &serde_saphyr::Spanned<Vec<crate:
         }
     }
     if ok && valid.len() > 1 && valid.len() % 2 == 0 {
-        c.warn(masters.referenced, "masters", format!("{} masters: an even number adds no fault \
-            tolerance over {} when etcd runs beside them", valid.len(), valid.len() - 1),
-            "run an odd number of control-plane nodes (3 or 5)");
+        c.warn(
+            masters.referenced,
+            "masters",
+            format!(
+                "{} masters: an even number adds no fault \
+            tolerance over {} when etcd runs beside them",
+                valid.len(),
+                valid.len() - 1
+            ),
+            "run an odd number of control-plane nodes (3 or 5)",
+        );
     }
     if ok && valid.len() == 1 {
-        c.warn(masters.referenced, "masters", "one master is not highly available".into(),
-            "run three control-plane nodes for HA");
+        c.warn(
+            masters.referenced,
+            "masters",
+            "one master is not highly available".into(),
+            "run three control-plane nodes for HA",
+        );
     }
     ok.then_some(valid)
 }
 
-fn check_network(c: &mut Checker<'_>, raw: &RawNetwork, masters: Option<&[Master]>) -> Option<Network> {
+fn check_network(
+    c: &mut Checker<'_>,
+    raw: &RawNetwork,
+    masters: Option<&[Master]>,
+) -> Option<Network> {
     let service_cidr = match &raw.service_cidr {
         None => ServiceNetwork::parse("10.96.0.0/12").ok(),
         Some(value) => {
-            let parsed = c.parse("network.serviceCIDR", value, "a service CIDR",
+            let parsed = c.parse(
+                "network.serviceCIDR",
+                value,
+                "a service CIDR",
                 "write one CIDR (10.96.0.0/12) or two, comma-separated, for dual-stack \
-                 (10.96.0.0/12,fd00:10:96::/108); the first is the primary family", ServiceNetwork::parse);
+                 (10.96.0.0/12,fd00:10:96::/108); the first is the primary family",
+                ServiceNetwork::parse,
+            );
             if let (Some(cidrs), Some(masters)) = (&parsed, masters) {
                 for master in masters.iter().filter(|m| cidrs.contains(&m.ip)) {
-                    c.error(value.referenced, "network.serviceCIDR",
+                    c.error(
+                        value.referenced,
+                        "network.serviceCIDR",
                         format!("{cidrs} contains master {} ({})", master.name, master.ip),
-                        "service addresses are virtual; pick a range no node lives in");
+                        "service addresses are virtual; pick a range no node lives in",
+                    );
                 }
             }
             parsed
@@ -869,22 +1060,40 @@ fn check_network(c: &mut Checker<'_>, raw: &RawNetwork, masters: Option<&[Master
     };
     let node_port_range = match &raw.node_port_range {
         None => PortRange::parse("30000-32767").ok(),
-        Some(value) => c.parse("network.nodePortRange", value, "a port range",
-            "write FIRST-LAST, e.g. 30000-32767, clear of 6443", PortRange::parse),
+        Some(value) => c.parse(
+            "network.nodePortRange",
+            value,
+            "a port range",
+            "write FIRST-LAST, e.g. 30000-32767, clear of 6443",
+            PortRange::parse,
+        ),
     };
     let dns_domain = match &raw.dns_domain {
         None => DnsName::parse("cluster.local", false).ok(),
-        Some(value) => c.parse("network.dnsDomain", value, "a DNS domain",
+        Some(value) => c.parse(
+            "network.dnsDomain",
+            value,
+            "a DNS domain",
             "write the cluster domain without a trailing dot, e.g. cluster.local",
-            |text| DnsName::parse(text, false)),
+            |text| DnsName::parse(text, false),
+        ),
     };
-    Some(Network { service_cidr: service_cidr?, node_port_range: node_port_range?, dns_domain: dns_domain? })
+    Some(Network {
+        service_cidr: service_cidr?,
+        node_port_range: node_port_range?,
+        dns_domain: dns_domain?,
+    })
 }
 
 fn check_etcd(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<Etcd> {
     let help = "write each endpoint as https://HOST:PORT, e.g. https://172.27.128.150:2379";
     if raw.endpoints.value.is_empty() {
-        c.error(raw.endpoints.referenced, "etcd.endpoints", "the list is empty".into(), help);
+        c.error(
+            raw.endpoints.referenced,
+            "etcd.endpoints",
+            "the list is empty".into(),
+            help,
+        );
         return None;
     }
     let mut endpoints = Vec::new();
@@ -894,7 +1103,10 @@ fn check_etcd(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<Etcd> {
         let url = c.parse(&field, value, "an https URL", help, |text| {
             let url = Url::parse(text).map_err(|err| err.to_string())?;
             if url.scheme() != "https" {
-                return Err(format!("the scheme is '{}'; the apiserver talks to etcd over TLS", url.scheme()));
+                return Err(format!(
+                    "the scheme is '{}'; the apiserver talks to etcd over TLS",
+                    url.scheme()
+                ));
             }
             if url.host().is_none() {
                 return Err("it has no host".into());
@@ -902,14 +1114,22 @@ fn check_etcd(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<Etcd> {
             if !url.username().is_empty() || url.password().is_some() {
                 return Err("it carries credentials".into());
             }
-            if url.path() != "/" && !url.path().is_empty() || url.query().is_some() || url.fragment().is_some() {
+            if url.path() != "/" && !url.path().is_empty()
+                || url.query().is_some()
+                || url.fragment().is_some()
+            {
                 return Err("it has a path, query or fragment".into());
             }
             Ok(url)
         });
         match url {
             Some(url) if endpoints.contains(&url) => {
-                c.error(value.referenced, &field, format!("{url} is listed twice"), "list each etcd member once");
+                c.error(
+                    value.referenced,
+                    &field,
+                    format!("{url} is listed twice"),
+                    "list each etcd member once",
+                );
                 ok = false;
             }
             Some(url) => endpoints.push(url),
@@ -917,9 +1137,16 @@ fn check_etcd(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<Etcd> {
         }
     }
     if ok && endpoints.len() % 2 == 0 {
-        c.warn(raw.endpoints.referenced, "etcd.endpoints", format!("{} etcd members: an even \
-            number tolerates no more failures than one fewer", endpoints.len()),
-            "run an odd number of etcd members");
+        c.warn(
+            raw.endpoints.referenced,
+            "etcd.endpoints",
+            format!(
+                "{} etcd members: an even \
+            number tolerates no more failures than one fewer",
+                endpoints.len()
+            ),
+            "run an odd number of etcd members",
+        );
     }
     let mode = raw.ca.as_ref().map_or(EtcdCaMode::Cluster, |m| m.value);
     let ca = match (mode, &raw.external) {
@@ -935,9 +1162,16 @@ fn check_etcd(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<Etcd> {
             }
         }
         (EtcdCaMode::External, None) => {
-            let at = raw.ca.as_ref().map_or(raw.endpoints.referenced, |m| m.referenced);
-            c.error(at, "etcd.external", "`ca: external` needs the client credentials".into(),
-                "add `external: { ca: etcd-ca.pem, cert: client.pem, key: client-key.pem }`");
+            let at = raw
+                .ca
+                .as_ref()
+                .map_or(raw.endpoints.referenced, |m| m.referenced);
+            c.error(
+                at,
+                "etcd.external",
+                "`ca: external` needs the client credentials".into(),
+                "add `external: { ca: etcd-ca.pem, cert: client.pem, key: client-key.pem }`",
+            );
             None
         }
         (_, Some(files)) => {
@@ -950,34 +1184,50 @@ fn check_etcd(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<Etcd> {
 }
 
 fn check_pki(c: &mut Checker<'_>, raw: &RawPki) -> Option<Pki> {
-    let duration = |c: &mut Checker<'_>, field: &str, value: Option<&Text>, default: Duration| match value {
-        None => Some(default),
-        Some(value) => c.parse(field, value, "a duration", "write hours, e.g. 8760h (one year)", |text| {
-            let duration = parse_duration(text)?;
-            if duration < Duration::from_secs(3600) {
-                return Err("it is shorter than one hour".into());
-            }
-            Ok(duration)
-        }),
-    };
+    let duration =
+        |c: &mut Checker<'_>, field: &str, value: Option<&Text>, default: Duration| match value {
+            None => Some(default),
+            Some(value) => c.parse(
+                field,
+                value,
+                "a duration",
+                "write hours, e.g. 8760h (one year)",
+                |text| {
+                    let duration = parse_duration(text)?;
+                    if duration < Duration::from_secs(3600) {
+                        return Err("it is shorter than one hour".into());
+                    }
+                    Ok(duration)
+                },
+            ),
+        };
     let year = Duration::from_secs(365 * 24 * 3600);
     let cert_validity = duration(c, "pki.certValidity", raw.cert_validity.as_ref(), year);
     let ca_validity = duration(c, "pki.caValidity", raw.ca_validity.as_ref(), year * 10);
-    if let (Some(leaf), Some(ca), Some(value)) = (cert_validity, ca_validity, raw.cert_validity.as_ref())
+    if let (Some(leaf), Some(ca), Some(value)) =
+        (cert_validity, ca_validity, raw.cert_validity.as_ref())
         && leaf > ca
     {
-        c.error(value.referenced, "pki.certValidity", "certificates would outlive their CA".into(),
-            "make certValidity no longer than caValidity");
+        c.error(
+            value.referenced,
+            "pki.certValidity",
+            "certificates would outlive their CA".into(),
+            "make certValidity no longer than caValidity",
+        );
     }
     let mut extra_sans = Vec::new();
     let mut ok = true;
     for (index, value) in raw.extra_sans.iter().flatten().enumerate() {
-        let san = c.parse(&format!("pki.extraSANs[{index}]"), value, "an IP address or DNS name",
+        let san = c.parse(
+            &format!("pki.extraSANs[{index}]"),
+            value,
+            "an IP address or DNS name",
             "write an IP address, a DNS name (api.example.com) or a wildcard (*.example.com)",
             |text| match text.parse::<IpAddr>() {
                 Ok(ip) => Ok(Host::Ip(ip)),
                 Err(_) => DnsName::parse(text, true).map(Host::Dns),
-            });
+            },
+        );
         match san {
             Some(san) => extra_sans.push(san),
             None => ok = false,
@@ -988,7 +1238,8 @@ fn check_pki(c: &mut Checker<'_>, raw: &RawPki) -> Option<Pki> {
         Some(files) => {
             let cert = c.input_file("pki.importCA.cert", &files.cert);
             let key = c.input_file("pki.importCA.key", &files.key);
-            cert.zip(key).map(|(cert, key)| Some(ImportCa { cert, key }))
+            cert.zip(key)
+                .map(|(cert, key)| Some(ImportCa { cert, key }))
         }
     };
     Some(Pki {
@@ -1001,33 +1252,496 @@ fn check_pki(c: &mut Checker<'_>, raw: &RawPki) -> Option<Pki> {
     .filter(|_| ok)
 }
 
-fn check_extra_args(c: &mut Checker<'_>, raw: Option<&BTreeMap<String, Text>>) -> BTreeMap<String, String> {
+fn check_extra_args(
+    c: &mut Checker<'_>,
+    raw: Option<&BTreeMap<String, Text>>,
+) -> BTreeMap<String, String> {
     let mut args = BTreeMap::new();
     for (key, value) in raw.into_iter().flatten() {
         let field = format!("apiserver.extraArgs.{}", key.escape_debug());
         if key.starts_with('-') {
-            c.error(value.referenced, &field, "flag names are written without leading dashes".into(),
-                &format!("write `{}: …`", key.trim_start_matches('-').escape_debug()));
+            c.error(
+                value.referenced,
+                &field,
+                "flag names are written without leading dashes".into(),
+                &format!("write `{}: …`", key.trim_start_matches('-').escape_debug()),
+            );
             continue;
         }
         let valid_key = key.chars().next().is_some_and(|ch| ch.is_ascii_lowercase())
-            && key.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+            && key
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
         if !valid_key {
-            c.error(value.referenced, &field, "is not a kube-apiserver flag name".into(),
-                "flag names are lowercase letters, digits and '-', e.g. `event-ttl: 168h`");
+            c.error(
+                value.referenced,
+                &field,
+                "is not a kube-apiserver flag name".into(),
+                "flag names are lowercase letters, digits and '-', e.g. `event-ttl: 168h`",
+            );
             continue;
         }
         if let Some(bad) = value.value.chars().find(|ch| ch.is_control()) {
-            c.error(value.referenced, &field, format!("the value contains the control character '{}'",
-                bad.escape_default()), "flag values are one line of printable text");
+            c.error(
+                value.referenced,
+                &field,
+                format!(
+                    "the value contains the control character '{}'",
+                    bad.escape_default()
+                ),
+                "flag values are one line of printable text",
+            );
             continue;
         }
         if value.value.len() > 4096 {
-            c.error(value.referenced, &field, "the value is longer than 4096 characters".into(),
-                "pass long settings through a file the flag points at");
+            c.error(
+                value.referenced,
+                &field,
+                "the value is longer than 4096 characters".into(),
+                "pass long settings through a file the flag points at",
+            );
             continue;
         }
         args.insert(key.clone(), value.value.clone());
     }
     args
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::cli::EXAMPLE_CLUSTER_YAML;
+
+    /// The example with `old` replaced by `new`; panics if `old` is missing so a test
+    /// cannot silently check the unmodified example.
+    fn example_with(old: &str, new: &str) -> String {
+        assert!(EXAMPLE_CLUSTER_YAML.contains(old), "example lacks {old:?}");
+        EXAMPLE_CLUSTER_YAML.replacen(old, new, 1)
+    }
+
+    fn run(yaml: &str, options: ValidateOptions) -> Result<Validated, Vec<String>> {
+        let source = SourceFile::new(Path::new("cluster.yaml"), yaml.to_owned());
+        let raw = match crate::config::parse(&source) {
+            Ok(raw) => raw,
+            Err(Error::InvalidConfig(reports)) => {
+                return Err(reports.iter().map(ToString::to_string).collect());
+            }
+            Err(other) => return Err(vec![other.to_string()]),
+        };
+        validate(raw, &source, options).map_err(|err| match err {
+            Error::InvalidConfig(reports) => reports.iter().map(ToString::to_string).collect(),
+            other => vec![other.to_string()],
+        })
+    }
+
+    /// Asserts that the edited example fails with one error containing every fragment.
+    #[track_caller]
+    fn rejects(old: &str, new: &str, fragments: &[&str]) {
+        let errors = run(&example_with(old, new), ValidateOptions::default())
+            .err()
+            .unwrap_or_else(|| panic!("{new:?} was accepted"));
+        assert!(
+            errors
+                .iter()
+                .any(|e| fragments.iter().all(|f| e.contains(f))),
+            "no error contains {fragments:?}: {errors:#?}"
+        );
+    }
+
+    fn warnings(yaml: &str) -> Vec<String> {
+        let validated = run(yaml, ValidateOptions::default()).expect("valid");
+        validated.warnings.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn the_example_is_valid_and_warning_free() {
+        assert!(warnings(EXAMPLE_CLUSTER_YAML).is_empty());
+    }
+
+    #[test]
+    fn node_names_must_be_dns_labels() {
+        rejects(
+            "name: cp1,",
+            "name: CP1,",
+            &["masters[0].name", "uppercase"],
+        );
+        rejects(
+            "name: cp1,",
+            "name: cp_1,",
+            &["masters[0].name", "'_' is not allowed"],
+        );
+        rejects(
+            "name: cp1,",
+            "name: -cp1,",
+            &["masters[0].name", "start and end"],
+        );
+        rejects(
+            "name: cp1,",
+            "name: cp1.example,",
+            &["masters[0].name", "'.' is not allowed"],
+        );
+        let long = format!("name: {},", "a".repeat(64));
+        rejects("name: cp1,", &long, &["masters[0].name", "at most 63"]);
+    }
+
+    #[test]
+    fn duplicate_names_and_ips_are_refused() {
+        rejects(
+            "name: cp2,",
+            "name: cp1,",
+            &["masters[1].name", "listed twice"],
+        );
+        rejects(
+            "ip: 10.20.0.12",
+            "ip: 10.20.0.11",
+            &["masters[1].ip", "listed twice"],
+        );
+    }
+
+    #[test]
+    fn ips_must_parse_and_be_unicast() {
+        rejects(
+            "ip: 10.20.0.11",
+            "ip: 10.20.0.311",
+            &["masters[0].ip", "not an IP address"],
+        );
+        rejects(
+            "ip: 10.20.0.11",
+            "ip: 0.0.0.0",
+            &["masters[0].ip", "unspecified"],
+        );
+        rejects(
+            "ip: 10.20.0.11",
+            "ip: 224.0.0.1",
+            &["masters[0].ip", "multicast"],
+        );
+    }
+
+    #[test]
+    fn service_cidr_must_parse_fit_and_avoid_masters() {
+        let cidr = "serviceCIDR: 10.96.0.0/12";
+        rejects(
+            cidr,
+            "serviceCIDR: 10.96.0.0/33",
+            &["network.serviceCIDR", "not a CIDR"],
+        );
+        rejects(cidr, "serviceCIDR: 10.0.0.0/8", &["larger than /12"]);
+        rejects(cidr, "serviceCIDR: fd00::/64", &["larger than /108"]);
+        rejects(
+            cidr,
+            "serviceCIDR: 10.96.0.1/12",
+            &["host bits", "10.96.0.0/12"],
+        );
+        rejects(
+            cidr,
+            "serviceCIDR: 10.20.0.0/16",
+            &["contains master cp1 (10.20.0.11)"],
+        );
+    }
+
+    #[test]
+    fn dual_stack_service_cidrs_put_the_primary_first() {
+        let cidr = "serviceCIDR: 10.96.0.0/12";
+        rejects(
+            cidr,
+            "serviceCIDR: 10.96.0.0/12,10.112.0.0/12",
+            &["same family"],
+        );
+        rejects(
+            cidr,
+            "serviceCIDR: 10.96.0.0/12,fd00::/108,fd01::/108",
+            &["at most two"],
+        );
+        let yaml = example_with(cidr, "serviceCIDR: fd00:10:96::/108,10.96.0.0/12");
+        let cluster = run(&yaml, ValidateOptions::default())
+            .expect("valid")
+            .cluster;
+        assert_eq!(
+            cluster.network.service_cidr.kubernetes_service_ip(),
+            "fd00:10:96::1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn node_port_range_must_be_well_formed_and_clear_of_6443() {
+        let range = "nodePortRange: 30000-32767";
+        rejects(
+            range,
+            "nodePortRange: 30000",
+            &["network.nodePortRange", "FIRST-LAST"],
+        );
+        rejects(range, "nodePortRange: 32767-30000", &["inverted"]);
+        rejects(range, "nodePortRange: 6000-7000", &["contains 6443"]);
+        rejects(range, "nodePortRange: 0-100", &["'0' is not a port"]);
+    }
+
+    #[test]
+    fn dns_domain_has_no_trailing_dot_and_valid_labels() {
+        let domain = "dnsDomain: cluster.local";
+        rejects(
+            domain,
+            "dnsDomain: cluster.local.",
+            &["network.dnsDomain", "trailing dot"],
+        );
+        rejects(domain, "dnsDomain: cluster..local", &["empty"]);
+        rejects(domain, "dnsDomain: clus_ter.local", &["'_' is not allowed"]);
+        rejects(
+            domain,
+            "dnsDomain: \"*.local\"",
+            &["wildcard is not allowed"],
+        );
+    }
+
+    #[test]
+    fn extra_sans_are_ips_or_dns_names_with_reasons() {
+        let sans = "extraSANs: []";
+        rejects(
+            sans,
+            "extraSANs: [api_1.example.com]",
+            &["pki.extraSANs[0]", "'_'"],
+        );
+        rejects(sans, "extraSANs: [api.example.com.]", &["trailing dot"]);
+        rejects(
+            sans,
+            "extraSANs: [\"api.*.example.com\"]",
+            &["leftmost label"],
+        );
+        rejects(sans, "extraSANs: [\"bücher.example\"]", &["punycode"]);
+        let yaml = example_with(sans, "extraSANs: [\"*.example.com\", 192.0.2.7]");
+        let cluster = run(&yaml, ValidateOptions::default())
+            .expect("valid")
+            .cluster;
+        assert_eq!(cluster.pki.extra_sans.len(), 2);
+    }
+
+    #[test]
+    fn etcd_endpoints_are_https_urls() {
+        let endpoint = "- https://10.20.0.11:2379";
+        rejects(
+            endpoint,
+            "- http://10.20.0.11:2379",
+            &["etcd.endpoints[0]", "scheme is 'http'"],
+        );
+        rejects(
+            endpoint,
+            "- 10.20.0.11:2379",
+            &["etcd.endpoints[0]", "not an https URL"],
+        );
+        rejects(endpoint, "- https://10.20.0.11:2379/v3", &["path"]);
+        rejects(
+            endpoint,
+            "- https://10.20.0.12:2379",
+            &["etcd.endpoints[1]", "listed twice"],
+        );
+    }
+
+    #[test]
+    fn control_plane_endpoint_is_host_and_optional_port() {
+        let endpoint = "controlPlaneEndpoint: api.prod-eu1.example.com:6443";
+        rejects(
+            endpoint,
+            "controlPlaneEndpoint: https://api:6443",
+            &["scheme"],
+        );
+        rejects(
+            endpoint,
+            "controlPlaneEndpoint: api:99999",
+            &["port '99999'"],
+        );
+        rejects(
+            endpoint,
+            "controlPlaneEndpoint: api_1:6443",
+            &["neither an IP address"],
+        );
+        rejects(
+            endpoint,
+            "controlPlaneEndpoint: \"[fd00::1\"",
+            &["not closed"],
+        );
+        for good in [
+            "10.20.0.100",
+            "10.20.0.100:8443",
+            "\"[fd00::1]:6443\"",
+            "fd00::1",
+            "api",
+        ] {
+            let yaml = example_with(endpoint, &format!("controlPlaneEndpoint: {good}"));
+            assert!(
+                run(&yaml, ValidateOptions::default()).is_ok(),
+                "{good} refused"
+            );
+        }
+    }
+
+    #[test]
+    fn kubernetes_version_parses_and_is_in_range() {
+        let version = "kubernetesVersion: v1.36.1";
+        rejects(
+            version,
+            "kubernetesVersion: v1.x",
+            &["not a Kubernetes version"],
+        );
+        rejects(version, "kubernetesVersion: v1.11.9", &["older than v1.12"]);
+        rejects(version, "kubernetesVersion: v2.0.0", &["older than v1.12"]);
+        rejects(version, "kubernetesVersion: v1.40.0", &["newer than v1.36"]);
+        let yaml = example_with(version, "kubernetesVersion: v1.40.0");
+        let options = ValidateOptions {
+            allow_untested_version: true,
+        };
+        let validated = run(&yaml, options).expect("accepted with the override");
+        assert!(
+            validated.warnings[0]
+                .message
+                .contains("newer than the version table")
+        );
+    }
+
+    #[test]
+    fn paths_are_absolute_and_shell_safe() {
+        let path = "certDir: /etc/kubernetes/pki";
+        rejects(
+            path,
+            "certDir: etc/kubernetes",
+            &["paths.certDir", "not absolute"],
+        );
+        rejects(path, "certDir: /etc/kube netes", &["whitespace"]);
+        rejects(path, "certDir: /etc/$(reboot)", &["metacharacter '$'"]);
+        rejects(path, "certDir: \"/etc/a`b`\"", &["metacharacter '`'"]);
+        rejects(path, "certDir: \"/etc/a;b\"", &["metacharacter ';'"]);
+        rejects(path, "certDir: \"/etc/a\\nb\"", &["control character"]);
+        rejects(path, "certDir: /etc/../root", &["'..'"]);
+        rejects(path, "certDir: /", &["root directory"]);
+    }
+
+    #[test]
+    fn identity_header_is_checked() {
+        rejects(
+            "apiVersion: kube-bundle/v1alpha1",
+            "apiVersion: v1",
+            &["apiVersion"],
+        );
+        rejects("kind: Cluster", "kind: Node", &["kind"]);
+        rejects("name: prod-eu1", "name: Prod", &["name", "uppercase"]);
+    }
+
+    #[test]
+    fn extra_args_keys_and_values_are_checked() {
+        let arg = "event-ttl: 168h";
+        rejects(arg, "--event-ttl: 168h", &["leading dashes"]);
+        rejects(arg, "Event_TTL: 168h", &["not a kube-apiserver flag name"]);
+        rejects(arg, "event-ttl: \"168h\\n--evil\"", &["control character"]);
+    }
+
+    #[test]
+    fn validities_parse_and_leaves_do_not_outlive_cas() {
+        rejects(
+            "certValidity: 8760h",
+            "certValidity: 1y",
+            &["'y' is not a unit"],
+        );
+        rejects(
+            "certValidity: 8760h",
+            "certValidity: 10m",
+            &["shorter than one hour"],
+        );
+        rejects(
+            "certValidity: 8760h",
+            "certValidity: 100000h",
+            &["outlive their CA"],
+        );
+    }
+
+    #[test]
+    fn referenced_files_must_exist() {
+        let import = "# importCA: { cert: ca.pem, key: ca-key.pem }";
+        rejects(
+            import,
+            "importCA: { cert: nope.pem, key: nope-key.pem }",
+            &["pki.importCA.cert"],
+        );
+        rejects(
+            "kubeApiserver: null",
+            "kubeApiserver: ./nope",
+            &["binaries.kubeApiserver"],
+        );
+        rejects(
+            "ca: separate",
+            "ca: external",
+            &["etcd.external", "needs the client"],
+        );
+    }
+
+    #[test]
+    fn parse_errors_carry_line_and_column() {
+        let errors = run(
+            &example_with("name: prod-eu1", "name: prod-eu1\nflavour: x"),
+            ValidateOptions::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(errors[0].contains("unknown field `flavour`"), "{errors:?}");
+        let errors = run(
+            &example_with("name: prod-eu1", "name: prod-eu1\nname: again"),
+            ValidateOptions::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(errors[0].contains("duplicate"), "{errors:?}");
+        let errors = run(
+            &example_with("maxAge: 30", "maxAge: thirty"),
+            ValidateOptions::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(errors[0].contains("invalid"), "{errors:?}");
+    }
+
+    #[test]
+    fn lints_warn_without_failing() {
+        let two = example_with("  - { name: cp3, ip: 10.20.0.13 }\n", "");
+        assert!(warnings(&two).iter().any(|w| w.contains("even number")));
+        let aescbc = example_with("provider: secretbox", "provider: aescbc");
+        assert!(
+            warnings(&aescbc)
+                .iter()
+                .any(|w| w.contains("aescbc is rated weak"))
+        );
+        let one = two.replacen("  - { name: cp2, ip: 10.20.0.12 }\n", "", 1);
+        assert!(
+            warnings(&one)
+                .iter()
+                .any(|w| w.contains("not highly available"))
+        );
+    }
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let minimal = "apiVersion: kube-bundle/v1alpha1\nkind: Cluster\nname: c\n\
+            kubernetesVersion: v1.12.3\nmasters: [{name: m1, ip: 10.0.0.1}]\nnetwork: {}\n\
+            etcd: {endpoints: [\"https://10.0.0.1:2379\"]}\n";
+        let cluster = run(minimal, ValidateOptions::default())
+            .expect("valid")
+            .cluster;
+        assert_eq!(cluster.paths.bin_dir.as_str(), "/opt/k8s/bin");
+        assert_eq!(cluster.paths.cert_dir.as_str(), "/etc/kubernetes/cert");
+        assert_eq!(cluster.network.node_port_range.to_string(), "30000-32767");
+        assert_eq!(cluster.network.dns_domain.as_str(), "cluster.local");
+        assert_eq!(cluster.encryption_provider, EncryptionProvider::Secretbox);
+        assert_eq!(cluster.etcd.ca, EtcdCa::Cluster);
+        assert_eq!(cluster.pki.key_algorithm, KeyAlgorithm::EcdsaP256);
+        assert_eq!(cluster.apiserver.audit.max_age, 30);
+    }
+
+    #[test]
+    fn duration_parser_reads_go_durations() {
+        assert_eq!(
+            parse_duration("8760h"),
+            Ok(Duration::from_secs(8760 * 3600))
+        );
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
 }

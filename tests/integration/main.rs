@@ -1,0 +1,4 @@
+//! Runs the real binary the way users and CI do. One test binary, one module per area.
+
+mod cli;
+mod harness;
