@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use time::OffsetDateTime;
+
+use crate::diagnostics;
 use crate::error::Error;
+use crate::pki;
 use crate::plan::{self, Plan};
-use crate::source::SourceFile;
-use crate::validate::{self, Severity, ValidateOptions, Validated};
-use crate::{config, diagnostics};
+use crate::secrets::{Access, SecretStore};
+use crate::validate::{Cluster, Severity, ValidateOptions, Validated};
 
 /// The commented example `init` writes: a modern three-master cluster.
 pub const EXAMPLE_CLUSTER_YAML: &str = include_str!("../templates/cluster.yaml");
@@ -39,6 +42,9 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Secrets directory to compare against (read only) [default: secrets/<cluster>].
+        #[arg(long, value_name = "DIR")]
+        secrets: Option<PathBuf>,
         /// Output format; the JSON shape is documented in the README and versioned.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
@@ -81,32 +87,37 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
                 ),
             )
         }
-        Command::Plan { config, output } => {
+        Command::Plan {
+            config,
+            secrets,
+            output,
+        } => {
             let validated = load(&config)?;
             report_warnings(&validated, err)?;
-            let plan = plan::plan(&validated.cluster);
+            let cluster = &validated.cluster;
+            let plan = plan::plan(cluster);
+            let secrets_dir = secrets.unwrap_or_else(|| default_secrets_dir(cluster));
+            let store = SecretStore::open(&secrets_dir, Access::ReadOnly)?;
+            let decisions = pki::assess(cluster, &plan, &store, OffsetDateTime::now_utc())?;
             let text = match output {
-                OutputFormat::Json => {
-                    let mut json = serde_json::to_string_pretty(&plan)
-                        .map_err(|e| Error::Input(format!("cannot encode the plan: {e}")))?;
-                    json.push('\n');
-                    json
-                }
-                OutputFormat::Text => plan_text(&plan),
+                OutputFormat::Json => plan_json(&plan, &decisions)?,
+                OutputFormat::Text => plan_text(&plan, &decisions),
             };
             write_out(out, &text)
         }
     }
 }
 
-/// config → validate, the start of every command that reads cluster.yaml.
 fn load(args: &ConfigArgs) -> Result<Validated, Error> {
-    let source = SourceFile::read(&args.config)?;
-    let raw = config::parse(&source)?;
     let options = ValidateOptions {
         allow_untested_version: args.allow_untested_version,
     };
-    validate::validate(raw, &source, options)
+    crate::load_cluster(&args.config, options)
+}
+
+/// design.md §2: `secrets/<cluster name>`, relative to the working directory.
+fn default_secrets_dir(cluster: &Cluster) -> PathBuf {
+    Path::new("secrets").join(cluster.name.as_str())
 }
 
 fn report_warnings(validated: &Validated, err: &mut dyn Write) -> Result<(), Error> {
@@ -147,7 +158,26 @@ fn init(dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
     )
 }
 
-fn plan_text(plan: &Plan) -> String {
+/// The plan as JSON, each certificate carrying what this build will do with it.
+fn plan_json(plan: &Plan, decisions: &pki::Assessment) -> Result<String, Error> {
+    let encode = |e: serde_json::Error| Error::Input(format!("cannot encode the plan: {e}"));
+    let mut value = serde_json::to_value(plan).map_err(encode)?;
+    for (node, certs) in decisions {
+        for (cert, decision) in certs {
+            let entry = &mut value["nodes"][node]["certificates"][cert];
+            if !entry.is_object() {
+                *entry = serde_json::json!({});
+            }
+            let decision = serde_json::to_value(decision).map_err(encode)?;
+            entry["decision"] = decision;
+        }
+    }
+    let mut json = serde_json::to_string_pretty(&value).map_err(encode)?;
+    json.push('\n');
+    Ok(json)
+}
+
+fn plan_text(plan: &Plan, decisions: &pki::Assessment) -> String {
     use std::fmt::Write as _;
     let mut text = String::new();
     let _ = writeln!(
@@ -174,6 +204,10 @@ fn plan_text(plan: &Plan) -> String {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
             let _ = writeln!(text, "    {:04o}  {path}  ({artifact})", file.mode);
+        }
+        let _ = writeln!(text, "  certificates:");
+        for (cert, decision) in decisions.get(&node.name).into_iter().flatten() {
+            let _ = writeln!(text, "    {cert:<26} {decision}");
         }
     }
     text

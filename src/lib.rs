@@ -2,7 +2,8 @@
 //! reproducible tarball per master.
 //!
 //! The modules are the pipeline, in order (design.md §1): `config` parses cluster.yaml,
-//! `validate` turns it into checked types, `plan` decides per node what to produce. The CLI
+//! `validate` turns it into checked types, `plan` decides per node what to produce, `pki`
+//! issues or reuses certificates kept in `secrets`. The CLI
 //! only wires the stages; nothing below it prints.
 
 pub mod cli;
@@ -12,5 +13,19 @@ pub mod source;
 pub mod versions;
 
 pub mod config;
+pub mod pki;
 pub mod plan;
+pub mod secrets;
 pub mod validate;
+
+use std::path::Path;
+
+/// config → validate: the start of every command that reads cluster.yaml.
+pub fn load_cluster(
+    path: &Path,
+    options: validate::ValidateOptions,
+) -> Result<validate::Validated, error::Error> {
+    let source = source::SourceFile::read(path)?;
+    let raw = config::parse(&source)?;
+    validate::validate(raw, &source, options)
+}

@@ -39,7 +39,79 @@ pub struct NodePlan {
     pub directories: Vec<String>,
     /// Every file the bundle installs, keyed by its absolute target path.
     pub files: BTreeMap<String, PlannedFile>,
+    /// Every certificate this node needs, keyed by its kubeadm-like name.
+    pub certificates: BTreeMap<String, CertSpec>,
 }
+
+/// What a leaf certificate must say. `pki` issues it, or reuses a stored one that says
+/// exactly this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertSpec {
+    pub common_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    pub purpose: Purpose,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sans: Option<Sans>,
+    pub issuer: CaName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Purpose {
+    ServerAuth,
+    ClientAuth,
+}
+
+/// The certificate authorities kube-bundle keeps in secrets/.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaName {
+    /// `ca`: signs the serving, kubelet-client and admin certs (and etcd's with `ca: cluster`).
+    Cluster,
+    FrontProxy,
+    Etcd,
+}
+
+impl CaName {
+    pub const ALL: [CaName; 3] = [CaName::Cluster, CaName::FrontProxy, CaName::Etcd];
+
+    /// kubeadm's name for the CA, which is also its secrets/ file stem.
+    pub fn file_stem(self) -> &'static str {
+        match self {
+            Self::Cluster => "ca",
+            Self::FrontProxy => "front-proxy-ca",
+            Self::Etcd => "etcd-ca",
+        }
+    }
+
+    /// The subject CN kubeadm gives it.
+    pub fn common_name(self) -> &'static str {
+        match self {
+            Self::Cluster => "kubernetes",
+            Self::FrontProxy => "front-proxy-ca",
+            Self::Etcd => "etcd-ca",
+        }
+    }
+}
+
+/// Certificate names (kubeadm's), as used in plan output and secrets/nodes/<node>/.
+pub mod cert_names {
+    pub const APISERVER: &str = "apiserver";
+    pub const KUBELET_CLIENT: &str = "apiserver-kubelet-client";
+    pub const ETCD_CLIENT: &str = "apiserver-etcd-client";
+    pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+    pub const ADMIN: &str = "admin";
+}
+
+/// The identity the apiserver presents to kubelets; bound to system:kubelet-api-admin by
+/// the rendered RBAC, never a member of system:masters (kubernetes-reference.md §8).
+pub const KUBELET_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
+/// The bundle's admin kubeconfig identity: it applies the RBAC manifests, so it must be
+/// authorized before any binding exists.
+pub const ADMIN_CN: &str = "kubernetes-admin";
+pub const ADMIN_GROUP: &str = "system:masters";
 
 /// Subject alternative names, ordered as kubeadm orders them: DNS names sorted, IPs in
 /// first-seen order (node, loopback, service IP, endpoint, extras).
@@ -183,13 +255,66 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
             Artifact::ApiserverBinary,
         );
     }
+    let sans = serving_cert_sans(cluster, master);
     NodePlan {
         name: master.name.to_string(),
         ip: master.ip,
-        serving_cert_sans: serving_cert_sans(cluster, master),
+        certificates: certificates(cluster, &sans),
+        serving_cert_sans: sans,
         directories: vec![working_directory(cluster)],
         files,
     }
+}
+
+/// kubeadm's leaf inventory (kubernetes-reference.md §1.1) for one node. With external
+/// etcd the user's own client certificate is shipped instead of one kube-bundle issues.
+fn certificates(cluster: &Cluster, sans: &Sans) -> BTreeMap<String, CertSpec> {
+    let spec = |cn: &str, purpose, issuer| CertSpec {
+        common_name: cn.to_owned(),
+        organization: None,
+        purpose,
+        sans: None,
+        issuer,
+    };
+    let mut certs = BTreeMap::new();
+    certs.insert(
+        cert_names::APISERVER.to_owned(),
+        CertSpec {
+            sans: Some(sans.clone()),
+            ..spec("kube-apiserver", Purpose::ServerAuth, CaName::Cluster)
+        },
+    );
+    certs.insert(
+        cert_names::KUBELET_CLIENT.to_owned(),
+        spec(KUBELET_CLIENT_CN, Purpose::ClientAuth, CaName::Cluster),
+    );
+    let etcd_issuer = match cluster.etcd.ca {
+        EtcdCa::Cluster => Some(CaName::Cluster),
+        EtcdCa::Separate => Some(CaName::Etcd),
+        EtcdCa::External { .. } => None,
+    };
+    if let Some(issuer) = etcd_issuer {
+        certs.insert(
+            cert_names::ETCD_CLIENT.to_owned(),
+            spec("kube-apiserver-etcd-client", Purpose::ClientAuth, issuer),
+        );
+    }
+    certs.insert(
+        cert_names::FRONT_PROXY_CLIENT.to_owned(),
+        spec(
+            "front-proxy-client",
+            Purpose::ClientAuth,
+            CaName::FrontProxy,
+        ),
+    );
+    certs.insert(
+        cert_names::ADMIN.to_owned(),
+        CertSpec {
+            organization: Some(ADMIN_GROUP.to_owned()),
+            ..spec(ADMIN_CN, Purpose::ClientAuth, CaName::Cluster)
+        },
+    );
+    certs
 }
 
 /// The apiserver's WorkingDirectory, where the seed also keeps its audit log.

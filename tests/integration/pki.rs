@@ -1,0 +1,1074 @@
+//! The PKI stage checked with real tools: openssl verify / x509 / s_server / s_client, a real
+//! etcd with client-certificate auth, and CAs made by cfssl and openssl.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube_bundle::pki::{self, Decision, Pki};
+use kube_bundle::plan::{self, Plan};
+use kube_bundle::secrets::{Access, SecretStore};
+use kube_bundle::validate::{Cluster, ValidateOptions};
+use tempfile::TempDir;
+use time::OffsetDateTime;
+
+use crate::harness::repo_root;
+
+/// A cluster with its PKI provisioned into a scratch directory, and every PEM written out
+/// as `out/<node>/<cert>.crt|.key` and `out/<ca>.crt` for the tools to read.
+struct Issued {
+    dir: TempDir,
+    cluster: Cluster,
+    plan: Plan,
+    pki: Pki,
+}
+
+impl Issued {
+    fn from_yaml(yaml: &str) -> Self {
+        Self::in_dir(tempfile::tempdir().unwrap(), yaml)
+    }
+
+    fn in_dir(dir: TempDir, yaml: &str) -> Self {
+        fs::write(dir.path().join("cluster.yaml"), yaml).unwrap();
+        let (cluster, plan, pki) = provision(dir.path(), OffsetDateTime::now_utc()).unwrap();
+        let issued = Self {
+            dir,
+            cluster,
+            plan,
+            pki,
+        };
+        issued.write_out();
+        issued
+    }
+
+    fn secrets(&self) -> PathBuf {
+        self.dir.path().join("secrets")
+    }
+
+    fn out(&self, name: &str) -> PathBuf {
+        self.dir.path().join("out").join(name)
+    }
+
+    fn write_out(&self) {
+        let out = self.dir.path().join("out");
+        fs::create_dir_all(&out).unwrap();
+        fs::write(out.join("ca.crt"), &self.pki.ca_cert_pem).unwrap();
+        fs::write(
+            out.join("front-proxy-ca.crt"),
+            &self.pki.front_proxy_ca_cert_pem,
+        )
+        .unwrap();
+        if let Some(etcd) = &self.pki.etcd_ca_cert_pem {
+            fs::write(out.join("etcd-ca.crt"), etcd).unwrap();
+        }
+        fs::write(out.join("sa.key"), &self.pki.service_account_key_pem).unwrap();
+        fs::write(out.join("sa.pub"), &self.pki.service_account_pub_pem).unwrap();
+        for (node, leaves) in &self.pki.nodes {
+            fs::create_dir_all(out.join(node)).unwrap();
+            for (name, leaf) in leaves {
+                fs::write(out.join(format!("{node}/{name}.crt")), &leaf.cert_pem).unwrap();
+                fs::write(out.join(format!("{node}/{name}.key")), leaf.key.to_pem()).unwrap();
+            }
+        }
+    }
+}
+
+fn provision(dir: &Path, now: OffsetDateTime) -> Result<(Cluster, Plan, Pki), String> {
+    let validated =
+        kube_bundle::load_cluster(&dir.join("cluster.yaml"), ValidateOptions::default())
+            .map_err(|e| e.to_string())?;
+    let cluster = validated.cluster;
+    let plan = plan::plan(&cluster);
+    let store =
+        SecretStore::open(&dir.join("secrets"), Access::ReadWrite).map_err(|e| e.to_string())?;
+    let pki = pki::provision(&cluster, &plan, &store, now).map_err(|e| e.to_string())?;
+    Ok((cluster, plan, pki))
+}
+
+fn example(name: &str) -> String {
+    fs::read_to_string(repo_root().join("examples").join(name)).unwrap()
+}
+
+/// Runs a command; returns (success, stdout + stderr).
+fn run(program: &str, args: &[&str], dir: &Path) -> (bool, String) {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} must be installed (.ci/run installs it): {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[track_caller]
+fn openssl_ok(args: &[&str], dir: &Path) -> String {
+    let (ok, text) = run("openssl", args, dir);
+    assert!(ok, "openssl {args:?} failed:\n{text}");
+    text
+}
+
+fn x509_text(cert: &Path) -> String {
+    openssl_ok(
+        &["x509", "-noout", "-text", "-in", cert.to_str().unwrap()],
+        Path::new("."),
+    )
+}
+
+/// Every file in a directory tree with its bytes, to compare secrets/ before and after.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        for entry in fs::read_dir(&path).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push((path.clone(), fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn every_leaf_verifies_strictly_against_its_ca_for_its_purpose() {
+    let issued = Issued::from_yaml(&example("cluster.yaml"));
+    let dir = issued.dir.path();
+    for (node, leaves) in &issued.pki.nodes {
+        for (name, spec) in &issued.plan.nodes[node].certificates {
+            assert!(leaves.contains_key(name));
+            let ca = match spec.issuer {
+                plan::CaName::Cluster => "out/ca.crt",
+                plan::CaName::FrontProxy => "out/front-proxy-ca.crt",
+                plan::CaName::Etcd => "out/etcd-ca.crt",
+            };
+            let purpose = match spec.purpose {
+                plan::Purpose::ServerAuth => "sslserver",
+                plan::Purpose::ClientAuth => "sslclient",
+            };
+            let cert = format!("out/{node}/{name}.crt");
+            let text = openssl_ok(
+                &[
+                    "verify",
+                    "-x509_strict",
+                    "-purpose",
+                    purpose,
+                    "-CAfile",
+                    ca,
+                    &cert,
+                ],
+                dir,
+            );
+            assert!(text.contains(": OK"), "{text}");
+            // The other purpose must fail: client certs cannot serve, servers cannot log in.
+            let other = if purpose == "sslserver" {
+                "sslclient"
+            } else {
+                "sslserver"
+            };
+            let (ok, _) = run(
+                "openssl",
+                &[
+                    "verify",
+                    "-x509_strict",
+                    "-purpose",
+                    other,
+                    "-CAfile",
+                    ca,
+                    &cert,
+                ],
+                dir,
+            );
+            assert!(!ok, "{cert} verified for {other}");
+        }
+    }
+}
+
+#[test]
+fn serving_certs_answer_to_every_planned_name_and_no_other() {
+    let issued = Issued::from_yaml(&example("seed-ha.yaml"));
+    let dir = issued.dir.path();
+    for (node, node_plan) in &issued.plan.nodes {
+        let cert = format!("out/{node}/apiserver.crt");
+        let verify = |flag: &str, value: &str| {
+            run(
+                "openssl",
+                &[
+                    "verify",
+                    "-x509_strict",
+                    "-purpose",
+                    "sslserver",
+                    "-CAfile",
+                    "out/ca.crt",
+                    flag,
+                    value,
+                    &cert,
+                ],
+                dir,
+            )
+        };
+        for dns in &node_plan.serving_cert_sans.dns {
+            let (ok, text) = verify("-verify_hostname", dns);
+            assert!(ok, "{node}: {dns}: {text}");
+        }
+        for ip in &node_plan.serving_cert_sans.ips {
+            let (ok, text) = verify("-verify_ip", &ip.to_string());
+            assert!(ok, "{node}: {ip}: {text}");
+        }
+        // The seed's names, spelled out so a regression in the SAN logic cannot hide.
+        for name in [
+            "kubernetes.default.svc.cluster",
+            "kubernetes.default.svc.cluster.local",
+            node.as_str(),
+        ] {
+            assert!(verify("-verify_hostname", name).0, "{node}: {name}");
+        }
+        for ip in ["127.0.0.1", "10.254.0.1"] {
+            assert!(verify("-verify_ip", ip).0, "{node}: {ip}");
+        }
+        assert!(
+            !verify("-verify_hostname", "evil.example.com").0,
+            "{node} accepted a foreign name"
+        );
+        assert!(
+            !verify("-verify_ip", "10.254.0.2").0,
+            "{node} accepted a foreign IP"
+        );
+        let other = issued
+            .cluster
+            .masters
+            .iter()
+            .find(|m| m.name.as_str() != node)
+            .unwrap();
+        assert!(
+            !verify("-verify_ip", &other.ip.to_string()).0,
+            "{node} carries {}'s IP",
+            other.name
+        );
+    }
+}
+
+#[test]
+fn extensions_read_back_as_intended() {
+    let issued = Issued::from_yaml(&example("cluster.yaml"));
+    let ca = x509_text(&issued.out("ca.crt"));
+    assert!(ca.contains("CA:TRUE"), "{ca}");
+    assert!(
+        ca.contains("Digital Signature, Certificate Sign, CRL Sign"),
+        "{ca}"
+    );
+    assert!(ca.contains("Subject: CN = kubernetes"), "{ca}");
+
+    let serving = x509_text(&issued.out("cp1/apiserver.crt"));
+    assert!(serving.contains("CA:FALSE"), "{serving}");
+    assert!(
+        serving.contains("TLS Web Server Authentication"),
+        "{serving}"
+    );
+    assert!(
+        !serving.contains("TLS Web Client Authentication"),
+        "{serving}"
+    );
+    assert!(
+        serving.contains("X509v3 Subject Key Identifier"),
+        "{serving}"
+    );
+    assert!(
+        serving.contains("X509v3 Authority Key Identifier"),
+        "{serving}"
+    );
+    assert!(
+        serving.contains("ASN1 OID: prime256v1"),
+        "ecdsa-p256 is the default: {serving}"
+    );
+    let usage = serving
+        .split("X509v3 Key Usage: critical")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap();
+    assert_eq!(
+        usage.trim(),
+        "Digital Signature",
+        "no KeyEncipherment on EC keys"
+    );
+
+    let kubelet = x509_text(&issued.out("cp1/apiserver-kubelet-client.crt"));
+    assert!(
+        kubelet.contains("Subject: CN = kube-apiserver-kubelet-client"),
+        "{kubelet}"
+    );
+    assert!(
+        !kubelet.contains("system:masters"),
+        "the kubelet client is no superuser"
+    );
+    let admin = x509_text(&issued.out("cp1/admin.crt"));
+    assert!(
+        admin.contains("Subject: O = system:masters, CN = kubernetes-admin"),
+        "{admin}"
+    );
+
+    // The seed uses RSA: leaves then carry KeyEncipherment as RSA key transport needs.
+    let seed = Issued::from_yaml(&example("seed-ha.yaml"));
+    let rsa = x509_text(&seed.out("m7-autocv-gpu01/apiserver.crt"));
+    assert!(rsa.contains("Public-Key: (2048 bit)"), "{rsa}");
+    assert!(rsa.contains("Digital Signature, Key Encipherment"), "{rsa}");
+}
+
+#[test]
+fn validity_and_serials_follow_the_config() {
+    let yaml = example("cluster.yaml").replace("certValidity: 8760h", "certValidity: 720h");
+    let issued = Issued::from_yaml(&yaml);
+    let text = openssl_ok(
+        &[
+            "x509",
+            "-noout",
+            "-enddate",
+            "-startdate",
+            "-serial",
+            "-in",
+            issued.out("cp1/apiserver.crt").to_str().unwrap(),
+        ],
+        Path::new("."),
+    );
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .to_owned()
+    };
+    let parse = |s: String| {
+        let out = Command::new("date")
+            .args(["-u", "-d", &s, "+%s"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let lifetime = parse(field("notAfter=")) - parse(field("notBefore="));
+    assert_eq!(lifetime, 720 * 3600);
+    let serials: std::collections::BTreeSet<String> =
+        ["cp1/apiserver.crt", "cp2/apiserver.crt", "cp1/admin.crt"]
+            .iter()
+            .map(|c| {
+                openssl_ok(
+                    &[
+                        "x509",
+                        "-noout",
+                        "-serial",
+                        "-in",
+                        issued.out(c).to_str().unwrap(),
+                    ],
+                    Path::new("."),
+                )
+            })
+            .collect();
+    assert_eq!(serials.len(), 3, "serials are unique");
+}
+
+#[test]
+fn service_account_key_pair_matches() {
+    let issued = Issued::from_yaml(&example("cluster.yaml"));
+    let derived = openssl_ok(
+        &[
+            "pkey",
+            "-pubout",
+            "-in",
+            issued.out("sa.key").to_str().unwrap(),
+        ],
+        Path::new("."),
+    );
+    assert_eq!(derived, issued.pki.service_account_pub_pem);
+}
+
+#[test]
+fn rebuilding_reuses_everything_and_writes_nothing() {
+    let issued = Issued::from_yaml(&example("cluster.yaml"));
+    let before = snapshot(&issued.secrets());
+    let (_, _, again) = provision(issued.dir.path(), OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(
+        snapshot(&issued.secrets()),
+        before,
+        "secrets/ changed on a rebuild"
+    );
+    for decisions in again.decisions.values() {
+        assert!(
+            decisions.values().all(|d| *d == Decision::Reuse),
+            "{decisions:?}"
+        );
+    }
+    assert_eq!(
+        again.nodes["cp1"]["apiserver"].cert_pem,
+        issued.pki.nodes["cp1"]["apiserver"].cert_pem
+    );
+}
+
+#[test]
+fn new_sans_reissue_exactly_the_serving_certs_and_say_why() {
+    let issued = Issued::from_yaml(&example("cluster.yaml"));
+    let yaml = example("cluster.yaml").replace("extraSANs: []", "extraSANs: [lb.example.com]");
+    fs::write(issued.dir.path().join("cluster.yaml"), yaml).unwrap();
+    let (_, _, again) = provision(issued.dir.path(), OffsetDateTime::now_utc()).unwrap();
+    for (node, decisions) in &again.decisions {
+        for (cert, decision) in decisions {
+            if cert == "apiserver" {
+                assert_eq!(
+                    *decision,
+                    Decision::Reissue("SANs changed (+DNS:lb.example.com)".into()),
+                    "{node}"
+                );
+                assert_ne!(
+                    again.nodes[node][cert].cert_pem,
+                    issued.pki.nodes[node][cert].cert_pem
+                );
+            } else {
+                assert_eq!(*decision, Decision::Reuse, "{node}/{cert}");
+            }
+        }
+    }
+}
+
+#[test]
+fn leaves_are_reissued_once_two_thirds_of_their_life_is_gone() {
+    let issued = Issued::from_yaml(&example("cluster.yaml"));
+    // 250 of 365 days gone leaves 115, under a third.
+    let later = OffsetDateTime::now_utc() + time::Duration::days(250);
+    let (_, _, aged) = provision(issued.dir.path(), later).unwrap();
+    let decision = &aged.decisions["cp1"]["apiserver"];
+    assert!(
+        matches!(decision, Decision::Reissue(why) if why.contains("less than a third")),
+        "{decision:?}"
+    );
+    let (_, _, fresh) = provision(issued.dir.path(), later).unwrap();
+    assert_eq!(
+        fresh.decisions["cp1"]["apiserver"],
+        Decision::Reuse,
+        "re-issued certs are reused"
+    );
+}
+
+#[test]
+fn plan_reports_new_reuse_and_reissue() {
+    let issued = Issued::from_yaml(&example("cluster.yaml"));
+    let dir = issued.dir.path();
+    let run = crate::harness::kube_bundle(dir, &["plan", "--secrets", "secrets"]);
+    run.code(0).stdout_has("apiserver                  reuse");
+    fs::write(
+        dir.join("cluster.yaml"),
+        example("cluster.yaml").replace("name: cp3", "name: cp4"),
+    )
+    .unwrap();
+    let run =
+        crate::harness::kube_bundle(dir, &["plan", "--secrets", "secrets", "--output", "json"]);
+    run.code(0);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(
+        json["nodes"]["cp4"]["certificates"]["apiserver"]["decision"]["action"],
+        "new"
+    );
+    assert_eq!(
+        json["nodes"]["cp1"]["certificates"]["admin"]["decision"]["action"],
+        "reuse"
+    );
+    assert!(!dir.join("secrets/nodes/cp4").exists(), "plan never writes");
+}
+
+/// A real TLS handshake: s_server presents a node's serving cert and demands a client
+/// cert; s_client checks the seed's DNS name and presents the admin cert.
+#[test]
+fn tls_handshake_with_serving_and_admin_certs() {
+    let issued = Issued::from_yaml(&example("cluster.yaml"));
+    let dir = issued.dir.path();
+    let port = free_port();
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            "out/cp1/apiserver.crt",
+            "-key",
+            "out/cp1/apiserver.key",
+            "-CAfile",
+            "out/ca.crt",
+            "-Verify",
+            "1",
+            "-verify_return_error",
+            "-www",
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(&mut server);
+    wait_for_port(port);
+    let connect = |extra: &[&str]| {
+        let mut args = vec![
+            "s_client",
+            "-connect",
+            &*Box::leak(format!("127.0.0.1:{port}").into_boxed_str()),
+            "-CAfile",
+            "out/ca.crt",
+            "-verify_return_error",
+            "-verify_hostname",
+            "kubernetes.default.svc.cluster.local",
+            "-ign_eof",
+        ];
+        args.extend_from_slice(extra);
+        let output = Command::new("openssl")
+            .args(&args)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = connect(&["-cert", "out/cp1/admin.crt", "-key", "out/cp1/admin.key"]);
+    assert!(
+        ok && text.contains("Verify return code: 0 (ok)") && text.contains("HTTP/1.0 200"),
+        "{ok} {text}"
+    );
+    // A client certificate from another CA is refused by the server.
+    let (_, text) = connect(&[
+        "-cert",
+        "out/cp1/front-proxy-client.crt",
+        "-key",
+        "out/cp1/front-proxy-client.key",
+    ]);
+    assert!(
+        !text.contains("HTTP/1.0 200"),
+        "front-proxy-client was accepted:\n{text}"
+    );
+}
+
+/// A real etcd (Debian's etcd-server) trusting the etcd CA with client-cert auth accepts
+/// put/get with apiserver-etcd-client and refuses the front-proxy-client certificate.
+#[test]
+fn a_real_etcd_accepts_the_etcd_client_cert_only() {
+    for mode in ["separate", "cluster"] {
+        let yaml = example("cluster.yaml").replace("ca: separate", &format!("ca: {mode}"));
+        let issued = Issued::from_yaml(&yaml);
+        let dir = issued.dir.path();
+        let etcd_ca = if mode == "separate" { "etcd-ca" } else { "ca" };
+        // etcd's own serving cert, issued by the test with openssl from the stored CA key.
+        let ca_pem = format!("secrets/{etcd_ca}.pem");
+        openssl_ok(&["pkey", "-in", &ca_pem, "-out", "etcd-ca.key"], dir);
+        openssl_ok(&["x509", "-in", &ca_pem, "-out", "etcd-ca.crt"], dir);
+        openssl_ok(
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "etcd.key",
+                "-subj",
+                "/CN=etcd",
+                "-out",
+                "etcd.csr",
+            ],
+            dir,
+        );
+        fs::write(
+            dir.join("etcd.ext"),
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .unwrap();
+        openssl_ok(
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "etcd.csr",
+                "-CA",
+                "etcd-ca.crt",
+                "-CAkey",
+                "etcd-ca.key",
+                "-set_serial",
+                "7",
+                "-days",
+                "1",
+                "-extfile",
+                "etcd.ext",
+                "-out",
+                "etcd.crt",
+            ],
+            dir,
+        );
+
+        let (client_port, peer_port) = (free_port(), free_port());
+        let client_url = format!("https://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let mut etcd = Command::new("etcd")
+            .args([
+                "--name",
+                "t",
+                "--data-dir",
+                "etcd-data",
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+                "--initial-cluster",
+                &format!("t={peer_url}"),
+                "--cert-file",
+                "etcd.crt",
+                "--key-file",
+                "etcd.key",
+                "--trusted-ca-file",
+                "etcd-ca.crt",
+                "--client-cert-auth",
+            ])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("etcd.log")).unwrap())
+            .spawn()
+            .expect("etcd must be installed (.ci/run installs etcd-server)");
+        let _guard = KillOnDrop(&mut etcd);
+        let etcdctl = |cert: &str, args: &[&str]| {
+            let mut all = vec![
+                "--endpoints",
+                &client_url,
+                "--cacert",
+                "etcd-ca.crt",
+                "--dial-timeout",
+                "3s",
+                "--command-timeout",
+                "3s",
+            ];
+            let cert_path = format!("out/cp1/{cert}.crt");
+            let key_path = format!("out/cp1/{cert}.key");
+            all.extend(["--cert", &cert_path, "--key", &key_path]);
+            all.extend_from_slice(args);
+            let output = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .args(&all)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            (
+                output.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ),
+            )
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !etcdctl("apiserver-etcd-client", &["endpoint", "health"]).0 {
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not come up: {}",
+                fs::read_to_string(dir.join("etcd.log")).unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let (ok, text) = etcdctl(
+            "apiserver-etcd-client",
+            &["put", "/registry/kube-bundle", "ok"],
+        );
+        assert!(ok, "{mode}: put refused: {text}");
+        let (ok, text) = etcdctl("apiserver-etcd-client", &["get", "/registry/kube-bundle"]);
+        assert!(ok && text.contains("ok"), "{mode}: get: {text}");
+        let (ok, text) = etcdctl("front-proxy-client", &["get", "/registry/kube-bundle"]);
+        assert!(
+            !ok,
+            "{mode}: etcd accepted the front-proxy-client cert: {text}"
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct KillOnDrop<'a>(&'a mut Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Importing CAs made by other tools
+
+/// A scratch dir holding cluster.yaml with importCA pointing at ca.pem / ca-key.pem.
+fn import_dir(make_ca: impl FnOnce(&Path)) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(dir.path());
+    let yaml = example("seed-ha.yaml").replace(
+        "  keyAlgorithm: rsa-2048",
+        "  keyAlgorithm: ecdsa-p256\n  importCA: { cert: ca.pem, key: ca-key.pem }",
+    );
+    fs::write(dir.path().join("cluster.yaml"), yaml).unwrap();
+    dir
+}
+
+fn cfssl_ca(dir: &Path, algo: &str, size: u32) {
+    let csr = format!(
+        r#"{{"CN":"kubernetes","key":{{"algo":"{algo}","size":{size}}},"names":[{{"C":"CN","ST":"BeiJing","L":"BeiJing","O":"k8s","OU":"4Paradigm"}}]}}"#
+    );
+    fs::write(dir.join("ca-csr.json"), csr).unwrap();
+    let script = "cfssl gencert -initca ca-csr.json | cfssljson -bare ca";
+    let (ok, text) = run("sh", &["-c", script], dir);
+    assert!(
+        ok && dir.join("ca-key.pem").exists(),
+        "cfssl (golang-cfssl) failed: {text}"
+    );
+}
+
+fn openssl_ca(dir: &Path, key_spec: &[&str]) {
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-nodes",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        "-days",
+        "3650",
+        "-subj",
+        "/O=Example Corp/CN=example-root",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ];
+    args.extend_from_slice(key_spec);
+    openssl_ok(&args, dir);
+}
+
+#[test]
+fn cas_made_by_cfssl_and_openssl_are_imported_and_sign_verifiable_leaves() {
+    type Maker = Box<dyn FnOnce(&Path)>;
+    let makers: Vec<(&str, Maker, &str)> = vec![
+        (
+            "cfssl rsa",
+            Box::new(|d| cfssl_ca(d, "rsa", 2048)),
+            "RSA PRIVATE KEY",
+        ),
+        (
+            "cfssl ecdsa",
+            Box::new(|d| cfssl_ca(d, "ecdsa", 256)),
+            "EC PRIVATE KEY",
+        ),
+        (
+            "openssl rsa",
+            Box::new(|d| openssl_ca(d, &["-newkey", "rsa:2048"])),
+            "BEGIN PRIVATE KEY",
+        ),
+        (
+            "openssl ec",
+            Box::new(|d| openssl_ca(d, &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])),
+            "BEGIN PRIVATE KEY",
+        ),
+    ];
+    for (label, make, key_kind) in makers {
+        let dir = import_dir(make);
+        let key = fs::read_to_string(dir.path().join("ca-key.pem")).unwrap();
+        assert!(
+            key.contains(key_kind),
+            "{label}: the test meant to import a {key_kind}"
+        );
+        let original_ca = fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+        let yaml = fs::read_to_string(dir.path().join("cluster.yaml")).unwrap();
+        let issued = Issued::in_dir(dir, &yaml);
+        let d = issued.dir.path();
+        assert_eq!(
+            issued.pki.ca_cert_pem.trim(),
+            original_ca.trim(),
+            "{label}: the CA is adopted as is"
+        );
+        for cert in [
+            "apiserver",
+            "apiserver-kubelet-client",
+            "apiserver-etcd-client",
+            "admin",
+        ] {
+            let path = format!("out/m7-autocv-gpu01/{cert}.crt");
+            let purpose = if cert == "apiserver" {
+                "sslserver"
+            } else {
+                "sslclient"
+            };
+            let text = openssl_ok(
+                &[
+                    "verify",
+                    "-x509_strict",
+                    "-purpose",
+                    purpose,
+                    "-CAfile",
+                    "ca.pem",
+                    &path,
+                ],
+                d,
+            );
+            assert!(text.contains(": OK"), "{label} {cert}: {text}");
+        }
+        // Go finds a parent by the raw issuer bytes: they must equal the CA's raw subject.
+        let issuer = openssl_ok(
+            &[
+                "x509",
+                "-noout",
+                "-issuer",
+                "-nameopt",
+                "RFC2253",
+                "-in",
+                "out/m7-autocv-gpu01/apiserver.crt",
+            ],
+            d,
+        );
+        let subject = openssl_ok(
+            &[
+                "x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in", "ca.pem",
+            ],
+            d,
+        );
+        assert_eq!(
+            issuer.trim_start_matches("issuer="),
+            subject.trim_start_matches("subject="),
+            "{label}"
+        );
+        let leaf_der = pem_der(&issued.pki.nodes["m7-autocv-gpu01"]["apiserver"].cert_pem);
+        let ca_der = pem_der(&original_ca);
+        assert!(
+            contains(&leaf_der, &raw_subject(&ca_der)),
+            "{label}: issuer bytes differ from the CA subject"
+        );
+    }
+}
+
+fn pem_der(text: &str) -> Vec<u8> {
+    pem::parse(text).unwrap().contents().to_vec()
+}
+
+fn raw_subject(der: &[u8]) -> Vec<u8> {
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).unwrap();
+    cert.subject().as_raw().to_vec()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[track_caller]
+fn import_fails(make_ca: impl FnOnce(&Path), fragments: &[&str]) {
+    import_fails_at(OffsetDateTime::now_utc(), make_ca, fragments);
+}
+
+#[track_caller]
+fn import_fails_at(now: OffsetDateTime, make_ca: impl FnOnce(&Path), fragments: &[&str]) {
+    let dir = import_dir(make_ca);
+    let before = snapshot(dir.path());
+    let err = provision(dir.path(), now).map(|_| ()).unwrap_err();
+    for fragment in fragments {
+        assert!(err.contains(fragment), "{err:?} lacks {fragment:?}");
+    }
+    let after: Vec<_> = snapshot(dir.path())
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(dir.path().join("secrets")))
+        .collect();
+    assert_eq!(after, before, "the user's files were touched");
+    let stored = snapshot(&dir.path().join("secrets"));
+    assert!(
+        stored.iter().all(|(p, _)| p.ends_with(".lock")),
+        "secrets were written: {stored:?}"
+    );
+}
+
+#[test]
+fn broken_cas_are_refused_with_the_file_named() {
+    import_fails(
+        |d| {
+            openssl_ca(d, &["-newkey", "rsa:2048"]);
+            openssl_ok(
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-out",
+                    "ca-key.pem",
+                ],
+                d,
+            );
+        },
+        &["ca-key.pem", "does not belong to the certificate"],
+    );
+    import_fails(
+        |d| {
+            openssl_ok(
+                &[
+                    "req",
+                    "-x509",
+                    "-nodes",
+                    "-newkey",
+                    "rsa:2048",
+                    "-keyout",
+                    "ca-key.pem",
+                    "-out",
+                    "ca.pem",
+                    "-subj",
+                    "/CN=leaf",
+                    "-addext",
+                    "basicConstraints=critical,CA:FALSE",
+                ],
+                d,
+            );
+        },
+        &["ca.pem", "not a CA"],
+    );
+    import_fails(
+        |d| {
+            openssl_ca(d, &["-newkey", "rsa:2048"]);
+            let text = fs::read_to_string(d.join("ca.pem")).unwrap();
+            fs::write(d.join("ca.pem"), &text[..text.len() / 2]).unwrap();
+        },
+        &["ca.pem", "PEM"],
+    );
+    import_fails(
+        |d| {
+            openssl_ca(d, &["-newkey", "rsa:2048"]);
+            openssl_ok(
+                &[
+                    "pkey",
+                    "-in",
+                    "ca-key.pem",
+                    "-aes256",
+                    "-passout",
+                    "pass:secret",
+                    "-out",
+                    "enc.pem",
+                ],
+                d,
+            );
+            fs::rename(d.join("enc.pem"), d.join("ca-key.pem")).unwrap();
+        },
+        &["ca-key.pem", "password-protected"],
+    );
+    // A CA valid for one day, imported three days later.
+    let later = OffsetDateTime::now_utc() + time::Duration::days(3);
+    import_fails_at(
+        later,
+        |d| {
+            openssl_ok(
+                &[
+                    "req",
+                    "-x509",
+                    "-nodes",
+                    "-newkey",
+                    "rsa:2048",
+                    "-keyout",
+                    "ca-key.pem",
+                    "-out",
+                    "ca.pem",
+                    "-subj",
+                    "/CN=old",
+                    "-days",
+                    "1",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                ],
+                d,
+            );
+        },
+        &["ca.pem", "expired"],
+    );
+}
+
+#[test]
+fn an_import_naming_a_different_ca_than_the_stored_one_is_refused() {
+    let dir = import_dir(|d| openssl_ca(d, &["-newkey", "rsa:2048"]));
+    provision(dir.path(), OffsetDateTime::now_utc()).unwrap();
+    let before = snapshot(&dir.path().join("secrets"));
+    openssl_ca(dir.path(), &["-newkey", "rsa:2048"]);
+    let err = provision(dir.path(), OffsetDateTime::now_utc())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        err.contains("already holds a different cluster CA"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&dir.path().join("secrets")), before);
+}
+
+#[test]
+fn a_corrupt_stored_leaf_is_reported_and_kept() {
+    let issued = Issued::from_yaml(&example("cluster.yaml"));
+    let leaf = issued.secrets().join("nodes/cp2/apiserver.pem");
+    fs::write(&leaf, "-----BEGIN CERTIFICATE-----\ngarbage\n").unwrap();
+    let err = provision(issued.dir.path(), OffsetDateTime::now_utc())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        err.contains("nodes/cp2/apiserver.pem") && err.contains("never overwrites"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(&leaf).unwrap(),
+        "-----BEGIN CERTIFICATE-----\ngarbage\n"
+    );
+}
+
+#[test]
+fn no_key_material_in_errors_or_debug_output() {
+    let issued = Issued::from_yaml(&example("cluster.yaml"));
+    let key = issued.pki.nodes["cp1"]["apiserver"].key.to_pem();
+    let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let debug = format!("{:?}", issued.pki);
+    assert!(
+        !debug.contains(&body[..40]),
+        "Debug output shows a private key"
+    );
+}
