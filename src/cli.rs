@@ -205,12 +205,43 @@ fn plan_text(plan: &Plan, decisions: &pki::Assessment) -> String {
                 .unwrap_or_default();
             let _ = writeln!(text, "    {:04o}  {path}  ({artifact})", file.mode);
         }
+        let _ = writeln!(text, "  kube-apiserver flags:");
+        for (name, flag) in &node.flags {
+            let _ = writeln!(
+                text,
+                "    --{name}={}  [{}]",
+                flag.value,
+                flag_reason(&flag.reason)
+            );
+        }
+        if !node.dropped_seed_flags.is_empty() {
+            let _ = writeln!(text, "  seed flags left out:");
+            for (name, dropped) in &node.dropped_seed_flags {
+                let _ = writeln!(
+                    text,
+                    "    --{name}={}  ({})",
+                    dropped.seed_value, dropped.why
+                );
+            }
+        }
         let _ = writeln!(text, "  certificates:");
         for (cert, decision) in decisions.get(&node.name).into_iter().flatten() {
             let _ = writeln!(text, "    {cert:<26} {decision}");
         }
     }
     text
+}
+
+fn flag_reason(reason: &plan::FlagReason) -> String {
+    use plan::FlagReason;
+    match reason {
+        FlagReason::Seed => "seed".into(),
+        FlagReason::Translated(why) => format!("seed, translated: {why}"),
+        FlagReason::Kubeadm => "kubeadm default".into(),
+        FlagReason::Required(why) => format!("required: {why}"),
+        FlagReason::KubeBundle(why) => format!("kube-bundle: {why}"),
+        FlagReason::User => "apiserver.extraArgs".into(),
+    }
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {

@@ -15,6 +15,7 @@ pub mod versions;
 pub mod config;
 pub mod pki;
 pub mod plan;
+pub mod render;
 pub mod secrets;
 pub mod validate;
 

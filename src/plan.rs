@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::Serialize;
 
 use crate::validate::{Cluster, EtcdCa, Host, Master};
+use crate::versions;
 
 /// Bumped whenever the JSON shape of the plan changes incompatibly.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -41,6 +42,10 @@ pub struct NodePlan {
     pub files: BTreeMap<String, PlannedFile>,
     /// Every certificate this node needs, keyed by its kubeadm-like name.
     pub certificates: BTreeMap<String, CertSpec>,
+    /// The kube-apiserver command line, flag name (without dashes) to value and reason.
+    pub flags: BTreeMap<String, PlannedFlag>,
+    /// The seed unit's flags this version's unit leaves out, and why.
+    pub dropped_seed_flags: BTreeMap<String, DroppedFlag>,
 }
 
 /// What a leaf certificate must say. `pki` issues it, or reuses a stored one that says
@@ -256,7 +261,10 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
         );
     }
     let sans = serving_cert_sans(cluster, master);
+    let (flags, dropped_seed_flags) = apiserver_flags(cluster, master);
     NodePlan {
+        flags,
+        dropped_seed_flags,
         name: master.name.to_string(),
         ip: master.ip,
         certificates: certificates(cluster, &sans),
@@ -356,5 +364,412 @@ pub fn serving_cert_sans(cluster: &Cluster, master: &Master) -> Sans {
     Sans {
         dns: dns.into_iter().collect(),
         ips,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// kube-apiserver flags
+
+/// One flag of the rendered unit and why it is there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedFlag {
+    pub value: String,
+    pub reason: FlagReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "note")]
+pub enum FlagReason {
+    /// The seed guide's flag and value, unchanged.
+    Seed,
+    /// The seed guide's flag, adapted (new name, new value or this bundle's file).
+    Translated(String),
+    /// Not in the seed; kubeadm sets it.
+    Kubeadm,
+    /// The target version refuses to start without it.
+    Required(String),
+    /// kube-bundle's own choice, and why.
+    KubeBundle(String),
+    /// From apiserver.extraArgs.
+    User,
+}
+
+/// A flag of the seed's unit that this version's unit does not carry, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DroppedFlag {
+    pub seed_value: String,
+    pub why: String,
+}
+
+/// The seed guide's kube-apiserver unit (06-2), flag by flag, with its values.
+pub const SEED_UNIT_FLAGS: &[(&str, &str)] = &[
+    (
+        "enable-admission-plugins",
+        "Initializers,NamespaceLifecycle,NodeRestriction,LimitRanger,ServiceAccount,DefaultStorageClass,ResourceQuota",
+    ),
+    ("anonymous-auth", "false"),
+    (
+        "experimental-encryption-provider-config",
+        "/etc/kubernetes/encryption-config.yaml",
+    ),
+    ("advertise-address", "##NODE_IP##"),
+    ("bind-address", "##NODE_IP##"),
+    ("insecure-port", "0"),
+    ("authorization-mode", "Node,RBAC"),
+    ("runtime-config", "api/all"),
+    ("enable-bootstrap-token-auth", ""),
+    ("service-cluster-ip-range", "${SERVICE_CIDR}"),
+    ("service-node-port-range", "${NODE_PORT_RANGE}"),
+    ("tls-cert-file", "/etc/kubernetes/cert/kubernetes.pem"),
+    (
+        "tls-private-key-file",
+        "/etc/kubernetes/cert/kubernetes-key.pem",
+    ),
+    ("client-ca-file", "/etc/kubernetes/cert/ca.pem"),
+    (
+        "kubelet-certificate-authority",
+        "/etc/kubernetes/cert/ca.pem",
+    ),
+    (
+        "kubelet-client-certificate",
+        "/etc/kubernetes/cert/kubernetes.pem",
+    ),
+    (
+        "kubelet-client-key",
+        "/etc/kubernetes/cert/kubernetes-key.pem",
+    ),
+    ("kubelet-https", "true"),
+    ("service-account-key-file", "/etc/kubernetes/cert/ca.pem"),
+    ("etcd-cafile", "/etc/kubernetes/cert/ca.pem"),
+    ("etcd-certfile", "/etc/kubernetes/cert/kubernetes.pem"),
+    ("etcd-keyfile", "/etc/kubernetes/cert/kubernetes-key.pem"),
+    ("etcd-servers", "${ETCD_ENDPOINTS}"),
+    ("enable-swagger-ui", "true"),
+    ("allow-privileged", "true"),
+    ("max-mutating-requests-inflight", "2000"),
+    ("max-requests-inflight", "4000"),
+    ("apiserver-count", "3"),
+    ("audit-log-maxage", "30"),
+    ("audit-log-maxbackup", "3"),
+    ("audit-log-maxsize", "100"),
+    ("audit-log-path", "${K8S_DIR}/kube-apiserver/audit.log"),
+    ("event-ttl", "168h"),
+    ("logtostderr", "true"),
+    ("v", "2"),
+];
+
+/// The admission plugins the seed enables; `Initializers` only where it still exists.
+const SEED_ADMISSION_PLUGINS: &[&str] = &[
+    "NamespaceLifecycle",
+    "NodeRestriction",
+    "LimitRanger",
+    "ServiceAccount",
+    "DefaultStorageClass",
+    "ResourceQuota",
+];
+
+/// The unit's flags for one node, sorted by name, and the seed flags left out.
+pub fn apiserver_flags(
+    cluster: &Cluster,
+    master: &Master,
+) -> (BTreeMap<String, PlannedFlag>, BTreeMap<String, DroppedFlag>) {
+    use versions::{encryption_config_flag, flag, initializers_plugin_accepted};
+    let minor = cluster.kubernetes_version.minor();
+    let accepted = |name: &str| flag(name).is_some_and(|f| f.accepted_in(minor));
+    let paths = &cluster.paths;
+    let cert = |name: &str| paths.cert_dir.join(name);
+    let mut flags = BTreeMap::new();
+    let mut set = |name: &str, value: String, reason: FlagReason| {
+        flags.insert(name.to_owned(), PlannedFlag { value, reason });
+    };
+    let translated = |why: &str| FlagReason::Translated(why.to_owned());
+    let own_file = || translated("this bundle's own file");
+
+    set("advertise-address", master.ip.to_string(), FlagReason::Seed);
+    set("bind-address", master.ip.to_string(), FlagReason::Seed);
+    set(
+        "secure-port",
+        crate::validate::SECURE_PORT.to_string(),
+        FlagReason::Kubeadm,
+    );
+    if accepted("insecure-port") {
+        // Apiservers up to 1.19 open 127.0.0.1:8080 unless told otherwise (reference §3.3).
+        set("insecure-port", "0".into(), FlagReason::Seed);
+    }
+    let mut plugins: Vec<&str> = SEED_ADMISSION_PLUGINS.to_vec();
+    let plugins_reason = if initializers_plugin_accepted(minor) {
+        plugins.insert(0, "Initializers");
+        FlagReason::Seed
+    } else {
+        translated(
+            "Initializers dropped: the plugin was removed in 1.14 and unknown plugins stop startup",
+        )
+    };
+    set(
+        "enable-admission-plugins",
+        plugins.join(","),
+        plugins_reason,
+    );
+    set("anonymous-auth", "false".into(), FlagReason::Seed);
+    let encryption_path = paths.config_dir.join("encryption-config.yaml");
+    let encryption_flag = encryption_config_flag(minor);
+    let encryption_reason = if encryption_flag == "experimental-encryption-provider-config" {
+        FlagReason::Seed
+    } else {
+        translated("renamed to --encryption-provider-config in 1.13")
+    };
+    set(encryption_flag, encryption_path, encryption_reason);
+    if accepted("encryption-provider-config-automatic-reload") {
+        set(
+            "encryption-provider-config-automatic-reload",
+            "true".into(),
+            FlagReason::KubeBundle("key rotations take effect without a restart".into()),
+        );
+    }
+    set("authorization-mode", "Node,RBAC".into(), FlagReason::Seed);
+    set(
+        "runtime-config",
+        "api/all=true".into(),
+        translated("the bare `api/all` is refused by 1.36; `=true` means the same"),
+    );
+    set(
+        "enable-bootstrap-token-auth",
+        "true".into(),
+        FlagReason::Seed,
+    );
+    set(
+        "service-cluster-ip-range",
+        cluster.network.service_cidr.to_string(),
+        FlagReason::Seed,
+    );
+    set(
+        "service-node-port-range",
+        cluster.network.node_port_range.to_string(),
+        FlagReason::Seed,
+    );
+    set(
+        "tls-cert-file",
+        cert("apiserver.crt"),
+        translated("a serving cert per node instead of one shared kubernetes.pem"),
+    );
+    set(
+        "tls-private-key-file",
+        cert("apiserver.key"),
+        translated("a serving key per node"),
+    );
+    set("client-ca-file", cert("ca.crt"), own_file());
+    set("kubelet-certificate-authority", cert("ca.crt"), own_file());
+    let kubelet_client =
+        "a clientAuth-only identity bound to system:kubelet-api-admin instead of the serving cert";
+    set(
+        "kubelet-client-certificate",
+        cert("apiserver-kubelet-client.crt"),
+        translated(kubelet_client),
+    );
+    set(
+        "kubelet-client-key",
+        cert("apiserver-kubelet-client.key"),
+        translated(kubelet_client),
+    );
+    set(
+        "kubelet-preferred-address-types",
+        "InternalIP,ExternalIP,Hostname".into(),
+        FlagReason::Kubeadm,
+    );
+    if accepted("kubelet-https") {
+        set("kubelet-https", "true".into(), FlagReason::Seed);
+    }
+    set(
+        "service-account-key-file",
+        cert("sa.pub"),
+        translated("the service-account public key instead of the CA cert"),
+    );
+    if minor >= 20 {
+        let required =
+            || FlagReason::Required("kube-apiserver refuses to start without it from 1.20".into());
+        set(
+            "service-account-signing-key-file",
+            cert("sa.key"),
+            required(),
+        );
+        set(
+            "service-account-issuer",
+            format!(
+                "https://kubernetes.default.svc.{}",
+                cluster.network.dns_domain
+            ),
+            required(),
+        );
+    }
+    let etcd_ca = match cluster.etcd.ca {
+        EtcdCa::Cluster => cert("ca.crt"),
+        EtcdCa::Separate | EtcdCa::External { .. } => cert("etcd/ca.crt"),
+    };
+    set("etcd-cafile", etcd_ca, own_file());
+    let etcd_client = "a clientAuth cert of its own instead of the serving cert";
+    set(
+        "etcd-certfile",
+        cert("apiserver-etcd-client.crt"),
+        translated(etcd_client),
+    );
+    set(
+        "etcd-keyfile",
+        cert("apiserver-etcd-client.key"),
+        translated(etcd_client),
+    );
+    let endpoints: Vec<String> = cluster
+        .etcd
+        .endpoints
+        .iter()
+        .map(|url| url.as_str().trim_end_matches('/').to_owned())
+        .collect();
+    set("etcd-servers", endpoints.join(","), FlagReason::Seed);
+    if minor <= 13 {
+        set("enable-swagger-ui", "true".into(), FlagReason::Seed);
+    }
+    set("allow-privileged", "true".into(), FlagReason::Seed);
+    set(
+        "max-mutating-requests-inflight",
+        "2000".into(),
+        FlagReason::Seed,
+    );
+    set("max-requests-inflight", "4000".into(), FlagReason::Seed);
+    if minor <= OLDEST_SEED_COUNT_MINOR {
+        set(
+            "apiserver-count",
+            cluster.masters.len().to_string(),
+            FlagReason::Seed,
+        );
+    }
+    let audit = &cluster.apiserver.audit;
+    if audit.enabled {
+        set(
+            "audit-log-maxage",
+            audit.max_age.to_string(),
+            FlagReason::Seed,
+        );
+        set(
+            "audit-log-maxbackup",
+            audit.max_backup.to_string(),
+            FlagReason::Seed,
+        );
+        set(
+            "audit-log-maxsize",
+            audit.max_size.to_string(),
+            FlagReason::Seed,
+        );
+        set(
+            "audit-log-path",
+            format!("{}/audit.log", working_directory(cluster)),
+            FlagReason::Seed,
+        );
+        set(
+            "audit-policy-file",
+            paths.config_dir.join("audit-policy.yaml"),
+            FlagReason::KubeBundle(
+                "without a policy nothing is logged; the policy is the newer seed guide's".into(),
+            ),
+        );
+    }
+    set("event-ttl", "168h".into(), FlagReason::Seed);
+    if minor <= 22 {
+        set("logtostderr", "true".into(), FlagReason::Seed);
+    }
+    set("v", "2".into(), FlagReason::Seed);
+    set(
+        "requestheader-client-ca-file",
+        cert("front-proxy-ca.crt"),
+        FlagReason::Kubeadm,
+    );
+    set(
+        "requestheader-allowed-names",
+        "front-proxy-client".into(),
+        FlagReason::Kubeadm,
+    );
+    set(
+        "requestheader-extra-headers-prefix",
+        "X-Remote-Extra-".into(),
+        FlagReason::Kubeadm,
+    );
+    set(
+        "requestheader-group-headers",
+        "X-Remote-Group".into(),
+        FlagReason::Kubeadm,
+    );
+    set(
+        "requestheader-username-headers",
+        "X-Remote-User".into(),
+        FlagReason::Kubeadm,
+    );
+    set(
+        "proxy-client-cert-file",
+        cert("front-proxy-client.crt"),
+        FlagReason::Kubeadm,
+    );
+    set(
+        "proxy-client-key-file",
+        cert("front-proxy-client.key"),
+        FlagReason::Kubeadm,
+    );
+
+    for (name, value) in &cluster.apiserver.extra_args {
+        set(name, value.clone(), FlagReason::User);
+    }
+    // --authorization-config and --authorization-mode cannot be combined (reference §7 #10).
+    if cluster
+        .apiserver
+        .extra_args
+        .contains_key("authorization-config")
+    {
+        flags.remove("authorization-mode");
+    }
+
+    let dropped = SEED_UNIT_FLAGS
+        .iter()
+        .filter(|(name, _)| !flags.contains_key(*name))
+        .map(|(name, seed_value)| {
+            let why = drop_reason(name, minor, &flags);
+            (
+                (*name).to_owned(),
+                DroppedFlag {
+                    seed_value: (*seed_value).to_owned(),
+                    why,
+                },
+            )
+        })
+        .collect();
+    (flags, dropped)
+}
+
+/// The seed's `--apiserver-count` is kept only in the seed's own minor, where the unit
+/// must reproduce the guide; it is a no-op under the lease reconciler everywhere.
+const OLDEST_SEED_COUNT_MINOR: u64 = 12;
+
+fn drop_reason(name: &str, minor: u64, flags: &BTreeMap<String, PlannedFlag>) -> String {
+    let table = versions::flag(name);
+    let replaced = table
+        .and_then(|f| f.replacement)
+        .filter(|replacement| flags.contains_key(*replacement))
+        .map(|replacement| format!("; --{replacement} replaces it"))
+        .unwrap_or_default();
+    match (name, table) {
+        ("apiserver-count", _) => {
+            "a no-op: the lease endpoint reconciler is the default since 1.11".into()
+        }
+        ("enable-swagger-ui", Some(f)) if f.accepted_in(minor) => {
+            "a no-op since 1.14 (swagger 1.2 is gone); removed in 1.24".into()
+        }
+        ("logtostderr", Some(f)) if f.accepted_in(minor) => {
+            "deprecated in 1.23 and already the default; removed in 1.26".into()
+        }
+        ("authorization-mode", _) => {
+            "apiserver.extraArgs sets --authorization-config, which excludes it".into()
+        }
+        (_, Some(f)) if !f.accepted_in(minor) => {
+            format!("not accepted by 1.{minor}: {}{replaced}", f.note)
+        }
+        _ => format!("overridden{replaced}"),
     }
 }

@@ -816,7 +816,7 @@ pub fn validate(
         raw.paths.data_dir.as_ref(),
         "/data/k8s/k8s",
     );
-    let extra_args = check_extra_args(&mut c, raw.apiserver.extra_args.as_ref());
+    let extra_args = check_extra_args(&mut c, raw.apiserver.extra_args.as_ref(), version.as_ref());
     let raw_audit = raw.apiserver.audit.unwrap_or_default();
     // The seed's audit-log settings.
     let audit = Audit {
@@ -1255,6 +1255,7 @@ fn check_pki(c: &mut Checker<'_>, raw: &RawPki) -> Option<Pki> {
 fn check_extra_args(
     c: &mut Checker<'_>,
     raw: Option<&BTreeMap<String, Text>>,
+    version: Option<&KubeVersion>,
 ) -> BTreeMap<String, String> {
     let mut args = BTreeMap::new();
     for (key, value) in raw.into_iter().flatten() {
@@ -1302,9 +1303,71 @@ fn check_extra_args(
             );
             continue;
         }
+        if let Some(version) = version {
+            check_flag_against_version(c, &field, key, value, version);
+        }
         args.insert(key.clone(), value.value.clone());
     }
     args
+}
+
+/// A flag the target version rejects is an error naming its replacement; one the table
+/// does not know is passed through with a warning.
+fn check_flag_against_version(
+    c: &mut Checker<'_>,
+    field: &str,
+    key: &str,
+    value: &Text,
+    version: &KubeVersion,
+) {
+    let minor = version.minor();
+    let Some(flag) = crate::versions::flag(key) else {
+        c.warn(
+            value.referenced,
+            field,
+            format!(
+                "--{key} is not in kube-bundle's version table; \
+            it is passed through unchecked"
+            ),
+            "check the flag exists in this Kubernetes release",
+        );
+        return;
+    };
+    if !flag.accepted_in(minor) {
+        let instead = flag
+            .replacement
+            .map(|r| format!("use `{r}` instead"))
+            .unwrap_or_else(|| "remove it".into());
+        c.error(
+            value.referenced,
+            field,
+            format!("--{key} is not accepted by {version}: {}", flag.note),
+            &instead,
+        );
+        return;
+    }
+    let plugins = key == "enable-admission-plugins"
+        && value.value.split(',').any(|p| p.trim() == "Initializers");
+    if plugins && !crate::versions::initializers_plugin_accepted(minor) {
+        c.error(
+            value.referenced,
+            field,
+            format!(
+                "the Initializers admission plugin was removed in 1.14; \
+            {version} refuses to start with it"
+            ),
+            "remove Initializers from the list",
+        );
+    }
+    let gates = key == "feature-gates" && value.value.contains("DynamicAuditing");
+    if gates && !crate::versions::dynamic_auditing_accepted(minor) {
+        c.error(
+            value.referenced,
+            field,
+            format!("the DynamicAuditing feature gate does not exist in {version}"),
+            "remove DynamicAuditing from feature-gates",
+        );
+    }
 }
 
 #[cfg(test)]
@@ -1628,10 +1691,49 @@ mod tests {
 
     #[test]
     fn extra_args_keys_and_values_are_checked() {
-        let arg = "event-ttl: 168h";
+        let arg = "profiling: \"false\"";
         rejects(arg, "--event-ttl: 168h", &["leading dashes"]);
         rejects(arg, "Event_TTL: 168h", &["not a kube-apiserver flag name"]);
-        rejects(arg, "event-ttl: \"168h\\n--evil\"", &["control character"]);
+        rejects(arg, "profiling: \"168h\\n--evil\"", &["control character"]);
+    }
+
+    #[test]
+    fn extra_args_the_target_rejects_are_errors_naming_the_replacement() {
+        let arg = "profiling: \"false\"";
+        rejects(
+            arg,
+            "insecure-port: \"0\"",
+            &[
+                "--insecure-port is not accepted by v1.36.1",
+                "removed in 1.24",
+            ],
+        );
+        rejects(
+            arg,
+            "experimental-encryption-provider-config: /etc/x.yaml",
+            &["not accepted by v1.36.1"],
+        );
+        rejects(
+            arg,
+            "enable-admission-plugins: Initializers,NodeRestriction",
+            &["Initializers"],
+        );
+        rejects(
+            arg,
+            "feature-gates: DynamicAuditing=true",
+            &["DynamicAuditing"],
+        );
+        let yaml = example_with(arg, "kubelet-https: \"true\"").replace("v1.36.1", "v1.21.0");
+        assert!(
+            run(&yaml, ValidateOptions::default()).is_ok(),
+            "1.21 still accepts --kubelet-https"
+        );
+        let yaml = example_with(arg, "made-up-flag: \"1\"");
+        assert!(
+            warnings(&yaml)
+                .iter()
+                .any(|w| w.contains("not in kube-bundle's version table"))
+        );
     }
 
     #[test]

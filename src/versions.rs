@@ -1,8 +1,8 @@
 //! The Kubernetes versions kube-bundle knows, and what changed between them.
 //!
-//! Data only: `validate` uses it to refuse versions outside the table, `plan` (flags,
-//! file formats) to decide what a given minor accepts. Facts come from
-//! kubernetes-reference.md §3–§5 and §8.
+//! Data only: `validate` uses it to refuse versions outside the table and extraArgs the
+//! target rejects; `plan` uses it to decide which flags and file formats a minor accepts.
+//! Facts come from kubernetes-reference.md §3–§5 and §8; each row says where.
 
 /// The seed guide's era; nothing older is rendered.
 pub const OLDEST_MINOR: u64 = 12;
@@ -10,3 +10,397 @@ pub const OLDEST_MINOR: u64 = 12;
 pub const NEWEST_MINOR: u64 = 36;
 /// What `init` writes: the newest release of the newest minor the table knows.
 pub const NEWEST_RELEASE: &str = "v1.36.1";
+
+/// One kube-apiserver flag: the minors that accept it, what replaces it, whether required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag {
+    pub name: &'static str,
+    /// First minor that accepts it; [`OLDEST_MINOR`] means "at least since the seed".
+    pub first: u64,
+    /// Last minor that accepts it; `None` while it is still accepted.
+    pub last: Option<u64>,
+    /// The flag to use instead once this one is gone.
+    pub replacement: Option<&'static str>,
+    /// From this minor on the apiserver refuses to start without it.
+    pub required_from: Option<u64>,
+    /// Why it changed, and the source.
+    pub note: &'static str,
+}
+
+impl Flag {
+    pub fn accepted_in(&self, minor: u64) -> bool {
+        minor >= self.first && self.last.is_none_or(|last| minor <= last)
+    }
+
+    pub fn required_in(&self, minor: u64) -> bool {
+        self.required_from.is_some_and(|from| minor >= from)
+    }
+}
+
+const fn always(name: &'static str) -> Flag {
+    Flag {
+        name,
+        first: OLDEST_MINOR,
+        last: None,
+        replacement: None,
+        required_from: None,
+        note: "",
+    }
+}
+
+const fn until(name: &'static str, last: u64, note: &'static str) -> Flag {
+    Flag {
+        name,
+        first: OLDEST_MINOR,
+        last: Some(last),
+        replacement: None,
+        required_from: None,
+        note,
+    }
+}
+
+const fn since(name: &'static str, first: u64, note: &'static str) -> Flag {
+    Flag {
+        name,
+        first,
+        last: None,
+        replacement: None,
+        required_from: None,
+        note,
+    }
+}
+
+/// Every flag kube-bundle emits, every flag of the seed guides' units, and the common
+/// flags users pass through extraArgs. Sorted by name.
+pub const FLAGS: &[Flag] = &[
+    Flag {
+        replacement: Some("enable-admission-plugins"),
+        ..until(
+            "admission-control",
+            23,
+            "deprecated since 1.10; absent from the 1.31 reference (exact removal unconfirmed; §3.1)",
+        )
+    },
+    always("advertise-address"),
+    always("allow-privileged"),
+    always("anonymous-auth"),
+    always("api-audiences"),
+    until(
+        "apiserver-count",
+        NEWEST_MINOR,
+        "deprecated: only used by the master-count reconciler; lease is the default since 1.11 (§3.1)",
+    ),
+    until(
+        "audit-dynamic-configuration",
+        18,
+        "DynamicAuditing was removed in 1.19 (PR 91502; §3.2)",
+    ),
+    always("audit-log-compress"),
+    always("audit-log-format"),
+    always("audit-log-maxage"),
+    always("audit-log-maxbackup"),
+    always("audit-log-maxsize"),
+    always("audit-log-path"),
+    always("audit-log-truncate-enabled"),
+    always("audit-policy-file"),
+    always("audit-webhook-config-file"),
+    since(
+        "authentication-config",
+        29,
+        "StructuredAuthenticationConfiguration, alpha in 1.29",
+    ),
+    since(
+        "authorization-config",
+        29,
+        "StructuredAuthorizationConfiguration, alpha in 1.29; excludes --authorization-mode (§3.1)",
+    ),
+    always("authorization-mode"),
+    always("bind-address"),
+    always("client-ca-file"),
+    always("cors-allowed-origins"),
+    always("default-not-ready-toleration-seconds"),
+    always("default-unreachable-toleration-seconds"),
+    always("default-watch-cache-size"),
+    always("delete-collection-workers"),
+    always("enable-admission-plugins"),
+    always("enable-aggregator-routing"),
+    always("enable-bootstrap-token-auth"),
+    always("enable-priority-and-fairness"),
+    until(
+        "enable-swagger-ui",
+        23,
+        "a no-op since 1.14, removed in 1.24 (PRs 72924, 105032; §3.1)",
+    ),
+    Flag {
+        replacement: Some("experimental-encryption-provider-config"),
+        ..since(
+            "encryption-provider-config",
+            13,
+            "graduated from --experimental-encryption-provider-config in 1.13 (§4.1)",
+        )
+    },
+    since(
+        "encryption-provider-config-automatic-reload",
+        26,
+        "added in 1.26 (PR 112050; §3.2)",
+    ),
+    always("endpoint-reconciler-type"),
+    always("etcd-cafile"),
+    always("etcd-certfile"),
+    always("etcd-keyfile"),
+    always("etcd-prefix"),
+    always("etcd-servers"),
+    always("event-ttl"),
+    Flag {
+        replacement: Some("encryption-provider-config"),
+        ..until(
+            "experimental-encryption-provider-config",
+            23,
+            "renamed in 1.13, removed in 1.24 (PRs 71206, 108423; §3.1)",
+        )
+    },
+    always("feature-gates"),
+    Flag {
+        replacement: Some("bind-address"),
+        ..until(
+            "insecure-bind-address",
+            23,
+            "the insecure port was removed in 1.24 (§3.1)",
+        )
+    },
+    until(
+        "insecure-port",
+        23,
+        "inert from 1.20 (only 0 allowed), removed in 1.24 (PRs 59018, 95856; §3.1)",
+    ),
+    always("kubelet-certificate-authority"),
+    always("kubelet-client-certificate"),
+    always("kubelet-client-key"),
+    until(
+        "kubelet-https",
+        21,
+        "deprecated 1.19, removed 1.22: HTTPS is unconditional (PRs 91630, 101178; §3.1)",
+    ),
+    always("kubelet-preferred-address-types"),
+    always("kubelet-timeout"),
+    until(
+        "log-dir",
+        25,
+        "klog file flags: deprecated 1.23, removed 1.26 (KEP-2845; §3.1)",
+    ),
+    until(
+        "log-file",
+        25,
+        "klog file flags: deprecated 1.23, removed 1.26 (KEP-2845; §3.1)",
+    ),
+    until(
+        "logtostderr",
+        25,
+        "klog file flags: deprecated 1.23, removed 1.26; stderr is the only output since (KEP-2845; §3.1)",
+    ),
+    always("max-mutating-requests-inflight"),
+    always("max-requests-inflight"),
+    until("port", 23, "the insecure port was removed in 1.24 (§3.1)"),
+    always("profiling"),
+    always("proxy-client-cert-file"),
+    always("proxy-client-key-file"),
+    always("request-timeout"),
+    always("requestheader-allowed-names"),
+    always("requestheader-client-ca-file"),
+    always("requestheader-extra-headers-prefix"),
+    always("requestheader-group-headers"),
+    always("requestheader-username-headers"),
+    always("runtime-config"),
+    always("secure-port"),
+    Flag {
+        required_from: Some(20),
+        ..since(
+            "service-account-issuer",
+            OLDEST_MINOR,
+            "required since 1.20, when TokenRequest went GA (PR 95896; §3.2)",
+        )
+    },
+    always("service-account-key-file"),
+    always("service-account-lookup"),
+    Flag {
+        required_from: Some(20),
+        ..since(
+            "service-account-signing-key-file",
+            OLDEST_MINOR,
+            "required since 1.20 (PR 95896; §3.2)",
+        )
+    },
+    always("service-cluster-ip-range"),
+    always("service-node-port-range"),
+    always("storage-backend"),
+    always("tls-cert-file"),
+    always("tls-cipher-suites"),
+    always("tls-min-version"),
+    always("tls-private-key-file"),
+    always("v"),
+];
+
+pub fn flag(name: &str) -> Option<&'static Flag> {
+    FLAGS.iter().find(|flag| flag.name == name)
+}
+
+/// The encryption-at-rest flag for a minor (§4.1).
+pub fn encryption_config_flag(minor: u64) -> &'static str {
+    if minor <= 12 {
+        "experimental-encryption-provider-config"
+    } else {
+        "encryption-provider-config"
+    }
+}
+
+/// (apiVersion, kind) of the encryption config file (§4.1): 1.12 parses the unversioned
+/// `EncryptionConfig`; 1.13 moved to apiserver.config.k8s.io/v1 `EncryptionConfiguration`.
+pub fn encryption_config_format(minor: u64) -> (&'static str, &'static str) {
+    if minor <= 12 {
+        ("v1", "EncryptionConfig")
+    } else {
+        ("apiserver.config.k8s.io/v1", "EncryptionConfiguration")
+    }
+}
+
+/// Audit policy apiVersion (§5): v1 exists from 1.12 and v1beta1 is gone in 1.24, so v1
+/// is right for every minor kube-bundle renders.
+pub fn audit_policy_api_version(minor: u64) -> &'static str {
+    if minor < 12 {
+        "audit.k8s.io/v1beta1"
+    } else {
+        "audit.k8s.io/v1"
+    }
+}
+
+/// The last minor that accepts audit.k8s.io/v1beta1 policies (§5).
+pub const AUDIT_V1BETA1_LAST: u64 = 23;
+
+/// The Initializers admission plugin: an unknown plugin stops startup from 1.14 (§3.1).
+pub fn initializers_plugin_accepted(minor: u64) -> bool {
+    minor <= 13
+}
+
+/// DynamicAuditing feature gate, removed with --audit-dynamic-configuration in 1.19 (§3.2).
+pub fn dynamic_auditing_accepted(minor: u64) -> bool {
+    (13..=18).contains(&minor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepted(name: &str, minor: u64) -> bool {
+        flag(name)
+            .unwrap_or_else(|| panic!("{name} is not in the table"))
+            .accepted_in(minor)
+    }
+
+    #[test]
+    fn table_is_sorted_and_unique() {
+        let names: Vec<_> = FLAGS.iter().map(|f| f.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn encryption_flag_is_renamed_in_1_13() {
+        assert!(accepted("experimental-encryption-provider-config", 12));
+        assert!(!accepted("encryption-provider-config", 12));
+        assert!(accepted("encryption-provider-config", 13));
+        assert!(!accepted("experimental-encryption-provider-config", 24));
+        assert_eq!(
+            encryption_config_flag(12),
+            "experimental-encryption-provider-config"
+        );
+        assert_eq!(encryption_config_flag(13), "encryption-provider-config");
+        let old = flag("experimental-encryption-provider-config").unwrap();
+        assert_eq!(old.replacement, Some("encryption-provider-config"));
+    }
+
+    #[test]
+    fn encryption_file_format_changes_in_1_13() {
+        assert_eq!(encryption_config_format(12), ("v1", "EncryptionConfig"));
+        assert_eq!(
+            encryption_config_format(13),
+            ("apiserver.config.k8s.io/v1", "EncryptionConfiguration")
+        );
+        assert_eq!(
+            encryption_config_format(36),
+            ("apiserver.config.k8s.io/v1", "EncryptionConfiguration")
+        );
+    }
+
+    #[test]
+    fn insecure_port_is_gone_in_1_24() {
+        assert!(accepted("insecure-port", 23));
+        assert!(!accepted("insecure-port", 24));
+        assert!(!accepted("insecure-bind-address", 24));
+        assert!(!accepted("port", 24));
+    }
+
+    #[test]
+    fn kubelet_https_is_gone_in_1_22() {
+        assert!(accepted("kubelet-https", 21));
+        assert!(!accepted("kubelet-https", 22));
+    }
+
+    #[test]
+    fn swagger_ui_is_gone_in_1_24() {
+        assert!(accepted("enable-swagger-ui", 23));
+        assert!(!accepted("enable-swagger-ui", 24));
+    }
+
+    #[test]
+    fn initializers_plugin_ends_with_1_13() {
+        assert!(initializers_plugin_accepted(12));
+        assert!(initializers_plugin_accepted(13));
+        assert!(!initializers_plugin_accepted(14));
+    }
+
+    #[test]
+    fn logtostderr_is_gone_in_1_26() {
+        assert!(accepted("logtostderr", 25));
+        assert!(!accepted("logtostderr", 26));
+    }
+
+    #[test]
+    fn apiserver_count_is_accepted_but_deprecated() {
+        assert!(accepted("apiserver-count", NEWEST_MINOR));
+        assert!(flag("apiserver-count").unwrap().note.contains("deprecated"));
+    }
+
+    #[test]
+    fn service_account_issuer_and_signing_key_are_required_from_1_20() {
+        for name in ["service-account-issuer", "service-account-signing-key-file"] {
+            let flag = flag(name).unwrap();
+            assert!(!flag.required_in(19));
+            assert!(flag.required_in(20));
+            assert!(flag.required_in(NEWEST_MINOR));
+        }
+    }
+
+    #[test]
+    fn dynamic_auditing_is_gone_in_1_19() {
+        assert!(accepted("audit-dynamic-configuration", 18));
+        assert!(!accepted("audit-dynamic-configuration", 19));
+        assert!(dynamic_auditing_accepted(18));
+        assert!(!dynamic_auditing_accepted(19));
+    }
+
+    #[test]
+    fn audit_policy_is_v1_everywhere_kube_bundle_renders() {
+        for minor in OLDEST_MINOR..=NEWEST_MINOR {
+            assert_eq!(audit_policy_api_version(minor), "audit.k8s.io/v1");
+        }
+        assert_eq!(AUDIT_V1BETA1_LAST, 23);
+    }
+
+    #[test]
+    fn automatic_reload_starts_in_1_26() {
+        assert!(!accepted("encryption-provider-config-automatic-reload", 25));
+        assert!(accepted("encryption-provider-config-automatic-reload", 26));
+    }
+}

@@ -1,0 +1,288 @@
+//! Stage 5: the bytes of every file a master receives.
+//!
+//! In: the [`Cluster`], one [`NodePlan`] (which files, which flags), the [`Pki`] and the
+//! [`EncryptionKeys`]. Out: a [`RenderedNode`]: rootfs files keyed by target path with
+//! their modes, and the RBAC manifests applied once the apiserver is healthy. Templates
+//! live in templates/ (askama, checked at compile time); every value that reaches a unit
+//! or YAML file was validated upstream or is quoted here.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use askama::Template;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::error::Error;
+use crate::pki::{EncryptionKey, EncryptionKeys, Pki};
+use crate::plan::{Artifact, CaName, KUBELET_CLIENT_CN, NodePlan, cert_names};
+use crate::validate::{Cluster, Host, SECURE_PORT};
+use crate::versions;
+
+/// A file's content: bytes made here, or a file (the apiserver binary) streamed later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    pub mode: u32,
+    pub content: Content,
+}
+
+/// Everything one master's bundle carries besides the installer.
+#[derive(Debug)]
+pub struct RenderedNode {
+    /// Keyed by absolute target path.
+    pub rootfs: BTreeMap<String, RenderedFile>,
+    /// Keyed by file name; applied in name order.
+    pub manifests: BTreeMap<String, Vec<u8>>,
+}
+
+pub const KUBELET_APIS_MANIFEST: &str = "kube-apiserver-kubelet-apis.yaml";
+
+#[derive(Template)]
+#[template(path = "systemd/kube-apiserver.service", escape = "none")]
+struct ApiserverUnit<'a> {
+    cluster: &'a str,
+    node: &'a str,
+    version: String,
+    working_directory: String,
+    binary: String,
+    args: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "config/encryption-config.yaml", escape = "none")]
+struct EncryptionConfig<'a> {
+    cluster: &'a str,
+    kind: &'a str,
+    api_version: &'a str,
+    provider: &'a str,
+    keys: &'a [EncryptionKey],
+}
+
+#[derive(Template)]
+#[template(path = "config/audit-policy.yaml", escape = "none")]
+struct AuditPolicy<'a> {
+    api_version: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "config/admin.kubeconfig", escape = "none")]
+struct AdminKubeconfig<'a> {
+    cluster: &'a str,
+    server: String,
+    ca_data: String,
+    client_cert_data: String,
+    client_key_data: String,
+}
+
+#[derive(Template)]
+#[template(path = "manifests/kube-apiserver-kubelet-apis.yaml", escape = "none")]
+struct KubeletApisBinding<'a> {
+    user: &'a str,
+}
+
+/// Renders one master's files.
+pub fn render_node(
+    cluster: &Cluster,
+    node: &NodePlan,
+    pki: &Pki,
+    encryption: &EncryptionKeys,
+) -> Result<RenderedNode, Error> {
+    let leaves = pki
+        .nodes
+        .get(&node.name)
+        .ok_or_else(|| Error::Input(format!("internal: no certificates for {}", node.name)))?;
+    let leaf = |name: &str| {
+        leaves
+            .get(name)
+            .ok_or_else(|| Error::Input(format!("internal: {} lacks {name}", node.name)))
+    };
+    let mut rootfs = BTreeMap::new();
+    for (path, planned) in &node.files {
+        let bytes = match planned.artifact {
+            Artifact::CaCert => pki.ca_cert_pem.clone().into_bytes(),
+            Artifact::FrontProxyCaCert => pki.front_proxy_ca_cert_pem.clone().into_bytes(),
+            Artifact::EtcdCaCert => pki
+                .ca_cert_pem(CaName::Etcd)
+                .ok_or_else(|| Error::Input("internal: no etcd CA".into()))?
+                .as_bytes()
+                .to_vec(),
+            Artifact::ApiserverCert => leaf(cert_names::APISERVER)?.cert_pem.clone().into_bytes(),
+            Artifact::ApiserverKey => leaf(cert_names::APISERVER)?.key.to_pem().into_bytes(),
+            Artifact::ApiserverKubeletClientCert => leaf(cert_names::KUBELET_CLIENT)?
+                .cert_pem
+                .clone()
+                .into_bytes(),
+            Artifact::ApiserverKubeletClientKey => {
+                leaf(cert_names::KUBELET_CLIENT)?.key.to_pem().into_bytes()
+            }
+            Artifact::ApiserverEtcdClientCert => {
+                leaf(cert_names::ETCD_CLIENT)?.cert_pem.clone().into_bytes()
+            }
+            Artifact::ApiserverEtcdClientKey => {
+                leaf(cert_names::ETCD_CLIENT)?.key.to_pem().into_bytes()
+            }
+            Artifact::FrontProxyClientCert => leaf(cert_names::FRONT_PROXY_CLIENT)?
+                .cert_pem
+                .clone()
+                .into_bytes(),
+            Artifact::FrontProxyClientKey => leaf(cert_names::FRONT_PROXY_CLIENT)?
+                .key
+                .to_pem()
+                .into_bytes(),
+            Artifact::ServiceAccountKey => pki.service_account_key_pem.clone().into_bytes(),
+            Artifact::ServiceAccountPub => pki.service_account_pub_pem.clone().into_bytes(),
+            Artifact::EncryptionConfig => encryption_config(cluster, encryption)?.into_bytes(),
+            Artifact::AuditPolicy => audit_policy(cluster)?.into_bytes(),
+            Artifact::AdminKubeconfig => {
+                let admin = leaf(cert_names::ADMIN)?;
+                let kubeconfig = AdminKubeconfig {
+                    cluster: cluster.name.as_str(),
+                    server: kubeconfig_server(cluster, node.ip),
+                    ca_data: BASE64.encode(&pki.ca_cert_pem),
+                    client_cert_data: BASE64.encode(&admin.cert_pem),
+                    client_key_data: BASE64.encode(admin.key.to_pem()),
+                };
+                render(&kubeconfig)?.into_bytes()
+            }
+            Artifact::ApiserverUnit => apiserver_unit(cluster, node)?.into_bytes(),
+            Artifact::ApiserverBinary => {
+                let binary = cluster.kube_apiserver_binary.clone().ok_or_else(|| {
+                    Error::Input("internal: binary planned but not configured".into())
+                })?;
+                rootfs.insert(
+                    path.clone(),
+                    RenderedFile {
+                        mode: planned.mode,
+                        content: Content::File(binary),
+                    },
+                );
+                continue;
+            }
+        };
+        rootfs.insert(
+            path.clone(),
+            RenderedFile {
+                mode: planned.mode,
+                content: Content::Bytes(bytes),
+            },
+        );
+    }
+    let mut manifests = BTreeMap::new();
+    manifests.insert(
+        KUBELET_APIS_MANIFEST.to_owned(),
+        render(&KubeletApisBinding {
+            user: KUBELET_CLIENT_CN,
+        })?
+        .into_bytes(),
+    );
+    Ok(RenderedNode { rootfs, manifests })
+}
+
+/// The kube-apiserver unit for one node.
+pub fn apiserver_unit(cluster: &Cluster, node: &NodePlan) -> Result<String, Error> {
+    let args = node
+        .flags
+        .iter()
+        .map(|(name, flag)| systemd_word(&format!("--{name}={}", flag.value)))
+        .collect();
+    render(&ApiserverUnit {
+        cluster: cluster.name.as_str(),
+        node: &node.name,
+        version: cluster.kubernetes_version.to_string(),
+        working_directory: crate::plan::working_directory(cluster),
+        binary: cluster.paths.bin_dir.join("kube-apiserver"),
+        args,
+    })
+}
+
+pub fn encryption_config(cluster: &Cluster, encryption: &EncryptionKeys) -> Result<String, Error> {
+    let minor = cluster.kubernetes_version.minor();
+    let (api_version, kind) = versions::encryption_config_format(minor);
+    let provider = match encryption.provider {
+        crate::config::EncryptionProvider::Secretbox => "secretbox",
+        crate::config::EncryptionProvider::Aescbc => "aescbc",
+        crate::config::EncryptionProvider::Aesgcm => "aesgcm",
+    };
+    render(&EncryptionConfig {
+        cluster: cluster.name.as_str(),
+        kind,
+        api_version,
+        provider,
+        keys: &encryption.keys,
+    })
+}
+
+pub fn audit_policy(cluster: &Cluster) -> Result<String, Error> {
+    let api_version = versions::audit_policy_api_version(cluster.kubernetes_version.minor());
+    render(&AuditPolicy { api_version })
+}
+
+/// The admin kubeconfig's server: the control-plane endpoint when there is one, else the
+/// node's own apiserver.
+pub fn kubeconfig_server(cluster: &Cluster, node_ip: IpAddr) -> String {
+    let (host, port) = match &cluster.control_plane_endpoint {
+        Some(endpoint) => (endpoint.host.clone(), endpoint.port.unwrap_or(SECURE_PORT)),
+        None => (Host::Ip(node_ip), SECURE_PORT),
+    };
+    match host {
+        Host::Ip(IpAddr::V6(ip)) => format!("https://[{ip}]:{port}"),
+        host => format!("https://{host}:{port}"),
+    }
+}
+
+fn render(template: &impl Template) -> Result<String, Error> {
+    let mut text = template
+        .render()
+        .map_err(|e| Error::Input(format!("internal: template: {e}")))?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// Quotes one word of a systemd ExecStart= line (systemd.service(5), "Command lines"):
+/// `%` and `$` would be expanded, `\` and `"` are escapes, whitespace splits words.
+pub fn systemd_word(word: &str) -> String {
+    let mut escaped = String::with_capacity(word.len());
+    for c in word.chars() {
+        match c {
+            '%' => escaped.push_str("%%"),
+            '$' => escaped.push_str("$$"),
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            c => escaped.push(c),
+        }
+    }
+    let needs_quotes = word.is_empty()
+        || word
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == ';');
+    if needs_quotes {
+        format!("\"{escaped}\"")
+    } else {
+        escaped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::systemd_word;
+
+    #[test]
+    fn systemd_words_are_quoted_and_escaped() {
+        assert_eq!(systemd_word("--v=2"), "--v=2");
+        assert_eq!(systemd_word("--x=a b"), "\"--x=a b\"");
+        assert_eq!(systemd_word("--x=$(id)"), "--x=$$(id)");
+        assert_eq!(systemd_word("--x=100%"), "--x=100%%");
+        assert_eq!(systemd_word("--x=\"q\""), "--x=\\\"q\\\"");
+        assert_eq!(systemd_word("--x=a\\b"), "--x=a\\\\b");
+        assert_eq!(systemd_word("--x=;"), "\"--x=;\"");
+    }
+}
