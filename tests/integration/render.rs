@@ -1,0 +1,393 @@
+//! The render stage: golden files across the version matrix (rewritten with
+//! UPDATE_GOLDEN=1, reviewed in the diff), the version table applied to every rendered
+//! flag, and real-tool checks: systemd-analyze verify, YAML parsing, kubectl.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use kube_bundle::config::EncryptionProvider;
+use kube_bundle::pki::{EncryptionKey, EncryptionKeys};
+use kube_bundle::plan::{self, NodePlan, SEED_UNIT_FLAGS};
+use kube_bundle::render;
+use kube_bundle::validate::{Cluster, ValidateOptions};
+use kube_bundle::versions;
+
+use crate::harness::repo_root;
+
+/// (golden directory, example file, kubernetesVersion to substitute)
+const MATRIX: &[(&str, &str, Option<&str>)] = &[
+    ("seed-ha-v1.12.3", "seed-ha.yaml", None),
+    ("cluster-v1.19.16", "cluster.yaml", Some("v1.19.16")),
+    ("cluster-v1.23.17", "cluster.yaml", Some("v1.23.17")),
+    ("cluster-v1.24.17", "cluster.yaml", Some("v1.24.17")),
+    ("cluster-v1.26.15", "cluster.yaml", Some("v1.26.15")),
+    ("cluster-v1.29.15", "cluster.yaml", Some("v1.29.15")),
+    ("cluster-v1.33.12", "cluster.yaml", Some("v1.33.12")),
+    ("cluster-v1.36.1", "cluster.yaml", Some("v1.36.1")),
+];
+
+/// Fixed key material, so the encryption config can be a golden file.
+fn fixture_keys(provider: EncryptionProvider) -> EncryptionKeys {
+    EncryptionKeys {
+        provider,
+        keys: vec![EncryptionKey {
+            name: "key1".into(),
+            secret: "a2V5LW1hdGVyaWFsLWZvci1nb2xkZW4tZmlsZXMtb25seQ==".into(),
+        }],
+    }
+}
+
+fn load(example: &str, version: Option<&str>) -> Cluster {
+    let text = fs::read_to_string(repo_root().join("examples").join(example)).unwrap();
+    let text = match version {
+        Some(version) => {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("kubernetesVersion:"))
+                .unwrap();
+            text.replace(line, &format!("kubernetesVersion: {version}"))
+        }
+        None => text,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    fs::write(&path, text).unwrap();
+    kube_bundle::load_cluster(&path, ValidateOptions::default())
+        .unwrap()
+        .cluster
+}
+
+fn first_node(cluster: &Cluster) -> NodePlan {
+    let plan = plan::plan(cluster);
+    plan.nodes[cluster.masters[0].name.as_str()].clone()
+}
+
+/// The rendered files of one case that do not depend on generated keys.
+fn rendered(cluster: &Cluster) -> BTreeMap<&'static str, String> {
+    let node = first_node(cluster);
+    let flags =
+        serde_json::json!({ "flags": node.flags, "droppedSeedFlags": node.dropped_seed_flags });
+    let manifests = BTreeMap::from([
+        (
+            "kube-apiserver.service",
+            render::apiserver_unit(cluster, &node).unwrap(),
+        ),
+        (
+            "encryption-config.yaml",
+            render::encryption_config(cluster, &fixture_keys(cluster.encryption_provider)).unwrap(),
+        ),
+        ("audit-policy.yaml", render::audit_policy(cluster).unwrap()),
+        (
+            "flags.json",
+            serde_json::to_string_pretty(&flags).unwrap() + "\n",
+        ),
+    ]);
+    manifests
+}
+
+#[test]
+fn golden_files_match_across_the_version_matrix() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut mismatches = Vec::new();
+    for (case, example, version) in MATRIX {
+        let cluster = load(example, *version);
+        let dir = repo_root().join("tests/golden").join(case);
+        for (name, text) in rendered(&cluster) {
+            let path = dir.join(name);
+            if update {
+                fs::create_dir_all(&dir).unwrap();
+                fs::write(&path, &text).unwrap();
+                continue;
+            }
+            match fs::read_to_string(&path) {
+                Ok(expected) if expected == text => {}
+                Ok(_) => mismatches.push(format!("{case}/{name} differs")),
+                Err(_) => mismatches.push(format!("{case}/{name} is missing")),
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{mismatches:#?}\nrerun with UPDATE_GOLDEN=1 and review `git diff tests/golden`"
+    );
+}
+
+#[test]
+fn every_rendered_flag_is_accepted_by_its_version_and_required_ones_are_there() {
+    for minor in versions::OLDEST_MINOR..=versions::NEWEST_MINOR {
+        let cluster = load("cluster.yaml", Some(&format!("v1.{minor}.0")));
+        let node = first_node(&cluster);
+        for name in node.flags.keys() {
+            let flag =
+                versions::flag(name).unwrap_or_else(|| panic!("--{name} is not in the table"));
+            assert!(
+                flag.accepted_in(minor),
+                "1.{minor} renders --{name}, which it rejects"
+            );
+        }
+        for flag in versions::FLAGS.iter().filter(|f| f.required_in(minor)) {
+            assert!(
+                node.flags.contains_key(flag.name),
+                "1.{minor} lacks required --{}",
+                flag.name
+            );
+        }
+        let unit = render::apiserver_unit(&cluster, &node).unwrap();
+        assert_eq!(
+            unit.contains("--encryption-provider-config="),
+            minor >= 13,
+            "1.{minor}"
+        );
+        assert_eq!(
+            unit.contains("--experimental-encryption-provider-config="),
+            minor <= 12,
+            "1.{minor}"
+        );
+        assert_eq!(unit.contains("--insecure-port=0"), minor <= 23, "1.{minor}");
+        assert_eq!(unit.contains("--kubelet-https"), minor <= 21, "1.{minor}");
+        assert_eq!(unit.contains("Initializers"), minor <= 13, "1.{minor}");
+        assert_eq!(unit.contains("--logtostderr"), minor <= 22, "1.{minor}");
+        assert_eq!(
+            unit.contains("--encryption-provider-config-automatic-reload=true"),
+            minor >= 26,
+            "1.{minor}"
+        );
+        assert!(!unit.contains("DynamicAuditing") && !unit.contains("audit-dynamic-configuration"));
+        let encryption =
+            render::encryption_config(&cluster, &fixture_keys(cluster.encryption_provider))
+                .unwrap();
+        let expected_kind = if minor <= 12 {
+            "kind: EncryptionConfig\napiVersion: v1\n"
+        } else {
+            "kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\n"
+        };
+        assert!(
+            encryption.contains(expected_kind),
+            "1.{minor}: {encryption}"
+        );
+        assert!(
+            render::audit_policy(&cluster)
+                .unwrap()
+                .contains("apiVersion: audit.k8s.io/v1\n")
+        );
+    }
+}
+
+#[test]
+fn the_seed_unit_at_1_12_carries_every_seed_flag_with_an_equivalent_value() {
+    let cluster = load("seed-ha.yaml", None);
+    let node = first_node(&cluster);
+    assert!(
+        node.dropped_seed_flags.is_empty(),
+        "{:?}",
+        node.dropped_seed_flags
+    );
+    for (name, _) in SEED_UNIT_FLAGS {
+        assert!(node.flags.contains_key(*name), "--{name} is missing");
+    }
+    let value = |name: &str| node.flags[name].value.as_str();
+    assert_eq!(value("advertise-address"), "172.27.128.150");
+    assert_eq!(value("bind-address"), "172.27.128.150");
+    assert_eq!(value("service-cluster-ip-range"), "10.254.0.0/16");
+    assert_eq!(value("service-node-port-range"), "30000-32767");
+    assert_eq!(value("apiserver-count"), "3");
+    assert_eq!(
+        value("experimental-encryption-provider-config"),
+        "/etc/kubernetes/encryption-config.yaml"
+    );
+    assert_eq!(
+        value("audit-log-path"),
+        "/data/k8s/k8s/kube-apiserver/audit.log"
+    );
+    assert_eq!(value("tls-cert-file"), "/etc/kubernetes/cert/apiserver.crt");
+    assert_eq!(
+        value("etcd-servers"),
+        "https://172.27.128.150:2379,https://172.27.128.149:2379,https://172.27.128.148:2379"
+    );
+}
+
+#[test]
+fn newer_versions_say_why_each_seed_flag_was_dropped() {
+    let cluster = load("cluster.yaml", Some("v1.36.1"));
+    let dropped = first_node(&cluster).dropped_seed_flags;
+    let why = |name: &str| dropped[name].why.clone();
+    assert!(
+        why("insecure-port").contains("removed in 1.24"),
+        "{}",
+        why("insecure-port")
+    );
+    assert!(
+        why("kubelet-https").contains("removed 1.22"),
+        "{}",
+        why("kubelet-https")
+    );
+    assert!(
+        why("experimental-encryption-provider-config")
+            .contains("--encryption-provider-config replaces it")
+    );
+    assert!(
+        why("logtostderr").contains("removed 1.26"),
+        "{}",
+        why("logtostderr")
+    );
+    assert!(
+        why("apiserver-count").contains("lease"),
+        "{}",
+        why("apiserver-count")
+    );
+    assert!(
+        why("enable-swagger-ui").contains("removed in 1.24"),
+        "{}",
+        why("enable-swagger-ui")
+    );
+}
+
+#[test]
+fn extra_args_are_merged_last() {
+    let cluster = load("cluster.yaml", Some("v1.36.1"));
+    let node = first_node(&cluster);
+    assert_eq!(node.flags["profiling"].value, "false");
+    assert_eq!(node.flags["profiling"].reason, plan::FlagReason::User);
+}
+
+/// systemd-analyze verify in a sandbox root that holds the host's system units (for the
+/// default dependencies) and a stub binary; any output on stderr fails.
+fn systemd_verify(unit: &str, bin_dir: &str) -> (bool, String) {
+    let root = tempfile::tempdir().unwrap();
+    let units = root.path().join("etc/systemd/system");
+    fs::create_dir_all(&units).unwrap();
+    fs::write(units.join("kube-apiserver.service"), unit).unwrap();
+    let lib = root.path().join("usr/lib/systemd/system");
+    fs::create_dir_all(&lib).unwrap();
+    for source in ["/lib/systemd/system", "/usr/lib/systemd/system"] {
+        for entry in fs::read_dir(source).into_iter().flatten().flatten() {
+            if entry.path().is_file() {
+                let _ = fs::copy(entry.path(), lib.join(entry.file_name()));
+            }
+        }
+    }
+    let binary = root
+        .path()
+        .join(bin_dir.trim_start_matches('/'))
+        .join("kube-apiserver");
+    fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    fs::write(&binary, "#!/bin/sh\nexit 0\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new("systemd-analyze")
+        .args([
+            "verify",
+            "--man=no",
+            &format!("--root={}", root.path().display()),
+            "/etc/systemd/system/kube-apiserver.service",
+        ])
+        .output()
+        .expect("systemd-analyze must be installed (.ci/run installs systemd)");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success() && stderr.trim().is_empty(), stderr)
+}
+
+#[test]
+fn every_rendered_unit_passes_systemd_analyze_verify() {
+    for (case, example, version) in MATRIX {
+        let cluster = load(example, *version);
+        let unit = rendered(&cluster)["kube-apiserver.service"].clone();
+        let (ok, stderr) = systemd_verify(&unit, cluster.paths.bin_dir.as_str());
+        assert!(ok, "{case}: systemd-analyze verify:\n{stderr}");
+    }
+    // The check itself must be able to fail.
+    let cluster = load("cluster.yaml", None);
+    let broken = rendered(&cluster)["kube-apiserver.service"]
+        .replace("Type=notify", "Type=notify\nBogusKey=1");
+    assert!(
+        !systemd_verify(&broken, cluster.paths.bin_dir.as_str()).0,
+        "a bad unit passed"
+    );
+}
+
+#[test]
+fn every_rendered_yaml_file_parses() {
+    for (case, example, version) in MATRIX {
+        let cluster = load(example, *version);
+        for (name, text) in rendered(&cluster) {
+            if name.ends_with(".yaml") {
+                let value: Result<serde_json::Value, _> = serde_saphyr::from_str(&text);
+                let value = value.unwrap_or_else(|e| panic!("{case}/{name}: {e}"));
+                assert!(value.get("kind").is_some(), "{case}/{name} has no kind");
+            }
+        }
+        let parsed: serde_json::Value = serde_saphyr::from_str(
+            &render::encryption_config(&cluster, &fixture_keys(cluster.encryption_provider))
+                .unwrap(),
+        )
+        .unwrap();
+        let providers = &parsed["resources"][0]["providers"];
+        assert!(
+            providers[1]["identity"].is_object(),
+            "{case}: identity comes last"
+        );
+    }
+}
+
+#[test]
+fn the_kubeconfig_is_accepted_by_kubectl_and_points_at_the_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = fs::read_to_string(repo_root().join("examples/cluster.yaml")).unwrap();
+    fs::write(dir.path().join("cluster.yaml"), &example).unwrap();
+    let cluster =
+        kube_bundle::load_cluster(&dir.path().join("cluster.yaml"), ValidateOptions::default())
+            .unwrap()
+            .cluster;
+    let plan = plan::plan(&cluster);
+    let store = kube_bundle::secrets::SecretStore::open(
+        &dir.path().join("secrets"),
+        kube_bundle::secrets::Access::ReadWrite,
+    )
+    .unwrap();
+    let pki = kube_bundle::pki::provision(&cluster, &plan, &store, time::OffsetDateTime::now_utc())
+        .unwrap();
+    let keys = kube_bundle::pki::encryption_keys(&cluster, &store).unwrap();
+    let node = &plan.nodes["cp1"];
+    let files = render::render_node(&cluster, node, &pki, &keys).unwrap();
+    let render::Content::Bytes(kubeconfig) =
+        &files.rootfs["/etc/kubernetes/admin.kubeconfig"].content
+    else {
+        panic!("kubeconfig is not rendered bytes");
+    };
+    let path = dir.path().join("admin.kubeconfig");
+    fs::write(&path, kubeconfig).unwrap();
+    let output = Command::new("kubectl")
+        .args([
+            "config",
+            "view",
+            "--minify",
+            "--kubeconfig",
+            path.to_str().unwrap(),
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ])
+        .output()
+        .expect("kubectl must be installed (.ci/run installs kubernetes-client)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "https://api.prod-eu1.example.com:6443"
+    );
+    // Without an endpoint the kubeconfig talks to the node itself.
+    let without = cluster.clone();
+    let without = Cluster {
+        control_plane_endpoint: None,
+        ..without
+    };
+    assert_eq!(
+        render::kubeconfig_server(&without, node.ip),
+        "https://10.20.0.11:6443"
+    );
+    assert!(Path::new(&path).exists());
+}
