@@ -69,7 +69,7 @@ fn rendered(cluster: &Cluster) -> BTreeMap<&'static str, String> {
     let node = first_node(cluster);
     let flags =
         serde_json::json!({ "flags": node.flags, "droppedSeedFlags": node.dropped_seed_flags });
-    let manifests = BTreeMap::from([
+    BTreeMap::from([
         (
             "kube-apiserver.service",
             render::apiserver_unit(cluster, &node).unwrap(),
@@ -83,8 +83,7 @@ fn rendered(cluster: &Cluster) -> BTreeMap<&'static str, String> {
             "flags.json",
             serde_json::to_string_pretty(&flags).unwrap() + "\n",
         ),
-    ]);
-    manifests
+    ])
 }
 
 #[test]
