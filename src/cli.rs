@@ -12,10 +12,11 @@ use time::OffsetDateTime;
 
 use crate::diagnostics;
 use crate::error::Error;
-use crate::pki;
 use crate::plan::{self, Plan};
 use crate::secrets::{Access, SecretStore};
+use crate::sign::Signer;
 use crate::validate::{Cluster, Severity, ValidateOptions, Validated};
+use crate::{bundle, pki, render};
 
 /// The commented example `init` writes: a modern three-master cluster.
 pub const EXAMPLE_CLUSTER_YAML: &str = include_str!("../templates/cluster.yaml");
@@ -49,6 +50,34 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Create missing secrets and write one signed, reproducible tarball per master.
+    Build(BuildArgs),
+    /// Check a bundle: signature, entries, checksums, provenance, air gap. Exit 3 on failure.
+    Verify {
+        /// The bundle, e.g. bundles/prod-eu1/cp1.tar.gz; its signature is TARBALL.sig.
+        tarball: PathBuf,
+        /// The signing public key [default: signing.pub beside the tarball].
+        #[arg(long, value_name = "FILE")]
+        pubkey: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Secrets directory: created on the first build, then reused [default: secrets/<cluster>].
+    #[arg(long, value_name = "DIR")]
+    pub secrets: Option<PathBuf>,
+    /// Output directory [default: bundles/<cluster>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Build only this master (repeatable); other masters' bundles in the output are kept.
+    #[arg(long = "node", value_name = "NAME")]
+    pub nodes: Vec<String>,
+    /// Sign with this ECDSA P-256 PKCS#8 key instead of secrets/<cluster>/signing-key.pem.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +100,8 @@ pub enum OutputFormat {
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
     match cli.command {
         Command::Init { dir } => init(&dir, out),
+        Command::Build(args) => build(&args, out, err),
+        Command::Verify { tarball, pubkey } => verify(&tarball, pubkey.as_deref(), out),
         Command::Check(args) => {
             let validated = load(&args)?;
             report_warnings(&validated, err)?;
@@ -105,6 +136,213 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
             };
             write_out(out, &text)
         }
+    }
+}
+
+fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
+    let validated = load(&args.config)?;
+    report_warnings(&validated, err)?;
+    let cluster = &validated.cluster;
+    let plan = plan::plan(cluster);
+    if let Some(unknown) = args.nodes.iter().find(|n| !plan.nodes.contains_key(*n)) {
+        let known: Vec<&str> = plan.nodes.keys().map(String::as_str).collect();
+        return Err(Error::Usage(format!(
+            "--node {unknown}: no such master; the masters are {}",
+            known.join(", ")
+        )));
+    }
+    let secrets_dir = args
+        .secrets
+        .clone()
+        .unwrap_or_else(|| default_secrets_dir(cluster));
+    let store = SecretStore::open(&secrets_dir, Access::ReadWrite)?;
+    let pki = pki::provision(cluster, &plan, &store, OffsetDateTime::now_utc())?;
+    let encryption = pki::encryption_keys(cluster, &store)?;
+    let signer = Signer::load_or_create(&store, args.signing_key.as_deref())?;
+    let epoch = match source_date_epoch()? {
+        Some(epoch) => epoch,
+        None => pki.issued_at(),
+    };
+    let config_bytes =
+        std::fs::read(&args.config.config).map_err(|e| Error::io(&args.config.config, e))?;
+    let config_sha256 = crate::sign::sha256_hex(&config_bytes);
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("bundles").join(cluster.name.as_str()));
+    let staging = Staging::new(&out_dir)?;
+
+    let selected: Vec<&plan::NodePlan> = plan
+        .nodes
+        .values()
+        .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.name))
+        .collect();
+    staging.keep_other_nodes(&out_dir, &selected)?;
+    let mut hashes = bundle::HashCache::new();
+    let mut summary = String::new();
+    for node in selected {
+        let rendered = render::render_node(cluster, node, &pki, &encryption)?;
+        let assembled = bundle::assemble(cluster, node, rendered, &config_sha256, &mut hashes)?;
+        let tarball = staging.path().join(format!("{}.tar.gz", node.name));
+        bundle::write_tarball(&tarball, &node.name, &assembled.tree, epoch)?;
+        let signature = signer.sign_file(&tarball)?;
+        write_private(
+            &staging.path().join(format!("{}.tar.gz.sig", node.name)),
+            &signature,
+        )?;
+        let decisions = pki.decisions.get(&node.name).into_iter().flatten();
+        let changed: Vec<String> = decisions
+            .filter(|(_, d)| !matches!(d, pki::Decision::Reuse | pki::Decision::External))
+            .map(|(cert, decision)| format!("{cert}: {decision}"))
+            .collect();
+        let certs = if changed.is_empty() {
+            "certificates reused".to_owned()
+        } else {
+            changed.join("; ")
+        };
+        summary.push_str(&format!(
+            "{}: bundle {} ({certs})\n",
+            node.name, assembled.bundle_id
+        ));
+    }
+    staging.finish(cluster, &signer)?;
+    staging.commit(&out_dir)?;
+    summary.push_str(&format!(
+        "wrote {}\nsigning key fingerprint (sha256 of the public key DER): {}\n",
+        out_dir.display(),
+        signer.fingerprint()
+    ));
+    write_out(out, &summary)
+}
+
+fn verify(tarball: &Path, pubkey: Option<&Path>, out: &mut dyn Write) -> Result<(), Error> {
+    let beside = tarball
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("signing.pub");
+    let pubkey = pubkey.map_or(beside, Path::to_path_buf);
+    let mut signature = tarball.as_os_str().to_owned();
+    signature.push(".sig");
+    let verified = crate::verify::verify(tarball, &pubkey, Path::new(&signature))?;
+    write_out(
+        out,
+        &format!(
+            "{}: OK (node {}, bundle {}, {} files; signature, paths, checksums, provenance and air gap checked)\n",
+            tarball.display(),
+            verified.node,
+            verified.bundle_id,
+            verified.files
+        ),
+    )
+}
+
+/// SOURCE_DATE_EPOCH (reproducible-builds.org), when set, is every bundle timestamp.
+fn source_date_epoch() -> Result<Option<u64>, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(None),
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            Error::Input(format!(
+                "SOURCE_DATE_EPOCH={text:?} is not a number of seconds since 1970"
+            ))
+        }),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    file.write_all(bytes).map_err(|e| Error::io(path, e))
+}
+
+/// The output directory being built: a temp dir beside the target, renamed into place
+/// only when every bundle is written, so bundles/ never holds a half-written set.
+struct Staging {
+    dir: tempfile::TempDir,
+}
+
+impl Staging {
+    fn new(out_dir: &Path) -> Result<Self, Error> {
+        let parent = match out_dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        let dir = tempfile::Builder::new()
+            .prefix(".kube-bundle-staging-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir_in(&parent)
+            .map_err(|e| Error::io(&parent, e))?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// With --node, the other masters' bundles already in the output stay.
+    fn keep_other_nodes(&self, out_dir: &Path, selected: &[&plan::NodePlan]) -> Result<(), Error> {
+        let Ok(entries) = std::fs::read_dir(out_dir) else {
+            return Ok(());
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(out_dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let node = name
+                .strip_suffix(".tar.gz.sig")
+                .or_else(|| name.strip_suffix(".tar.gz"));
+            if let Some(node) = node
+                && !selected.iter().any(|n| n.name == node)
+            {
+                let target = self.path().join(&name);
+                std::fs::copy(entry.path(), &target).map_err(|e| Error::io(&target, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// signing.pub, INSTALL.md and SHA256SUMS over every tarball and signature.
+    fn finish(&self, cluster: &Cluster, signer: &Signer) -> Result<(), Error> {
+        let dir = self.path();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))
+        };
+        write("signing.pub", signer.public_key_pem().as_bytes())?;
+        write(
+            "INSTALL.md",
+            render::install_guide(cluster, &signer.fingerprint())?.as_bytes(),
+        )?;
+        let mut sums = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tar.gz") || name.ends_with(".tar.gz.sig") {
+                sums.push((name, bundle::file_sha256(&entry.path())?));
+            }
+        }
+        let text = crate::sign::checksum_file(sums.iter().map(|(n, h)| (n.as_str(), h.as_str())));
+        write("SHA256SUMS", text.as_bytes())
+    }
+
+    /// Swaps the finished directory in for the old one.
+    fn commit(self, out_dir: &Path) -> Result<(), Error> {
+        let staged = self.dir.keep();
+        let old = out_dir.with_extension("old");
+        if out_dir.exists() {
+            let _ = std::fs::remove_dir_all(&old);
+            std::fs::rename(out_dir, &old).map_err(|e| Error::io(out_dir, e))?;
+        }
+        std::fs::rename(&staged, out_dir).map_err(|e| Error::io(out_dir, e))?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        }
+        Ok(())
     }
 }
 

@@ -12,12 +12,15 @@ pub mod error;
 pub mod source;
 pub mod versions;
 
+pub mod bundle;
 pub mod config;
 pub mod pki;
 pub mod plan;
 pub mod render;
 pub mod secrets;
+pub mod sign;
 pub mod validate;
+pub mod verify;
 
 use std::path::Path;
 

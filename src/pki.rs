@@ -117,6 +117,11 @@ impl PrivateKey {
         })
     }
 
+    /// Reads a file holding exactly one unencrypted private key block.
+    pub fn from_pem_text(text: &str) -> Result<Self, String> {
+        parse_key_file(text)
+    }
+
     /// The key as PEM, in the encoding it was created or imported with.
     pub fn to_pem(&self) -> String {
         encode_pem(&self.pem)
@@ -139,6 +144,23 @@ impl PrivateKey {
                 301..=430 => "rsa-3072",
                 _ => "rsa-4096",
             },
+        }
+    }
+
+    /// Signs a SHA-256 digest computed elsewhere (a streamed file): ECDSA P-256 only,
+    /// deterministic DER signature (RFC 6979).
+    pub fn sign_sha256_prehash(&self, digest: &[u8]) -> Result<Vec<u8>, Error> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        match &self.kind {
+            KeyKind::EcdsaP256 { key, .. } => {
+                let signature: p256::ecdsa::DerSignature = key
+                    .sign_prehash(digest)
+                    .map_err(|e| Error::Input(format!("signing failed: {e}")))?;
+                Ok(signature.as_bytes().to_vec())
+            }
+            KeyKind::Rsa(_) => Err(Error::Input(
+                "internal: prehash signing needs an ECDSA key".into(),
+            )),
         }
     }
 
@@ -336,6 +358,24 @@ impl fmt::Debug for Pki {
 }
 
 impl Pki {
+    /// When the newest leaf was issued (its notBefore plus the backdate), as Unix seconds:
+    /// the bundles' timestamp when SOURCE_DATE_EPOCH is not set, so a rebuild from the same
+    /// secrets gives the same bytes.
+    pub fn issued_at(&self) -> u64 {
+        self.nodes
+            .values()
+            .flat_map(|leaves| leaves.values())
+            .filter_map(|leaf| {
+                parse_cert(&leaf.cert_der)
+                    .ok()
+                    .map(|c| c.validity().not_before.to_datetime())
+            })
+            .max()
+            .map_or(0, |not_before| {
+                u64::try_from((not_before + BACKDATE).unix_timestamp()).unwrap_or(0)
+            })
+    }
+
     /// The stored CA certificate for `name`.
     pub fn ca_cert_pem(&self, name: CaName) -> Option<&str> {
         match name {

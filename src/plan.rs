@@ -150,6 +150,8 @@ pub enum Artifact {
     ApiserverEtcdClientKey,
     FrontProxyClientCert,
     FrontProxyClientKey,
+    AdminCert,
+    AdminKey,
     ServiceAccountKey,
     ServiceAccountPub,
     EncryptionConfig,
@@ -232,6 +234,10 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
         PRIVATE,
         Artifact::FrontProxyClientKey,
     );
+    // The admin identity as files too: install.sh checks /healthz and applies the RBAC
+    // manifests with curl, which cannot read a kubeconfig.
+    add(cert("admin.crt"), PUBLIC, Artifact::AdminCert);
+    add(cert("admin.key"), PRIVATE, Artifact::AdminKey);
     // kubeadm writes sa.pub 0600 too (kubernetes-reference.md §1.3).
     add(cert("sa.key"), PRIVATE, Artifact::ServiceAccountKey);
     add(cert("sa.pub"), PRIVATE, Artifact::ServiceAccountPub);

@@ -136,6 +136,8 @@ pub fn render_node(
                 .key
                 .to_pem()
                 .into_bytes(),
+            Artifact::AdminCert => leaf(cert_names::ADMIN)?.cert_pem.clone().into_bytes(),
+            Artifact::AdminKey => leaf(cert_names::ADMIN)?.key.to_pem().into_bytes(),
             Artifact::ServiceAccountKey => pki.service_account_key_pem.clone().into_bytes(),
             Artifact::ServiceAccountPub => pki.service_account_pub_pem.clone().into_bytes(),
             Artifact::EncryptionConfig => encryption_config(cluster, encryption)?.into_bytes(),
@@ -284,5 +286,208 @@ mod tests {
         assert_eq!(systemd_word("--x=\"q\""), "--x=\\\"q\\\"");
         assert_eq!(systemd_word("--x=a\\b"), "--x=a\\\\b");
         assert_eq!(systemd_word("--x=;"), "\"--x=;\"");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The installer and the documents that travel with the bundle
+
+/// What the installer, README and provenance need to know about one node's bundle.
+#[derive(Debug)]
+pub struct BundleFacts<'a> {
+    pub cluster: &'a Cluster,
+    pub node: &'a NodePlan,
+    /// Content id of what the bundle installs (rootfs and manifests).
+    pub bundle_id: &'a str,
+    pub manifests: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "install.sh.in", escape = "none")]
+struct Installer {
+    node: String,
+    cluster: String,
+    version: String,
+    bundle_id: String,
+    node_ip: String,
+    unit_path: String,
+    binary: String,
+    ca_cert: String,
+    admin_cert: String,
+    admin_key: String,
+    admin_kubeconfig: String,
+    healthz_url: String,
+    api_url: String,
+    files: Vec<String>,
+    directories: Vec<String>,
+    etcd_endpoints: Vec<String>,
+    manifests: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "bundle/README.md", escape = "none")]
+struct NodeReadme {
+    bundle_id: String,
+    node: String,
+    node_ip: String,
+    cluster: String,
+    version: String,
+    tool_version: &'static str,
+    healthz_url: String,
+    etcd_servers: String,
+    etcd_ca: String,
+    etcd_cert: String,
+    etcd_key: String,
+    admin_kubeconfig: String,
+    ca_cert: String,
+    admin_cert: String,
+    admin_key: String,
+    files: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "bundle/INSTALL.md", escape = "none")]
+struct InstallGuide<'a> {
+    cluster: &'a str,
+    fingerprint: &'a str,
+    nodes: Vec<(String, String)>,
+}
+
+/// Where the manifests are POSTed, relative to the API root: every manifest kube-bundle
+/// renders is a ClusterRoleBinding.
+pub const MANIFEST_COLLECTION: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
+
+/// The node's own apiserver, which install.sh checks: never the load balancer, so a
+/// healthy peer cannot hide a broken node.
+pub fn node_api_url(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(ip) => format!("https://[{ip}]:{SECURE_PORT}"),
+        ip => format!("https://{ip}:{SECURE_PORT}"),
+    }
+}
+
+fn cert_path(cluster: &Cluster, name: &str) -> String {
+    cluster.paths.cert_dir.join(name)
+}
+
+pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
+    let cluster = facts.cluster;
+    let node = facts.node;
+    let api_url = node_api_url(node.ip);
+    let q = |s: &str| shell_quote(s);
+    let etcd_endpoints = cluster
+        .etcd
+        .endpoints
+        .iter()
+        .map(|url| {
+            let host = url
+                .host_str()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            q(&format!(
+                "{host}:{}",
+                url.port_or_known_default().unwrap_or(2379)
+            ))
+        })
+        .collect();
+    render(&Installer {
+        node: q(&node.name),
+        cluster: cluster.name.to_string(),
+        version: q(&cluster.kubernetes_version.to_string()),
+        bundle_id: q(facts.bundle_id),
+        node_ip: q(&node.ip.to_string()),
+        unit_path: q(crate::plan::UNIT_PATH),
+        binary: q(&cluster.paths.bin_dir.join("kube-apiserver")),
+        ca_cert: q(&cert_path(cluster, "ca.crt")),
+        admin_cert: q(&cert_path(cluster, "admin.crt")),
+        admin_key: q(&cert_path(cluster, "admin.key")),
+        admin_kubeconfig: q(&cluster.paths.config_dir.join("admin.kubeconfig")),
+        healthz_url: q(&format!("{api_url}/healthz")),
+        api_url: q(&api_url),
+        files: node
+            .files
+            .iter()
+            .map(|(path, file)| q(&format!("{:04o} {path}", file.mode)))
+            .collect(),
+        directories: node.directories.iter().map(|d| q(d)).collect(),
+        etcd_endpoints,
+        manifests: facts
+            .manifests
+            .iter()
+            .map(|name| q(&format!("{name} {MANIFEST_COLLECTION}")))
+            .collect(),
+    })
+}
+
+pub fn node_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
+    let cluster = facts.cluster;
+    let node = facts.node;
+    let flag = |name: &str| {
+        node.flags
+            .get(name)
+            .map(|f| f.value.clone())
+            .unwrap_or_default()
+    };
+    render(&NodeReadme {
+        bundle_id: facts.bundle_id.to_owned(),
+        node: node.name.clone(),
+        node_ip: node.ip.to_string(),
+        cluster: cluster.name.to_string(),
+        version: cluster.kubernetes_version.to_string(),
+        tool_version: env!("CARGO_PKG_VERSION"),
+        healthz_url: format!("{}/healthz", node_api_url(node.ip)),
+        etcd_servers: flag("etcd-servers"),
+        etcd_ca: flag("etcd-cafile"),
+        etcd_cert: flag("etcd-certfile"),
+        etcd_key: flag("etcd-keyfile"),
+        admin_kubeconfig: cluster.paths.config_dir.join("admin.kubeconfig"),
+        ca_cert: cert_path(cluster, "ca.crt"),
+        admin_cert: cert_path(cluster, "admin.crt"),
+        admin_key: cert_path(cluster, "admin.key"),
+        files: node
+            .files
+            .iter()
+            .map(|(path, file)| (format!("{:04o}", file.mode), path.clone()))
+            .collect(),
+    })
+}
+
+pub fn install_guide(cluster: &Cluster, fingerprint: &str) -> Result<String, Error> {
+    render(&InstallGuide {
+        cluster: cluster.name.as_str(),
+        fingerprint,
+        nodes: cluster
+            .masters
+            .iter()
+            .map(|m| (m.name.to_string(), m.ip.to_string()))
+            .collect(),
+    })
+}
+
+/// Quotes a word for bash: safe words as they are, anything else in single quotes.
+pub fn shell_quote(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c));
+    if safe {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod quoting_tests {
+    use super::shell_quote;
+
+    #[test]
+    fn shell_words_are_quoted_when_needed() {
+        assert_eq!(shell_quote("/etc/kubernetes"), "/etc/kubernetes");
+        assert_eq!(shell_quote("0644 /etc/a"), "'0644 /etc/a'");
+        assert_eq!(shell_quote("$(reboot)"), "'$(reboot)'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

@@ -1,0 +1,177 @@
+//! Stage 7: detached signatures over the exact `.tar.gz` bytes, and the checksum list.
+//!
+//! In: tarball bytes and the bundle signing key. Out: DER ECDSA P-256 / SHA-256 signatures
+//! (RFC 6979, so a rebuild signs identically), `signing.pub` and its fingerprint. A stock
+//! node checks them with `openssl dgst -sha256 -verify signing.pub -signature X.sig X`
+//! (OpenSSL 1.1.1 and 3.x).
+
+use std::path::Path;
+
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{DerSignature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey;
+use rcgen::PublicKeyData;
+use sha2::{Digest, Sha256};
+
+use crate::config::KeyAlgorithm;
+use crate::error::Error;
+use crate::pki::PrivateKey;
+use crate::secrets::SecretStore;
+
+const SIGNING_KEY_FILE: &str = "signing-key.pem";
+
+/// The bundle signing key and the public half operators pin.
+#[derive(Debug)]
+pub struct Signer {
+    key: PrivateKey,
+}
+
+impl Signer {
+    /// The key from `--signing-key FILE`, else secrets/signing-key.pem, created on first use.
+    pub fn load_or_create(store: &SecretStore, explicit: Option<&Path>) -> Result<Self, Error> {
+        let key = match explicit {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                PrivateKey::from_pem_text(&text).map_err(|why| Error::Input(format!("{}: {why}", path.display())))?
+            }
+            None => match store.read_text(SIGNING_KEY_FILE)? {
+                Some(text) => PrivateKey::from_pem_text(&text).map_err(|why| {
+                    Error::Input(format!(
+                        "{}: {why}; kube-bundle never overwrites a signing key: restore it or move it away",
+                        store.path(SIGNING_KEY_FILE).display()
+                    ))
+                })?,
+                None => {
+                    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256)?;
+                    store.write(SIGNING_KEY_FILE, key.to_pem().as_bytes())?;
+                    key
+                }
+            },
+        };
+        if key.algorithm_name() != "ecdsa-p256" {
+            return Err(Error::Input(format!(
+                "the bundle signing key must be ECDSA P-256 (it is {}); nodes verify with \
+                 `openssl dgst -sha256 -verify`",
+                key.algorithm_name()
+            )));
+        }
+        Ok(Self { key })
+    }
+
+    /// A DER ECDSA signature over SHA-256 of `bytes`, deterministic (RFC 6979).
+    pub fn sign(&self, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+        self.key.sign_sha256(bytes)
+    }
+
+    /// The same signature over a file's bytes, streamed from disk.
+    pub fn sign_file(&self, path: &Path) -> Result<Vec<u8>, Error> {
+        self.key.sign_sha256_prehash(&file_digest(path)?)
+    }
+
+    pub fn public_key_pem(&self) -> String {
+        self.key.public_key_pem()
+    }
+
+    /// sha256 of the SubjectPublicKeyInfo DER, as
+    /// `openssl pkey -pubin -in signing.pub -outform DER | sha256sum` prints it.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(Sha256::digest(self.key.subject_public_key_info()))
+    }
+}
+
+/// Checks a detached signature against a `PUBLIC KEY` PEM. Err says what is wrong.
+pub fn verify_signature(
+    public_key_pem: &str,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
+    let key = VerifyingKey::from_public_key_pem(public_key_pem.trim())
+        .map_err(|_| "the public key is not an ECDSA P-256 PUBLIC KEY PEM".to_owned())?;
+    let signature = DerSignature::try_from(signature)
+        .map_err(|_| "the signature is not a DER ECDSA signature".to_owned())?;
+    key.verify(message, &signature)
+        .map_err(|_| "the signature does not match the tarball".to_owned())
+}
+
+/// Checks a detached signature over a file, streaming it.
+pub fn verify_file_signature(
+    public_key_pem: &str,
+    path: &Path,
+    signature: &[u8],
+) -> Result<(), String> {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    let key = VerifyingKey::from_public_key_pem(public_key_pem.trim())
+        .map_err(|_| "the public key is not an ECDSA P-256 PUBLIC KEY PEM".to_owned())?;
+    let signature = DerSignature::try_from(signature)
+        .map_err(|_| "the signature is not a DER ECDSA signature".to_owned())?;
+    let digest = file_digest(path).map_err(|e| e.to_string())?;
+    key.verify_prehash(&digest, &signature).map_err(|_| {
+        "the signature does not match the tarball (wrong key, or the file was altered)".to_owned()
+    })
+}
+
+/// SHA-256 of a file, streamed.
+pub fn file_digest(path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let read = file.read(&mut buffer).map_err(|e| Error::io(path, e))?;
+        if read == 0 {
+            return Ok(hasher.finalize().to_vec());
+        }
+        hasher.update(&buffer[..read]);
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// `sha256sum -c` format, sorted by name.
+pub fn checksum_file<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut lines: Vec<String> = entries
+        .into_iter()
+        .map(|(name, hash)| format!("{hash}  {name}\n"))
+        .collect();
+    lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
+    lines.concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_deterministic_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SecretStore::open(&dir.path().join("s"), crate::secrets::Access::ReadWrite).unwrap();
+        let signer = Signer::load_or_create(&store, None).unwrap();
+        let again = Signer::load_or_create(&store, None).unwrap();
+        assert_eq!(
+            signer.fingerprint(),
+            again.fingerprint(),
+            "the stored key is reused"
+        );
+        let first = signer.sign(b"bundle").unwrap();
+        assert_eq!(
+            first,
+            signer.sign(b"bundle").unwrap(),
+            "RFC 6979: same bytes, same signature"
+        );
+        let public = signer.public_key_pem();
+        assert!(verify_signature(&public, b"bundle", &first).is_ok());
+        assert!(verify_signature(&public, b"bundlf", &first).is_err());
+        assert_eq!(signer.fingerprint().len(), 64);
+    }
+
+    #[test]
+    fn checksum_lines_are_sorted_by_name() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let text = checksum_file([("z.tar.gz", a.as_str()), ("m.tar.gz", b.as_str())]);
+        assert_eq!(text, format!("{b}  m.tar.gz\n{a}  z.tar.gz\n"));
+    }
+}
