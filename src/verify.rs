@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::net::Ipv4Addr;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -144,10 +144,9 @@ fn check_path(name: &str) -> Result<(&str, &str), Error> {
         return Err(fail(format!("entry {name:?} is an absolute path")));
     }
     let trimmed = name.strip_suffix('/').unwrap_or(name);
-    for component in Path::new(trimmed).components() {
-        if !matches!(component, Component::Normal(_)) {
-            return Err(fail(format!("entry {name:?} contains '..', '.' or a root")));
-        }
+    // Split by hand: Path::components() silently drops "." and repeated slashes.
+    if trimmed.split('/').any(|part| part == "." || part == "..") {
+        return Err(fail(format!("entry {name:?} contains a '.' or '..' component")));
     }
     if trimmed.is_empty() || trimmed.split('/').any(str::is_empty) {
         return Err(fail(format!("entry {name:?} has an empty path component")));
