@@ -333,7 +333,7 @@ pub fn assemble(
         kubernetes_version: cluster.kubernetes_version.to_string(),
         config_sha256: config_sha256.to_owned(),
         bundle_id: bundle_id.clone(),
-        allowed_hosts: allowed_hosts(cluster),
+        allowed_hosts: allowed_hosts(cluster, node),
         files: records,
     };
     let mut json = serde_json::to_vec_pretty(&provenance)
@@ -383,12 +383,12 @@ fn record(file: &BundleFile, hashes: &mut HashCache) -> Result<FileRecord, Error
     })
 }
 
-fn allowed_hosts(cluster: &crate::validate::Cluster) -> Vec<String> {
+/// The hosts this node's files may name. Other masters are not among them, so that
+/// changing one master leaves the others' bundles byte-identical.
+fn allowed_hosts(cluster: &crate::validate::Cluster, node: &crate::plan::NodePlan) -> Vec<String> {
     let mut hosts = BTreeSet::from(["127.0.0.1".to_owned(), "localhost".to_owned()]);
-    for master in &cluster.masters {
-        hosts.insert(master.ip.to_string());
-        hosts.insert(master.name.to_string());
-    }
+    hosts.insert(node.ip.to_string());
+    hosts.insert(node.name.clone());
     if let Some(endpoint) = &cluster.control_plane_endpoint {
         hosts.insert(endpoint.host.to_string());
     }

@@ -146,7 +146,9 @@ fn check_path(name: &str) -> Result<(&str, &str), Error> {
     let trimmed = name.strip_suffix('/').unwrap_or(name);
     // Split by hand: Path::components() silently drops "." and repeated slashes.
     if trimmed.split('/').any(|part| part == "." || part == "..") {
-        return Err(fail(format!("entry {name:?} contains a '.' or '..' component")));
+        return Err(fail(format!(
+            "entry {name:?} contains a '.' or '..' component"
+        )));
     }
     if trimmed.is_empty() || trimmed.split('/').any(str::is_empty) {
         return Err(fail(format!("entry {name:?} has an empty path component")));

@@ -1,5 +1,6 @@
 //! Runs the real binary the way users and CI do. One test binary, one module per area.
 
+mod bundle;
 mod cli;
 mod harness;
 mod pki;

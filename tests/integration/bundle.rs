@@ -1,0 +1,616 @@
+//! `build` and `verify` end to end: byte-reproducible bundles, stock openssl signature
+//! checks, tampering and hostile archives refused, a pinned listing and hash.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+use crate::harness::{kube_bundle, repo_root};
+
+/// A scratch project: cluster.yaml plus a copy of the fixture secrets (mode 0700).
+pub struct Project {
+    pub dir: TempDir,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        fs::copy(
+            repo_root().join("examples/cluster.yaml"),
+            dir.path().join("cluster.yaml"),
+        )
+        .unwrap();
+        copy_tree(
+            &repo_root().join("tests/fixtures/secrets/prod-eu1"),
+            &dir.path().join("secrets/prod-eu1"),
+        );
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn edit(&self, old: &str, new: &str) {
+        let path = self.path().join("cluster.yaml");
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains(old), "cluster.yaml lacks {old:?}");
+        fs::write(&path, text.replacen(old, new, 1)).unwrap();
+    }
+
+    pub fn build(&self) -> crate::harness::Run {
+        let run = kube_bundle(self.path(), &["build"]);
+        run.code(0);
+        run
+    }
+
+    pub fn bundle(&self, node: &str) -> PathBuf {
+        self.path().join(format!("bundles/prod-eu1/{node}.tar.gz"))
+    }
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    fs::set_permissions(to, fs::Permissions::from_mode(0o700)).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn openssl_verifies(dir: &Path, tarball: &str) -> bool {
+    Command::new("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            "signing.pub",
+            "-signature",
+            &format!("{tarball}.sig"),
+            tarball,
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Every entry of a tarball: (path, mode, size, sha256 of the content).
+fn listing(tarball: &Path) -> Vec<(String, u32, u64, String)> {
+    entries(tarball)
+        .into_iter()
+        .map(|(path, mode, size, content)| {
+            (path, mode, size, kube_bundle::sign::sha256_hex(&content))
+        })
+        .collect()
+}
+
+/// Every entry of a tarball: (path, mode, size, content).
+fn entries(tarball: &Path) -> Vec<(String, u32, u64, Vec<u8>)> {
+    let file = fs::File::open(tarball).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).unwrap();
+            let header = entry.header();
+            (
+                entry.path().unwrap().display().to_string(),
+                header.mode().unwrap(),
+                header.size().unwrap(),
+                content,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_builds_give_identical_bytes() {
+    let project = Project::new();
+    project.build();
+    let first: Vec<Vec<u8>> = ["cp1", "cp2", "cp3"]
+        .iter()
+        .map(|n| read(&project.bundle(n)))
+        .collect();
+    let first_sigs: Vec<Vec<u8>> = ["cp1", "cp2", "cp3"]
+        .iter()
+        .map(|n| read(&project.bundle(n).with_extension("gz.sig")))
+        .collect();
+    project.build();
+    for (index, node) in ["cp1", "cp2", "cp3"].iter().enumerate() {
+        assert_eq!(
+            read(&project.bundle(node)),
+            first[index],
+            "{node}.tar.gz changed on a rebuild"
+        );
+        assert_eq!(
+            read(&project.bundle(node).with_extension("gz.sig")),
+            first_sigs[index],
+            "{node} signature changed"
+        );
+    }
+}
+
+#[test]
+fn another_directory_timezone_and_umask_give_identical_bytes() {
+    let project = Project::new();
+    project.build();
+    let other = Project::new();
+    let output = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "umask 0002 && exec {} build",
+                env!("CARGO_BIN_EXE_kube-bundle")
+            ),
+        ])
+        .current_dir(other.path())
+        .env("TZ", "Pacific/Kiritimati")
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for node in ["cp1", "cp2", "cp3"] {
+        assert_eq!(
+            read(&project.bundle(node)),
+            read(&other.bundle(node)),
+            "{node} differs across directories"
+        );
+    }
+    for name in ["SHA256SUMS", "signing.pub", "INSTALL.md"] {
+        let path = |p: &Project| p.path().join("bundles/prod-eu1").join(name);
+        assert_eq!(read(&path(&project)), read(&path(&other)), "{name} differs");
+    }
+    let mode = fs::metadata(other.bundle("cp1"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "bundles hold keys: owner-only whatever the umask"
+    );
+}
+
+#[test]
+fn source_date_epoch_sets_every_timestamp() {
+    let project = Project::new();
+    let run = Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
+        .arg("build")
+        .current_dir(project.path())
+        .env("SOURCE_DATE_EPOCH", "1234567890")
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let file = fs::File::open(project.bundle("cp1")).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        assert_eq!(entry.header().mtime().unwrap(), 1_234_567_890);
+        assert_eq!(entry.header().uid().unwrap(), 0);
+        assert_eq!(entry.header().gid().unwrap(), 0);
+    }
+    let bytes = read(&project.bundle("cp1"));
+    assert_eq!(&bytes[4..8], &[0, 0, 0, 0], "gzip header mtime is 0");
+    assert_eq!(bytes[3] & 0x08, 0, "gzip header carries no file name");
+}
+
+#[test]
+fn changing_one_masters_ip_changes_only_what_it_should() {
+    let project = Project::new();
+    project.build();
+    let before: Vec<_> = ["cp1", "cp2", "cp3"]
+        .iter()
+        .map(|n| listing(&project.bundle(n)))
+        .collect();
+    project.edit(
+        "{ name: cp2, ip: 10.20.0.12 }",
+        "{ name: cp2, ip: 10.20.0.22 }",
+    );
+    let run = project.build();
+    assert!(
+        run.stdout().contains("apiserver: re-issue: SANs changed"),
+        "{}",
+        run.stdout()
+    );
+    let changed = |node: &str, before: &[(String, u32, u64, String)]| -> Vec<String> {
+        let after = listing(&project.bundle(node));
+        assert_eq!(after.len(), before.len(), "{node}: the file list changed");
+        let mut changed: Vec<String> = after
+            .iter()
+            .zip(before)
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a.0.trim_start_matches(&format!("{node}/")).to_owned())
+            .collect();
+        changed.sort_unstable();
+        changed
+    };
+    // The other masters install exactly what they did; only their provenance records the
+    // new cluster.yaml hash.
+    for (index, node) in [(0, "cp1"), (2, "cp3")] {
+        assert_eq!(
+            changed(node, &before[index]),
+            ["SHA256SUMS", "bundle.json"],
+            "{node}"
+        );
+    }
+    assert_eq!(
+        changed("cp2", &before[1]),
+        [
+            "README.md",
+            "SHA256SUMS",
+            "bundle.json",
+            "install.sh",
+            "rootfs/etc/kubernetes/pki/apiserver.crt",
+            "rootfs/etc/kubernetes/pki/apiserver.key",
+            "rootfs/etc/systemd/system/kube-apiserver.service",
+        ]
+    );
+}
+
+#[test]
+fn stock_openssl_and_verify_accept_every_bundle() {
+    let project = Project::new();
+    project.build();
+    let out = project.path().join("bundles/prod-eu1");
+    for node in ["cp1", "cp2", "cp3"] {
+        assert!(
+            openssl_verifies(&out, &format!("{node}.tar.gz")),
+            "openssl rejected {node}"
+        );
+        kube_bundle(
+            project.path(),
+            &["verify", &format!("bundles/prod-eu1/{node}.tar.gz")],
+        )
+        .code(0)
+        .stdout_has("OK");
+    }
+    let sums = Command::new("sha256sum")
+        .args(["--check", "--strict", "SHA256SUMS"])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(
+        sums.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sums.stdout)
+    );
+}
+
+#[test]
+fn install_md_commands_work_as_written() {
+    let project = Project::new();
+    project.build();
+    let out = project.path().join("bundles/prod-eu1");
+    let guide = fs::read_to_string(out.join("INSTALL.md")).unwrap();
+    let fingerprint = kube_bundle(project.path(), &["build"]).stdout();
+    let fingerprint = fingerprint
+        .lines()
+        .last()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(guide.contains(&fingerprint));
+    let computed = Command::new("sh")
+        .args([
+            "-c",
+            "openssl pkey -pubin -in signing.pub -outform DER | sha256sum",
+        ])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&computed.stdout).starts_with(&fingerprint),
+        "fingerprint recipe"
+    );
+    // The verify and extract lines, with <node> filled in, run as written.
+    let block: Vec<&str> = guide
+        .lines()
+        .skip_while(|l| !l.starts_with("openssl dgst"))
+        .take(2)
+        .collect();
+    let script = block.join(" && ").replace("<node>", "cp1");
+    let status = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{script}");
+    assert!(out.join("cp1/install.sh").exists());
+}
+
+#[test]
+fn every_flipped_byte_is_caught_by_verify_and_sampled_bytes_by_openssl() {
+    let project = Project::new();
+    project.build();
+    let out = project.path().join("bundles/prod-eu1");
+    let original = read(&out.join("cp1.tar.gz"));
+    let signature = read(&out.join("cp1.tar.gz.sig"));
+    let public = fs::read_to_string(out.join("signing.pub")).unwrap();
+    let scratch = project.path().join("flipped.tar.gz");
+    for index in 0..original.len() {
+        let mut bytes = original.clone();
+        bytes[index] ^= 0x01;
+        fs::write(&scratch, &bytes).unwrap();
+        assert!(
+            kube_bundle::sign::verify_file_signature(&public, &scratch, &signature).is_err(),
+            "a flip at byte {index} verified"
+        );
+    }
+    let step = (original.len() / 40).max(1);
+    for index in (0..original.len())
+        .step_by(step)
+        .chain([original.len() - 1])
+    {
+        let mut bytes = original.clone();
+        bytes[index] ^= 0x80;
+        fs::write(out.join("flipped.tar.gz"), &bytes).unwrap();
+        fs::copy(out.join("cp1.tar.gz.sig"), out.join("flipped.tar.gz.sig")).unwrap();
+        assert!(
+            !openssl_verifies(&out, "flipped.tar.gz"),
+            "openssl accepted a flip at {index}"
+        );
+        kube_bundle(
+            project.path(),
+            &["verify", "bundles/prod-eu1/flipped.tar.gz"],
+        )
+        .code(3)
+        .stderr_has("signature does not match");
+    }
+}
+
+#[test]
+fn another_nodes_signature_is_refused() {
+    let project = Project::new();
+    project.build();
+    let out = project.path().join("bundles/prod-eu1");
+    fs::copy(out.join("cp2.tar.gz.sig"), out.join("cp1.tar.gz.sig")).unwrap();
+    assert!(!openssl_verifies(&out, "cp1.tar.gz"));
+    kube_bundle(project.path(), &["verify", "bundles/prod-eu1/cp1.tar.gz"]).code(3);
+}
+
+/// A tar entry as written raw: path, type, content.
+type RawEntry<'a> = (&'a str, tar::EntryType, &'a [u8]);
+
+/// Writes a tar.gz whose entries are given raw (bypassing the tar crate's path checks),
+/// and signs it with the project's signing key.
+fn hostile_bundle(
+    project: &Project,
+    name: &str,
+    entries: &[(&str, tar::EntryType, &[u8])],
+) -> String {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    for (path, kind, data) in entries {
+        let mut header = tar::Header::new_ustar();
+        let raw = &mut header.as_old_mut().name;
+        raw[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        if *kind == tar::EntryType::Symlink {
+            header.set_link_name("/etc/shadow").unwrap();
+        }
+        header.set_cksum();
+        builder.append(&header, *data).unwrap();
+    }
+    let bytes = builder.into_inner().unwrap().finish().unwrap();
+    let relative = format!("bundles/prod-eu1/{name}.tar.gz");
+    let path = project.path().join(&relative);
+    fs::write(&path, &bytes).unwrap();
+    let store = kube_bundle::secrets::SecretStore::open(
+        &project.path().join("secrets/prod-eu1"),
+        kube_bundle::secrets::Access::ReadOnly,
+    )
+    .unwrap();
+    let signer = kube_bundle::sign::Signer::load_or_create(&store, None).unwrap();
+    fs::write(
+        project.path().join(format!("{relative}.sig")),
+        signer.sign(&bytes).unwrap(),
+    )
+    .unwrap();
+    relative
+}
+
+#[test]
+fn hostile_archives_signed_with_the_right_key_are_refused() {
+    let project = Project::new();
+    project.build();
+    let regular = tar::EntryType::Regular;
+    let cases: &[(&str, Vec<RawEntry<'_>>, &str)] = &[
+        (
+            "dotdot",
+            vec![
+                ("cp1/install.sh", regular, b"x"),
+                ("cp1/../evil", regular, b"x"),
+            ],
+            "'..'",
+        ),
+        (
+            "absolute",
+            vec![("/etc/cron.d/evil", regular, b"x")],
+            "absolute path",
+        ),
+        (
+            "symlink",
+            vec![
+                ("cp1/install.sh", regular, b"x"),
+                ("cp1/rootfs/etc/link", tar::EntryType::Symlink, b""),
+            ],
+            "Symlink",
+        ),
+        (
+            "duplicate",
+            vec![
+                ("cp1/install.sh", regular, b"a"),
+                ("cp1/install.sh", regular, b"b"),
+            ],
+            "duplicate entry",
+        ),
+        (
+            "device",
+            vec![("cp1/dev", tar::EntryType::Char, b"")],
+            "only files and directories",
+        ),
+        (
+            "two-tops",
+            vec![("cp1/a", regular, b"x"), ("cp2/b", regular, b"x")],
+            "outside the bundle's directory",
+        ),
+        (
+            "no-sums",
+            vec![("cp1/install.sh", regular, b"x")],
+            "no SHA256SUMS",
+        ),
+    ];
+    for (name, entries, reason) in cases {
+        let relative = hostile_bundle(&project, name, entries);
+        let run = kube_bundle(project.path(), &["verify", &relative]);
+        run.code(3).stderr_has(reason);
+        assert!(
+            openssl_verifies(
+                &project.path().join("bundles/prod-eu1"),
+                &format!("{name}.tar.gz")
+            ),
+            "the signature itself is valid"
+        );
+    }
+}
+
+#[test]
+fn a_bundle_whose_checksums_lie_is_refused() {
+    let project = Project::new();
+    project.build();
+    // Re-pack cp1 with one rootfs file changed but SHA256SUMS left alone, then sign it.
+    let mut files = entries(&project.bundle("cp1"));
+    let unit = files
+        .iter_mut()
+        .find(|e| e.0.ends_with("kube-apiserver.service"))
+        .unwrap();
+    unit.3 = b"[Service]\nExecStart=/bin/evil\n".to_vec();
+    unit.2 = unit.3.len() as u64;
+    let owned: Vec<(String, tar::EntryType, Vec<u8>)> = files
+        .iter()
+        .map(|(p, _, _, c)| {
+            (
+                p.clone(),
+                if p.ends_with('/') {
+                    tar::EntryType::Directory
+                } else {
+                    tar::EntryType::Regular
+                },
+                c.clone(),
+            )
+        })
+        .collect();
+    let borrowed: Vec<RawEntry<'_>> = owned
+        .iter()
+        .map(|(p, k, c)| (p.as_str(), *k, c.as_slice()))
+        .collect();
+    let relative = hostile_bundle(&project, "lying", &borrowed);
+    kube_bundle(project.path(), &["verify", &relative])
+        .code(3)
+        .stderr_has("sha256 differs from SHA256SUMS");
+}
+
+/// The uncompressed listing (path, mode, size) for examples/cluster.yaml with the fixture
+/// secrets, and the sha256 of the signed tarball: any change to layout, modes, rendering
+/// or compression shows up here and must be reviewed.
+#[test]
+fn pinned_listing_and_hash_for_the_example() {
+    let project = Project::new();
+    project.build();
+    let listing: String = entries(&project.bundle("cp1"))
+        .iter()
+        .map(|(path, mode, size, _)| format!("{mode:04o} {size:>6} {path}\n"))
+        .collect();
+    let golden = repo_root().join("tests/golden/bundle/cp1.listing");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        fs::write(&golden, &listing).unwrap();
+    }
+    assert_eq!(
+        listing,
+        fs::read_to_string(&golden).unwrap(),
+        "rerun with UPDATE_GOLDEN=1 and review the diff"
+    );
+    let hash = kube_bundle::sign::sha256_hex(&read(&project.bundle("cp1")));
+    let pinned = repo_root().join("tests/golden/bundle/cp1.tar.gz.sha256");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::write(&pinned, format!("{hash}\n")).unwrap();
+    }
+    assert_eq!(
+        format!("{hash}\n"),
+        fs::read_to_string(&pinned).unwrap(),
+        "cp1.tar.gz bytes changed"
+    );
+}
+
+#[test]
+fn node_subset_builds_keep_the_other_bundles() {
+    let project = Project::new();
+    project.build();
+    let cp2 = read(&project.bundle("cp2"));
+    kube_bundle(project.path(), &["build", "--node", "cp1"]).code(0);
+    assert_eq!(read(&project.bundle("cp2")), cp2);
+    kube_bundle(project.path(), &["build", "--node", "cp9"])
+        .code(2)
+        .stderr_has("no such master");
+}
+
+#[test]
+fn a_failed_build_leaves_the_previous_bundles_in_place() {
+    let project = Project::new();
+    project.build();
+    let before = read(&project.bundle("cp1"));
+    project.edit("ca: separate", "ca: cluster");
+    // The stored signing key is damaged: the build must fail before touching bundles/.
+    let key = project.path().join("secrets/prod-eu1/signing-key.pem");
+    let saved = read(&key);
+    fs::write(&key, "-----BEGIN PRIVATE KEY-----\nAAAA\n").unwrap();
+    kube_bundle(project.path(), &["build"])
+        .code(1)
+        .stderr_has("signing-key.pem");
+    assert_eq!(read(&project.bundle("cp1")), before);
+    assert_eq!(
+        read(&key),
+        b"-----BEGIN PRIVATE KEY-----\nAAAA\n",
+        "the damaged key is kept for inspection"
+    );
+    fs::write(&key, saved).unwrap();
+    let leftovers: Vec<_> = fs::read_dir(project.path().join("bundles"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        leftovers,
+        ["prod-eu1"],
+        "no staging directories left behind"
+    );
+}
