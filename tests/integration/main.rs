@@ -3,5 +3,6 @@
 mod bundle;
 mod cli;
 mod harness;
+mod install;
 mod pki;
 mod render;

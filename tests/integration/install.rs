@@ -1,0 +1,595 @@
+//! install.sh in a sandbox root, never touching the real /: stub systemctl, hostname,
+//! journalctl (tests/stubs) first on PATH, and a real TLS endpoint standing in for the
+//! apiserver on the node's 127.0.x.y address, serving the certificates install.sh put in
+//! place and requiring the bundle's admin client certificate.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tempfile::TempDir;
+
+use crate::harness::{kube_bundle, repo_root};
+
+/// Each sandbox gets its own 127.0.N.0/24 so tests can run in parallel.
+static NEXT_SUBNET: AtomicU8 = AtomicU8::new(10);
+
+struct Sandbox {
+    dir: TempDir,
+    subnet: u8,
+    /// Three TCP listeners standing in for etcd members (the pre-flight dials them).
+    _etcd: Vec<TcpListener>,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let subnet = NEXT_SUBNET.fetch_add(1, Ordering::SeqCst);
+        let dir = tempfile::tempdir().unwrap();
+        let etcd: Vec<TcpListener> = (0..3)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let endpoints: Vec<String> = etcd
+            .iter()
+            .map(|l| {
+                format!(
+                    "    - https://127.0.0.1:{}\n",
+                    l.local_addr().unwrap().port()
+                )
+            })
+            .collect();
+        let masters: String = (1..=3)
+            .map(|n| format!("  - {{ name: cp{n}, ip: 127.0.{subnet}.{n} }}\n"))
+            .collect();
+        let yaml = [
+            "apiVersion: kube-bundle/v1alpha1\nkind: Cluster\nname: sandbox\nkubernetesVersion: v1.36.1\n",
+            &format!("masters:\n{masters}"),
+            "network: { serviceCIDR: 10.96.0.0/12 }\n",
+            &format!("etcd:\n  endpoints:\n{}  ca: separate\n", endpoints.concat()),
+            "paths: { binDir: /usr/local/bin, certDir: /etc/kubernetes/pki, configDir: /etc/kubernetes, dataDir: /var/lib/kubernetes }\n",
+            "apiserver:\n  extraArgs: {}\n",
+        ]
+        .concat();
+        fs::write(dir.path().join("cluster.yaml"), yaml).unwrap();
+        let sandbox = Self {
+            dir,
+            subnet,
+            _etcd: etcd,
+        };
+        fs::create_dir_all(sandbox.stub_dir()).unwrap();
+        // The node's own kube-apiserver binary, which the pre-flight asks for its version.
+        let binary = sandbox.root().join("usr/local/bin/kube-apiserver");
+        fs::create_dir_all(binary.parent().unwrap()).unwrap();
+        fs::write(&binary, "#!/bin/sh\necho 'Kubernetes v1.36.1'\n").unwrap();
+        fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
+        sandbox
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn root(&self) -> PathBuf {
+        self.path().join("root")
+    }
+
+    fn stub_dir(&self) -> PathBuf {
+        self.path().join("stub")
+    }
+
+    fn node_ip(&self) -> String {
+        format!("127.0.{}.1", self.subnet)
+    }
+
+    /// Builds the bundles and extracts cp1's with stock tar into `name/`.
+    fn build_and_extract(&self, name: &str) -> PathBuf {
+        let build = kube_bundle(self.path(), &["build"]);
+        build.code(0);
+        let into = self.path().join(name);
+        fs::create_dir_all(&into).unwrap();
+        let status = Command::new("tar")
+            .args([
+                "xzf",
+                self.path()
+                    .join("bundles/sandbox/cp1.tar.gz")
+                    .to_str()
+                    .unwrap(),
+            ])
+            .current_dir(&into)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        into.join("cp1")
+    }
+
+    fn edit(&self, old: &str, new: &str) {
+        let path = self.path().join("cluster.yaml");
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains(old));
+        fs::write(&path, text.replacen(old, new, 1)).unwrap();
+    }
+
+    fn install(&self, bundle: &Path, args: &[&str]) -> Output {
+        self.install_with(bundle, args, &[])
+    }
+
+    fn install_with(&self, bundle: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let stubs = repo_root().join("tests/stubs");
+        let path = format!("{}:{}", stubs.display(), std::env::var("PATH").unwrap());
+        let root = self.root();
+        let mut command = Command::new("bash");
+        command
+            .arg(bundle.join("install.sh"))
+            .args(["--root", root.to_str().unwrap(), "--timeout", "15"])
+            .args(args)
+            .env("PATH", path)
+            .env("STUB_DIR", self.stub_dir())
+            .env("STUB_ROOT", &root)
+            .env("STUB_NODE_IP", self.node_ip())
+            .env("STUB_HOSTNAME", "cp1")
+            .env("STUB_ADDRESSES", "192.0.2.10");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    }
+
+    fn systemctl_log(&self) -> Vec<String> {
+        fs::read_to_string(self.stub_dir().join("systemctl.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn clear_logs(&self) {
+        let _ = fs::remove_file(self.stub_dir().join("systemctl.log"));
+        let _ = fs::remove_file(self.stub_dir().join("requests.log"));
+    }
+
+    /// Every file under the sandbox root except kube-bundle's own state, with mode and uid.
+    fn tree(&self) -> BTreeMap<String, (u32, u32, Vec<u8>)> {
+        let mut files = BTreeMap::new();
+        let root = self.root();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let relative = path.strip_prefix(&root).unwrap().display().to_string();
+                if relative.starts_with("var/lib/kube-bundle") {
+                    continue;
+                }
+                let meta = fs::symlink_metadata(&path).unwrap();
+                if meta.is_dir() {
+                    stack.push(path);
+                } else {
+                    files.insert(
+                        relative,
+                        (meta.mode() & 0o7777, meta.uid(), fs::read(&path).unwrap()),
+                    );
+                }
+            }
+        }
+        files
+    }
+
+    fn stop_apiserver(&self) {
+        let pid = self.stub_dir().join("apiserver.pid");
+        if let Ok(pid) = fs::read_to_string(&pid) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop_apiserver();
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[track_caller]
+fn succeeded(output: &Output) -> String {
+    let text = stdout(output);
+    assert!(output.status.success(), "install.sh failed:\n{text}");
+    text
+}
+
+/// Every rootfs file of the bundle is installed with its content, mode and root owner,
+/// and nothing else is (besides the pre-existing binary).
+#[track_caller]
+fn assert_installed(sandbox: &Sandbox, bundle: &Path) {
+    let tree = sandbox.tree();
+    let mut checked = 0;
+    for line in fs::read_to_string(bundle.join("SHA256SUMS"))
+        .unwrap()
+        .lines()
+    {
+        let Some(path) = line
+            .split_once("  ")
+            .and_then(|(_, p)| p.strip_prefix("rootfs/"))
+        else {
+            continue;
+        };
+        let source = bundle.join("rootfs").join(path);
+        let (mode, uid, content) = tree
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} not installed"));
+        assert_eq!(content, &fs::read(&source).unwrap(), "{path} content");
+        let wanted = fs::metadata(&source).unwrap().mode() & 0o7777;
+        assert_eq!(*mode, wanted, "{path} mode");
+        if nix_is_root() {
+            assert_eq!(*uid, 0, "{path} owner");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} files checked");
+    assert_eq!(
+        tree.len(),
+        checked + 1,
+        "unexpected files: {:?}",
+        tree.keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn first_install_puts_every_file_in_place_and_starts_the_unit() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    let text = succeeded(&sandbox.install(&bundle, &[]));
+    assert_installed(&sandbox, &bundle);
+    let tree = sandbox.tree();
+    assert_eq!(tree["etc/kubernetes/pki/apiserver.key"].0, 0o600);
+    assert_eq!(tree["etc/systemd/system/kube-apiserver.service"].0, 0o644);
+    assert!(
+        sandbox
+            .root()
+            .join("var/lib/kubernetes/kube-apiserver")
+            .is_dir(),
+        "working directory created"
+    );
+    let log = sandbox.systemctl_log();
+    assert_eq!(
+        log,
+        [
+            "daemon-reload",
+            "enable --quiet kube-apiserver.service",
+            "restart kube-apiserver.service"
+        ]
+    );
+    assert!(text.contains("healthz"), "{text}");
+    let requests = fs::read_to_string(sandbox.stub_dir().join("requests.log")).unwrap();
+    assert!(requests.contains("POST /apis/rbac.authorization.k8s.io/v1/clusterrolebindings kube-apiserver:kubelet-apis"), "{requests}");
+    let installed =
+        fs::read_to_string(sandbox.root().join("var/lib/kube-bundle/installed")).unwrap();
+    assert!(
+        installed.starts_with("cp1-"),
+        "bundle id recorded: {installed}"
+    );
+}
+
+fn nix_is_root() -> bool {
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_second_run_changes_nothing_and_restarts_nothing() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    succeeded(&sandbox.install(&bundle, &[]));
+    let before = sandbox.tree();
+    sandbox.clear_logs();
+    let text = succeeded(&sandbox.install(&bundle, &[]));
+    assert_eq!(sandbox.tree(), before);
+    assert!(
+        !text.contains("kube-bundle: new ") && !text.contains("kube-bundle: changed "),
+        "{text}"
+    );
+    let log = sandbox.systemctl_log();
+    assert!(
+        log.iter()
+            .all(|c| !c.starts_with("restart") && !c.starts_with("start") && c != "daemon-reload"),
+        "{log:?}"
+    );
+    assert!(
+        text.contains("already exists"),
+        "the RBAC binding exists: {text}"
+    );
+}
+
+#[test]
+fn one_changed_flag_restarts_once_and_backs_up_the_old_unit() {
+    let sandbox = Sandbox::new();
+    let first = sandbox.build_and_extract("b1");
+    succeeded(&sandbox.install(&first, &[]));
+    let old_unit = fs::read(
+        sandbox
+            .root()
+            .join("etc/systemd/system/kube-apiserver.service"),
+    )
+    .unwrap();
+    sandbox.edit("extraArgs: {}", "extraArgs: { event-ttl: 2h }");
+    let second = sandbox.build_and_extract("b2");
+    sandbox.clear_logs();
+    let text = succeeded(&sandbox.install(&second, &[]));
+    let changed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("kube-bundle: changed"))
+        .collect();
+    assert_eq!(
+        changed,
+        ["kube-bundle: changed   /etc/systemd/system/kube-apiserver.service"],
+        "{text}"
+    );
+    let log = sandbox.systemctl_log();
+    assert_eq!(
+        log.iter().filter(|c| c.starts_with("restart")).count(),
+        1,
+        "{log:?}"
+    );
+    assert!(log.contains(&"daemon-reload".to_owned()));
+    let id = fs::read_to_string(sandbox.root().join("var/lib/kube-bundle/installed")).unwrap();
+    let backup = sandbox.root().join(format!(
+        "var/lib/kube-bundle/backups/{}/files/etc/systemd/system/kube-apiserver.service",
+        id.trim()
+    ));
+    assert_eq!(fs::read(backup).unwrap(), old_unit);
+}
+
+#[test]
+fn an_apiserver_that_never_turns_healthy_is_rolled_back() {
+    let sandbox = Sandbox::new();
+    let first = sandbox.build_and_extract("b1");
+    succeeded(&sandbox.install(&first, &[]));
+    let before = sandbox.tree();
+    sandbox.edit("extraArgs: {}", "extraArgs: { event-ttl: 2h }");
+    let second = sandbox.build_and_extract("b2");
+    fs::write(sandbox.stub_dir().join("unhealthy"), "").unwrap();
+    let output = sandbox.install_with(&second, &["--timeout", "3"], &[]);
+    let text = stdout(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("rolled back")
+            && text.contains("stub journal for -u kube-apiserver.service -n 50"),
+        "{text}"
+    );
+    assert_eq!(
+        sandbox.tree(),
+        before,
+        "the previous files are restored byte for byte"
+    );
+}
+
+#[test]
+fn a_run_killed_after_any_step_converges_when_rerun() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    let mut kill_at = 1;
+    loop {
+        // A fresh node each time, killed right after its kill_at-th rename.
+        sandbox.stop_apiserver();
+        for dir in ["etc", "var"] {
+            let _ = fs::remove_dir_all(sandbox.root().join(dir));
+        }
+        let count_file = sandbox.stub_dir().join("mv.count");
+        let _ = fs::remove_file(&count_file);
+        let output = sandbox.install_with(&bundle, &[], &[("KILL_AT_MV", &kill_at.to_string())]);
+        let calls: u32 = fs::read_to_string(&count_file)
+            .map(|c| c.trim().parse().unwrap())
+            .unwrap_or(0);
+        if calls < kill_at {
+            // The run finished before reaching that step: every step has been interrupted.
+            assert!(output.status.success(), "{}", stdout(&output));
+            break;
+        }
+        assert!(
+            !output.status.success(),
+            "a run killed at rename #{kill_at} reported success"
+        );
+        let rerun = sandbox.install(&bundle, &[]);
+        assert!(
+            rerun.status.success(),
+            "re-run after a kill at rename #{kill_at}:\n{}",
+            stdout(&rerun)
+        );
+        assert_installed(&sandbox, &bundle);
+        let again = succeeded(&sandbox.install(&bundle, &[]));
+        assert!(
+            !again.contains("kube-bundle: changed") && !again.contains("kube-bundle: new "),
+            "#{kill_at}: {again}"
+        );
+        kill_at += 1;
+        assert!(kill_at < 200, "runaway");
+    }
+    assert!(kill_at > 19, "only {kill_at} steps were interrupted");
+}
+
+#[test]
+fn a_corrupted_bundle_file_stops_the_install_before_any_change() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    let unit = bundle.join("rootfs/etc/systemd/system/kube-apiserver.service");
+    let mut bytes = fs::read(&unit).unwrap();
+    bytes[100] ^= 0x20;
+    fs::write(&unit, bytes).unwrap();
+    let before = sandbox.tree();
+    let output = sandbox.install(&bundle, &[]);
+    assert!(!output.status.success());
+    assert!(
+        stdout(&output).contains("SHA256SUMS does not match"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(sandbox.tree(), before);
+    assert!(sandbox.systemctl_log().is_empty());
+}
+
+#[test]
+fn the_wrong_node_stops_the_install_unless_forced() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    let before = sandbox.tree();
+    let output = sandbox.install_with(&bundle, &[], &[("STUB_HOSTNAME", "cp2")]);
+    assert!(!output.status.success());
+    assert!(
+        stdout(&output).contains("this bundle is for cp1"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(sandbox.tree(), before);
+    // An address match is enough, and --force overrides.
+    let by_address = sandbox.node_ip();
+    let output = sandbox.install_with(
+        &bundle,
+        &["--dry-run"],
+        &[("STUB_HOSTNAME", "cp2"), ("STUB_ADDRESSES", &by_address)],
+    );
+    succeeded(&output);
+    succeeded(&sandbox.install_with(
+        &bundle,
+        &["--dry-run", "--force"],
+        &[("STUB_HOSTNAME", "other")],
+    ));
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    let before = sandbox.tree();
+    let text = succeeded(&sandbox.install(&bundle, &["--dry-run"]));
+    assert!(
+        text.contains("kube-bundle: new       /etc/kubernetes/pki/apiserver.crt"),
+        "{text}"
+    );
+    assert!(text.contains("dry run"), "{text}");
+    assert_eq!(sandbox.tree(), before);
+    assert!(sandbox.systemctl_log().is_empty());
+    assert!(!sandbox.root().join("var/lib/kube-bundle").exists());
+}
+
+#[test]
+fn preflight_names_what_is_wrong() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    fs::write(
+        sandbox.root().join("usr/local/bin/kube-apiserver"),
+        "#!/bin/sh\necho 'Kubernetes v1.35.0'\n",
+    )
+    .unwrap();
+    let output = sandbox.install(&bundle, &[]);
+    assert!(!output.status.success());
+    let text = stdout(&output);
+    assert!(
+        text.contains("reports 'Kubernetes v1.35.0', the bundle is for v1.36.1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pre-flight failed; nothing was changed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn uninstall_removes_exactly_the_bundles_files_and_keeps_backups() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    let unrelated = sandbox.root().join("etc/kubernetes/other.conf");
+    fs::create_dir_all(unrelated.parent().unwrap()).unwrap();
+    fs::write(&unrelated, "mine").unwrap();
+    succeeded(&sandbox.install(&bundle, &[]));
+    sandbox.edit("extraArgs: {}", "extraArgs: { event-ttl: 2h }");
+    let second = sandbox.build_and_extract("b2");
+    succeeded(&sandbox.install(&second, &[]));
+    succeeded(&sandbox.install(&second, &["--uninstall"]));
+    let left: Vec<String> = sandbox.tree().into_keys().collect();
+    assert_eq!(
+        left,
+        ["etc/kubernetes/other.conf", "usr/local/bin/kube-apiserver"]
+    );
+    assert!(
+        sandbox
+            .root()
+            .join("var/lib/kube-bundle/backups")
+            .read_dir()
+            .unwrap()
+            .count()
+            > 0
+    );
+    assert!(
+        sandbox
+            .systemctl_log()
+            .iter()
+            .any(|c| c.starts_with("stop"))
+    );
+}
+
+#[test]
+fn every_rendered_installer_is_shellcheck_clean() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    let seed = tempfile::tempdir().unwrap();
+    fs::copy(
+        repo_root().join("examples/seed-ha.yaml"),
+        seed.path().join("cluster.yaml"),
+    )
+    .unwrap();
+    kube_bundle(seed.path(), &["build"]).code(0);
+    let seed_tar = seed.path().join("bundles/seed-ha/m7-autocv-gpu01.tar.gz");
+    Command::new("tar")
+        .args(["xzf", seed_tar.to_str().unwrap()])
+        .current_dir(seed.path())
+        .status()
+        .unwrap();
+    for script in [
+        bundle.join("install.sh"),
+        seed.path().join("m7-autocv-gpu01/install.sh"),
+    ] {
+        let output = Command::new("shellcheck")
+            .args(["--severity=style", script.to_str().unwrap()])
+            .output()
+            .expect("shellcheck must be installed (.ci/run installs it)");
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            script.display(),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    for stub in ["systemctl", "hostname", "journalctl", "mv"] {
+        let status = Command::new("shellcheck")
+            .arg(repo_root().join("tests/stubs").join(stub))
+            .status()
+            .unwrap();
+        assert!(status.success(), "tests/stubs/{stub}");
+    }
+}
+
+#[test]
+fn status_runs_the_seed_checks() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    succeeded(&sandbox.install(&bundle, &[]));
+    let text = succeeded(&sandbox.install(&bundle, &["--status"]));
+    assert!(
+        text.contains("kube-apiserver.service") && text.contains("active"),
+        "{text}"
+    );
+    assert!(text.contains("healthz") && text.contains(" ok"), "{text}");
+    assert!(
+        text.contains("installed bundle") && text.contains("cp1-"),
+        "{text}"
+    );
+}

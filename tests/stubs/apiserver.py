@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""A stand-in kube-apiserver for installer tests: TLS with the bundle's installed serving
+cert, client certificates required (the bundle's CA), GET /healthz answers "ok", POSTs to
+a collection answer 201 the first time a name is seen and 409 after. Every request is
+appended to $STUB_DIR/requests.log."""
+import http.server
+import json
+import os
+import ssl
+import sys
+
+root, address, state = sys.argv[1], sys.argv[2], os.environ["STUB_DIR"]
+certs = root + os.environ.get("STUB_CERT_DIR", "/etc/kubernetes/pki")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def record(self, line):
+        with open(os.path.join(state, "requests.log"), "a") as log:
+            log.write(line + "\n")
+
+    def reply(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self.record("GET " + self.path)
+        self.reply(200, b"ok") if self.path == "/healthz" else self.reply(404, b"{}")
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        name = next((l.split(":", 1)[1].strip() for l in body.splitlines() if l.strip().startswith("name:")), "")
+        created = os.path.join(state, "created")
+        seen = open(created).read().split() if os.path.exists(created) else []
+        self.record("POST " + self.path + " " + name)
+        if name in seen:
+            self.reply(409, json.dumps({"reason": "AlreadyExists"}).encode())
+        else:
+            with open(created, "a") as f:
+                f.write(name + "\n")
+            self.reply(201, b"{}")
+
+
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(certs + "/apiserver.crt", certs + "/apiserver.key")
+context.load_verify_locations(certs + "/ca.crt")
+context.verify_mode = ssl.CERT_REQUIRED
+server = http.server.ThreadingHTTPServer((address, 6443), Handler)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
