@@ -176,10 +176,24 @@ impl Sandbox {
         files
     }
 
+    /// Stops the stand-in apiserver and waits until it is gone, so the next run cannot
+    /// mistake a dying process for a running unit.
     fn stop_apiserver(&self) {
-        let pid = self.stub_dir().join("apiserver.pid");
-        if let Ok(pid) = fs::read_to_string(&pid) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
+        let pidfile = self.stub_dir().join("apiserver.pid");
+        if let Ok(pid) = fs::read_to_string(&pidfile) {
+            let pid = pid.trim().to_owned();
+            let _ = Command::new("kill").arg(&pid).status();
+            for _ in 0..100 {
+                let alive = Command::new("kill")
+                    .args(["-0", &pid])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                if !alive.is_ok_and(|s| s.success()) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = fs::remove_file(&pidfile);
         }
     }
 }
