@@ -614,3 +614,35 @@ fn a_failed_build_leaves_the_previous_bundles_in_place() {
         "no staging directories left behind"
     );
 }
+
+#[test]
+fn a_shipped_binary_lands_in_bin_dir_with_its_hash() {
+    let project = Project::new();
+    // A stand-in binary: a script that answers --version, padded to a few MB.
+    let mut binary = b"#!/bin/sh\necho 'Kubernetes v1.36.1'\nexit 0\n".to_vec();
+    binary.extend((0..4_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    fs::write(project.path().join("kube-apiserver"), &binary).unwrap();
+    project.edit("kubeApiserver: null", "kubeApiserver: kube-apiserver");
+    project.build();
+    let listing = listing(&project.bundle("cp1"));
+    let (_, mode, size, hash) = listing
+        .iter()
+        .find(|e| e.0 == "cp1/rootfs/usr/local/bin/kube-apiserver")
+        .expect("binary shipped");
+    assert_eq!((*mode, *size), (0o755, binary.len() as u64));
+    assert_eq!(*hash, kube_bundle::sign::sha256_hex(&binary));
+    let provenance = entries(&project.bundle("cp1"))
+        .into_iter()
+        .find(|e| e.0 == "cp1/bundle.json")
+        .map(|e| serde_json::from_slice::<serde_json::Value>(&e.3).unwrap())
+        .unwrap();
+    assert_eq!(
+        provenance["files"]["rootfs/usr/local/bin/kube-apiserver"]["sha256"],
+        hash.as_str()
+    );
+    assert_eq!(
+        provenance["files"]["rootfs/usr/local/bin/kube-apiserver"]["mode"],
+        "0755"
+    );
+    kube_bundle(project.path(), &["verify", "bundles/prod-eu1/cp1.tar.gz"]).code(0);
+}
