@@ -16,7 +16,7 @@ use crate::plan::{self, Plan};
 use crate::secrets::{Access, SecretStore};
 use crate::sign::Signer;
 use crate::validate::{Cluster, Severity, ValidateOptions, Validated};
-use crate::{bundle, pki, render};
+use crate::{bundle, encryption, pki, render};
 
 /// The commented example `init` writes: a modern three-master cluster.
 pub const EXAMPLE_CLUSTER_YAML: &str = include_str!("../templates/cluster.yaml");
@@ -157,7 +157,7 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         .unwrap_or_else(|| default_secrets_dir(cluster));
     let store = SecretStore::open(&secrets_dir, Access::ReadWrite)?;
     let pki = pki::provision(cluster, &plan, &store, OffsetDateTime::now_utc())?;
-    let encryption = pki::encryption_keys(cluster, &store)?;
+    let encryption = encryption::keys_for_build(cluster, &store)?;
     let signer = Signer::load_or_create(&store, args.signing_key.as_deref())?;
     let epoch = match source_date_epoch()? {
         Some(epoch) => epoch,
@@ -207,6 +207,10 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     }
     staging.finish(cluster, &signer)?;
     staging.commit(&out_dir)?;
+    if args.nodes.is_empty() {
+        // Only a build of every master completes a rotation phase.
+        encryption::mark_built(&store, &encryption)?;
+    }
     summary.push_str(&format!(
         "wrote {}\nsigning key fingerprint (sha256 of the public key DER): {}\n",
         out_dir.display(),

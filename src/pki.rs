@@ -26,10 +26,7 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-
-use crate::config::{EncryptionProvider, KeyAlgorithm};
+use crate::config::KeyAlgorithm;
 use crate::error::Error;
 use crate::plan::{CaName, CertSpec, Plan, Purpose};
 use crate::secrets::{SecretStore, random_bytes};
@@ -530,7 +527,7 @@ pub fn provision(
     })
 }
 
-fn corrupt(store: &SecretStore, name: &str, why: &str) -> Error {
+pub(crate) fn corrupt(store: &SecretStore, name: &str, why: &str) -> Error {
     Error::Input(format!(
         "{}: {why}. kube-bundle never overwrites secret material: restore the file from \
          backup, or move it away to have it created anew",
@@ -955,105 +952,4 @@ fn load_external_ca(path: &std::path::Path) -> Result<String, Error> {
 
 fn date(time: OffsetDateTime) -> String {
     format!("{}", time.date())
-}
-
-// ---------------------------------------------------------------------------------------
-// Encryption-at-rest keys
-
-const ENCRYPTION_FILE: &str = "encryption.json";
-
-/// The encryption-at-rest key set shared by every master, oldest rotation state included.
-#[derive(Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EncryptionKeys {
-    pub provider: EncryptionProvider,
-    /// In provider order: the first key encrypts, all keys decrypt.
-    pub keys: Vec<EncryptionKey>,
-}
-
-#[derive(Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EncryptionKey {
-    pub name: String,
-    /// base64 of the raw key, as the apiserver's config wants it.
-    pub secret: String,
-}
-
-impl fmt::Debug for EncryptionKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.keys.iter().map(|k| k.name.as_str()).collect();
-        write!(f, "EncryptionKeys({:?}, {names:?})", self.provider)
-    }
-}
-
-impl EncryptionKeys {
-    fn check(&self) -> Result<(), String> {
-        if self.keys.is_empty() {
-            return Err("it lists no keys".into());
-        }
-        for key in &self.keys {
-            let name_ok = !key.name.is_empty()
-                && key.name.len() <= 63
-                && key
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            if !name_ok {
-                return Err(format!("key name {:?} is not a lowercase label", key.name));
-            }
-            let raw = BASE64
-                .decode(&key.secret)
-                .map_err(|_| format!("key {} is not base64", key.name))?;
-            let sizes: &[usize] = match self.provider {
-                EncryptionProvider::Aesgcm => &[16, 24, 32],
-                EncryptionProvider::Aescbc | EncryptionProvider::Secretbox => &[32],
-            };
-            if !sizes.contains(&raw.len()) {
-                return Err(format!(
-                    "key {} is {} bytes; {:?} needs {sizes:?}",
-                    key.name,
-                    raw.len(),
-                    self.provider
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Loads the cluster's encryption keys, creating `key1` (32 random bytes, as upstream's
-/// `head -c 32 /dev/urandom | base64`) on the first build.
-pub fn encryption_keys(cluster: &Cluster, store: &SecretStore) -> Result<EncryptionKeys, Error> {
-    if let Some(text) = store.read_text(ENCRYPTION_FILE)? {
-        let keys: EncryptionKeys = serde_json::from_str(&text)
-            .map_err(|e| corrupt(store, ENCRYPTION_FILE, &format!("not a key set ({e})")))?;
-        keys.check()
-            .map_err(|why| corrupt(store, ENCRYPTION_FILE, &why))?;
-        if keys.provider != cluster.encryption_provider {
-            return Err(Error::Input(format!(
-                "encryption.provider is {:?} but {} holds {:?} keys that decrypt the data in \
-                 etcd; switching providers needs a staged rotation, which kube-bundle does not \
-                 do yet. Set the provider back to {:?}",
-                cluster.encryption_provider,
-                store.path(ENCRYPTION_FILE).display(),
-                keys.provider,
-                keys.provider
-            )));
-        }
-        return Ok(keys);
-    }
-    let mut raw = [0u8; 32];
-    random_bytes(&mut raw)?;
-    let keys = EncryptionKeys {
-        provider: cluster.encryption_provider,
-        keys: vec![EncryptionKey {
-            name: "key1".into(),
-            secret: BASE64.encode(raw),
-        }],
-    };
-    let mut json = serde_json::to_string_pretty(&keys)
-        .map_err(|e| Error::Input(format!("encoding the key set: {e}")))?;
-    json.push('\n');
-    store.write(ENCRYPTION_FILE, json.as_bytes())?;
-    Ok(keys)
 }

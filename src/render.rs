@@ -14,8 +14,9 @@ use askama::Template;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use crate::encryption::{EncryptionKey, EncryptionKeys};
 use crate::error::Error;
-use crate::pki::{EncryptionKey, EncryptionKeys, Pki};
+use crate::pki::Pki;
 use crate::plan::{Artifact, CaName, KUBELET_CLIENT_CN, NodePlan, cert_names};
 use crate::validate::{Cluster, Host, SECURE_PORT};
 use crate::versions;
@@ -61,8 +62,13 @@ struct EncryptionConfig<'a> {
     cluster: &'a str,
     kind: &'a str,
     api_version: &'a str,
-    provider: &'a str,
-    keys: &'a [EncryptionKey],
+    blocks: Vec<ProviderBlock<'a>>,
+}
+
+/// One provider entry of the encryption config with its keys, in order.
+struct ProviderBlock<'a> {
+    provider: &'static str,
+    keys: Vec<&'a EncryptionKey>,
 }
 
 #[derive(Template)]
@@ -207,17 +213,23 @@ pub fn apiserver_unit(cluster: &Cluster, node: &NodePlan) -> Result<String, Erro
 pub fn encryption_config(cluster: &Cluster, encryption: &EncryptionKeys) -> Result<String, Error> {
     let minor = cluster.kubernetes_version.minor();
     let (api_version, kind) = versions::encryption_config_format(minor);
-    let provider = match encryption.provider {
-        crate::config::EncryptionProvider::Secretbox => "secretbox",
-        crate::config::EncryptionProvider::Aescbc => "aescbc",
-        crate::config::EncryptionProvider::Aesgcm => "aesgcm",
-    };
+    let blocks = encryption
+        .provider_blocks()
+        .into_iter()
+        .map(|(provider, keys)| ProviderBlock {
+            provider: match provider {
+                crate::config::EncryptionProvider::Secretbox => "secretbox",
+                crate::config::EncryptionProvider::Aescbc => "aescbc",
+                crate::config::EncryptionProvider::Aesgcm => "aesgcm",
+            },
+            keys,
+        })
+        .collect();
     render(&EncryptionConfig {
         cluster: cluster.name.as_str(),
         kind,
         api_version,
-        provider,
-        keys: &encryption.keys,
+        blocks,
     })
 }
 

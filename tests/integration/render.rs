@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use kube_bundle::config::EncryptionProvider;
-use kube_bundle::pki::{EncryptionKey, EncryptionKeys};
+use kube_bundle::encryption::{EncryptionKey, EncryptionKeys};
 use kube_bundle::plan::{self, NodePlan, SEED_UNIT_FLAGS};
 use kube_bundle::render;
 use kube_bundle::validate::{Cluster, ValidateOptions};
@@ -31,8 +31,10 @@ const MATRIX: &[(&str, &str, Option<&str>)] = &[
 /// Fixed key material, so the encryption config can be a golden file.
 fn fixture_keys(provider: EncryptionProvider) -> EncryptionKeys {
     EncryptionKeys {
-        provider,
+        rotation: None,
+        retired: Vec::new(),
         keys: vec![EncryptionKey {
+            provider,
             name: "key1".into(),
             secret: "a2V5LW1hdGVyaWFsLWZvci1nb2xkZW4tZmlsZXMtb25seQ==".into(),
         }],
@@ -347,7 +349,7 @@ fn the_kubeconfig_is_accepted_by_kubectl_and_points_at_the_endpoint() {
     .unwrap();
     let pki = kube_bundle::pki::provision(&cluster, &plan, &store, time::OffsetDateTime::now_utc())
         .unwrap();
-    let keys = kube_bundle::pki::encryption_keys(&cluster, &store).unwrap();
+    let keys = kube_bundle::encryption::keys_for_build(&cluster, &store).unwrap();
     let node = &plan.nodes["cp1"];
     let files = render::render_node(&cluster, node, &pki, &keys).unwrap();
     let render::Content::Bytes(kubeconfig) =
