@@ -52,6 +52,23 @@ pub enum Command {
     },
     /// Create missing secrets and write one signed, reproducible tarball per master.
     Build(BuildArgs),
+    /// Certificate lifecycle: expiry table, offline renewal.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Encryption-at-rest key lifecycle.
+    Encryption {
+        #[command(subcommand)]
+        command: EncryptionCommand,
+    },
+    /// What changes on a node between two bundle generations: flags, files, restart.
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
     /// Check a bundle: signature, entries, checksums, provenance, air gap. Exit 3 on failure.
     Verify {
         /// The bundle, e.g. bundles/prod-eu1/cp1.tar.gz; its signature is TARBALL.sig.
@@ -59,6 +76,53 @@ pub enum Command {
         /// The signing public key [default: signing.pub beside the tarball].
         #[arg(long, value_name = "FILE")]
         pubkey: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Every CA and leaf per node with expiry, time left and issuer; warns under 30 days.
+    Expiry {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, value_name = "DIR")]
+        secrets: Option<PathBuf>,
+        /// Exit 1 if any certificate has fewer days left.
+        #[arg(long, value_name = "DAYS")]
+        fail_under: Option<i64>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Re-issue leaves from the stored CAs; the next `build` ships them.
+    Renew {
+        /// [CONFIG] then certificate names (`apiserver`, or `cp1/apiserver`).
+        #[arg(value_name = "CONFIG|NAME")]
+        args: Vec<String>,
+        /// Renew every leaf.
+        #[arg(long)]
+        all: bool,
+        /// Keep the existing private keys (default: new keys).
+        #[arg(long)]
+        reuse_keys: bool,
+        #[arg(long, value_name = "DIR")]
+        secrets: Option<PathBuf>,
+        #[arg(long)]
+        allow_untested_version: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EncryptionCommand {
+    /// Advance the offline key rotation one phase: add the new key second, make it first,
+    /// then (after every secret was rewritten) remove the old one.
+    Rotate {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, value_name = "DIR")]
+        secrets: Option<PathBuf>,
+        /// Confirm that every secret was rewritten with the new key (needed for phase 3).
+        #[arg(long)]
+        confirm_rewritten: bool,
     },
 }
 
@@ -101,6 +165,28 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
     match cli.command {
         Command::Init { dir } => init(&dir, out),
         Command::Build(args) => build(&args, out, err),
+        Command::Certs { command } => certs(command, out, err),
+        Command::Encryption {
+            command:
+                EncryptionCommand::Rotate {
+                    config,
+                    secrets,
+                    confirm_rewritten,
+                },
+        } => rotate(&config, secrets, confirm_rewritten, out, err),
+        Command::Diff { old, new, output } => {
+            let diff = crate::diff::diff(&old, &new)?;
+            let text = match output {
+                OutputFormat::Text => crate::diff::to_text(&diff),
+                OutputFormat::Json => {
+                    let mut json = serde_json::to_string_pretty(&diff)
+                        .map_err(|e| Error::Input(format!("cannot encode the diff: {e}")))?;
+                    json.push('\n');
+                    json
+                }
+            };
+            write_out(out, &text)
+        }
         Command::Verify { tarball, pubkey } => verify(&tarball, pubkey.as_deref(), out),
         Command::Check(args) => {
             let validated = load(&args)?;
@@ -217,6 +303,167 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         signer.fingerprint()
     ));
     write_out(out, &summary)
+}
+
+fn certs(command: CertsCommand, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
+    match command {
+        CertsCommand::Expiry {
+            config,
+            secrets,
+            fail_under,
+            output,
+        } => {
+            let validated = load(&config)?;
+            report_warnings(&validated, err)?;
+            let cluster = &validated.cluster;
+            let plan = plan::plan(cluster);
+            let dir = secrets.unwrap_or_else(|| default_secrets_dir(cluster));
+            let store = SecretStore::open(&dir, Access::ReadOnly)?;
+            let certs = pki::inventory(cluster, &plan, &store, OffsetDateTime::now_utc())?;
+            if certs.is_empty() {
+                return Err(Error::Input(format!(
+                    "{} holds no certificates yet: run `kube-bundle build` first",
+                    dir.display()
+                )));
+            }
+            let text = match output {
+                OutputFormat::Json => serde_json::to_string_pretty(&certs)
+                    .map(|json| json + "\n")
+                    .map_err(|e| Error::Input(format!("cannot encode: {e}")))?,
+                OutputFormat::Text => expiry_table(&certs),
+            };
+            write_out(out, &text)?;
+            let worst = certs.iter().map(|c| c.days_left).min().unwrap_or(i64::MAX);
+            match fail_under {
+                Some(days) if worst < days => Err(Error::Input(format!(
+                    "a certificate has {worst} day(s) left, under --fail-under {days}: run                      `kube-bundle certs renew --all`, then build and install"
+                ))),
+                _ => Ok(()),
+            }
+        }
+        CertsCommand::Renew {
+            args,
+            all,
+            reuse_keys,
+            secrets,
+            allow_untested_version,
+        } => {
+            let (config, names) = match args.first() {
+                Some(first) if first.ends_with(".yaml") || first.ends_with(".yml") => {
+                    (PathBuf::from(first), args[1..].to_vec())
+                }
+                _ => (PathBuf::from("cluster.yaml"), args.clone()),
+            };
+            if all != names.is_empty() {
+                return Err(Error::Usage(
+                    "name the certificates to renew (e.g. `apiserver` or `cp1/apiserver`), or pass --all".into(),
+                ));
+            }
+            let validated = load(&ConfigArgs {
+                config,
+                allow_untested_version,
+            })?;
+            report_warnings(&validated, err)?;
+            let cluster = &validated.cluster;
+            let plan = plan::plan(cluster);
+            let dir = secrets.unwrap_or_else(|| default_secrets_dir(cluster));
+            let store = SecretStore::open(&dir, Access::ReadWrite)?;
+            let renewed = pki::renew(
+                cluster,
+                &plan,
+                &store,
+                &names,
+                reuse_keys,
+                OffsetDateTime::now_utc(),
+            )?;
+            let mut text: String = renewed
+                .iter()
+                .map(|name| format!("renewed {name}\n"))
+                .collect();
+            text.push_str("next: `kube-bundle build`, then install the bundles; only the renewed files change\n");
+            write_out(out, &text)
+        }
+    }
+}
+
+fn expiry_table(certs: &[pki::CertificateStatus]) -> String {
+    use std::fmt::Write as _;
+    let mut text = format!(
+        "{:<8} {:<26} {:<12} {:>10}  {}\n",
+        "NODE", "CERTIFICATE", "EXPIRES", "DAYS LEFT", "ISSUER"
+    );
+    for cert in certs {
+        let warning = if cert.days_left < 30 {
+            "  WARNING: under 30 days"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            text,
+            "{:<8} {:<26} {:<12} {:>10}  {}{warning}",
+            cert.node.as_deref().unwrap_or("(CA)"),
+            cert.name,
+            cert.not_after.date().to_string(),
+            cert.days_left,
+            cert.issuer
+        );
+    }
+    text
+}
+
+fn rotate(
+    config: &ConfigArgs,
+    secrets: Option<PathBuf>,
+    confirm_rewritten: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    let validated = load(config)?;
+    report_warnings(&validated, err)?;
+    let cluster = &validated.cluster;
+    let dir = secrets.unwrap_or_else(|| default_secrets_dir(cluster));
+    let store = SecretStore::open(&dir, Access::ReadWrite)?;
+    let step = encryption::rotate(cluster, &store, confirm_rewritten)?;
+    let masters: Vec<&str> = cluster.masters.iter().map(|m| m.name.as_str()).collect();
+    let reload = if cluster.kubernetes_version.minor() >= 26 {
+        "each apiserver reloads the config within a minute (--encryption-provider-config-automatic-reload)"
+    } else {
+        "install.sh restarts each apiserver"
+    };
+    let (what, next) = match step.phase {
+        1 => (
+            format!(
+                "phase 1/3: new key {} added second: every master can now decrypt with it",
+                step.new_key
+            ),
+            "when every master runs it, run `kube-bundle encryption rotate` again".to_owned(),
+        ),
+        2 => (
+            format!(
+                "phase 2/3: new key {} moved first: every master encrypts with it",
+                step.new_key
+            ),
+            format!(
+                "when every master runs it, rewrite all secrets:\n    {}\nthen run `kube-bundle encryption rotate --confirm-rewritten`",
+                encryption::REWRITE_COMMAND
+            ),
+        ),
+        _ => (
+            format!(
+                "phase 3/3: old key {} removed from the config (kept in secrets/ as retired)",
+                step.old_key
+            ),
+            "the rotation is complete once every master runs it".to_owned(),
+        ),
+    };
+    write_out(
+        out,
+        &format!(
+            "{what}\nkey order: {}\nnext: `kube-bundle build`, then install on every master one at a time ({}); {reload}; {next}\n",
+            step.order.join(", "),
+            masters.join(", ")
+        ),
+    )
 }
 
 fn verify(tarball: &Path, pubkey: Option<&Path>, out: &mut dyn Write) -> Result<(), Error> {

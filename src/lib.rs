@@ -14,6 +14,7 @@ pub mod versions;
 
 pub mod bundle;
 pub mod config;
+pub mod diff;
 pub mod encryption;
 pub mod pki;
 pub mod plan;

@@ -44,6 +44,38 @@ pub fn verify(tarball: &Path, public_key: &Path, signature: &Path) -> Result<Ver
     crate::sign::verify_file_signature(&key, tarball, &signature_bytes)
         .map_err(|why| fail(format!("{}: {why}", signature.display())))?;
 
+    let (node, entries) = read_entries(tarball)?;
+    let files: BTreeMap<String, (String, u32, u64)> = entries
+        .iter()
+        .map(|(path, e)| (path.clone(), (e.sha256.clone(), e.mode, e.size)))
+        .collect();
+    let texts: BTreeMap<String, String> = entries
+        .into_iter()
+        .filter_map(|(path, e)| e.text.map(|t| (path, t)))
+        .collect();
+    check_checksums(&files, &texts)?;
+    let provenance = check_provenance(&node, &files, &texts)?;
+    check_air_gap(&texts, &provenance.allowed_hosts)?;
+    Ok(Verified {
+        node,
+        bundle_id: provenance.bundle_id,
+        files: files.len(),
+    })
+}
+
+/// One regular file of a bundle, by its path under the node directory.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub sha256: String,
+    pub mode: u32,
+    pub size: u64,
+    /// The content, when it is UTF-8 text of a reasonable size.
+    pub text: Option<String>,
+}
+
+/// Reads every entry of a bundle with the safety checks `verify` applies (paths, types,
+/// duplicates, sizes); no signature check. Returns the node directory and the files.
+pub fn read_entries(tarball: &Path) -> Result<(String, BTreeMap<String, Entry>), Error> {
     let file =
         std::fs::File::open(tarball).map_err(|e| fail(format!("{}: {e}", tarball.display())))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
@@ -127,15 +159,22 @@ pub fn verify(tarball: &Path, public_key: &Path, signature: &Path) -> Result<Ver
         );
     }
     let node = top.ok_or_else(|| fail("the archive is empty"))?;
-
-    check_checksums(&files, &texts)?;
-    let provenance = check_provenance(&node, &files, &texts)?;
-    check_air_gap(&texts, &provenance.allowed_hosts)?;
-    Ok(Verified {
-        node,
-        bundle_id: provenance.bundle_id,
-        files: files.len(),
-    })
+    let entries = files
+        .into_iter()
+        .map(|(path, (sha256, mode, size))| {
+            let text = texts.remove(&path);
+            (
+                path,
+                Entry {
+                    sha256,
+                    mode,
+                    size,
+                    text,
+                },
+            )
+        })
+        .collect();
+    Ok((node, entries))
 }
 
 /// `<node>/<relative>`: relative, no `.`/`..`, no empty components.

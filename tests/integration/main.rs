@@ -4,5 +4,6 @@ mod bundle;
 mod cli;
 mod harness;
 mod install;
+mod lifecycle;
 mod pki;
 mod render;

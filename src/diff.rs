@@ -1,0 +1,315 @@
+//! `kube-bundle diff`: what changes on a node between two bundle generations, offline.
+//!
+//! In: two tarballs (read with `verify`'s safety checks). Out: a [`BundleDiff`]: the
+//! kube-apiserver flags added, removed or changed; every file added, removed or changed,
+//! with certificate details (subject, SANs, validity, whether the key changed) and the
+//! encryption config's key names and order; and whether install.sh will restart the
+//! apiserver. Key material never appears: key files are reported as changed, nothing more.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::Serialize;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use crate::error::Error;
+use crate::verify::{Entry, read_entries};
+
+const UNIT: &str = "rootfs/etc/systemd/system/kube-apiserver.service";
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleDiff {
+    pub old_node: String,
+    pub new_node: String,
+    pub flags: FlagDiff,
+    pub files: Vec<FileChange>,
+    /// install.sh restarts kube-apiserver when any installed file changes.
+    pub restart: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct FlagDiff {
+    pub added: BTreeMap<String, String>,
+    pub removed: BTreeMap<String, String>,
+    /// name → [old, new]
+    pub changed: BTreeMap<String, [String; 2]>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileChange {
+    pub path: String,
+    pub change: Change,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateChange>,
+    /// Encryption config: `provider:key` in config order, old then new.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_keys: Option<[Vec<String>; 2]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Added,
+    Removed,
+    Changed,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateChange {
+    pub subject: [String; 2],
+    pub sans_added: Vec<String>,
+    pub sans_removed: Vec<String>,
+    pub not_after: [String; 2],
+    pub key_changed: bool,
+}
+
+pub fn diff(old: &Path, new: &Path) -> Result<BundleDiff, Error> {
+    let (old_node, old_entries) = read_entries(old)?;
+    let (new_node, new_entries) = read_entries(new)?;
+    let flags = flag_diff(&unit_flags(&old_entries), &unit_flags(&new_entries));
+    let paths: BTreeSet<&String> = old_entries.keys().chain(new_entries.keys()).collect();
+    let mut files = Vec::new();
+    for path in paths {
+        let change = match (old_entries.get(path), new_entries.get(path)) {
+            (Some(a), Some(b)) if a.sha256 == b.sha256 && a.mode == b.mode => continue,
+            (Some(_), Some(_)) => Change::Changed,
+            (None, Some(_)) => Change::Added,
+            (Some(_), None) => Change::Removed,
+            (None, None) => continue,
+        };
+        let pair = (old_entries.get(path), new_entries.get(path));
+        let certificate = match pair {
+            (Some(a), Some(b)) if path.ends_with(".crt") => certificate_change(a, b),
+            _ => None,
+        };
+        let encryption_keys = match pair {
+            (Some(a), Some(b)) if path.ends_with("encryption-config.yaml") => {
+                Some([encryption_key_names(a), encryption_key_names(b)])
+            }
+            _ => None,
+        };
+        files.push(FileChange {
+            path: path.clone(),
+            change,
+            certificate,
+            encryption_keys,
+        });
+    }
+    let restart = files.iter().any(|f| f.path.starts_with("rootfs/"));
+    Ok(BundleDiff {
+        old_node,
+        new_node,
+        flags,
+        files,
+        restart,
+    })
+}
+
+/// The kube-apiserver flags of a bundle's unit, undoing systemd's quoting.
+fn unit_flags(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
+    let Some(unit) = entries.get(UNIT).and_then(|e| e.text.as_deref()) else {
+        return BTreeMap::new();
+    };
+    unit.lines()
+        .filter_map(|line| {
+            let word = line.trim().trim_end_matches('\\').trim();
+            let word = word
+                .strip_prefix('"')
+                .and_then(|w| w.strip_suffix('"'))
+                .unwrap_or(word);
+            let flag = word.strip_prefix("--")?;
+            let (name, value) = flag.split_once('=').unwrap_or((flag, ""));
+            let value = value
+                .replace("%%", "%")
+                .replace("$$", "$")
+                .replace("\\\"", "\"")
+                .replace("\\\\", "\\");
+            Some((name.to_owned(), value))
+        })
+        .collect()
+}
+
+fn flag_diff(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> FlagDiff {
+    let mut diff = FlagDiff::default();
+    for (name, value) in old {
+        match new.get(name) {
+            None => {
+                diff.removed.insert(name.clone(), value.clone());
+            }
+            Some(other) if other != value => {
+                diff.changed
+                    .insert(name.clone(), [value.clone(), other.clone()]);
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, value) in new.iter().filter(|(name, _)| !old.contains_key(*name)) {
+        diff.added.insert(name.clone(), value.clone());
+    }
+    diff
+}
+
+struct CertFacts {
+    subject: String,
+    sans: BTreeSet<String>,
+    not_after: String,
+    public_key: Vec<u8>,
+}
+
+fn cert_facts(entry: &Entry) -> Option<CertFacts> {
+    let der = pem::parse(entry.text.as_deref()?).ok()?.into_contents();
+    let (_, cert) = X509Certificate::from_der(&der).ok()?;
+    let mut sans = BTreeSet::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for name in &ext.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => {
+                    sans.insert(format!("DNS:{dns}"));
+                }
+                GeneralName::IPAddress(bytes) => {
+                    let ip = <[u8; 4]>::try_from(*bytes)
+                        .map(IpAddr::from)
+                        .or_else(|_| <[u8; 16]>::try_from(*bytes).map(IpAddr::from));
+                    if let Ok(ip) = ip {
+                        sans.insert(format!("IP:{ip}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Some(CertFacts {
+        subject: cert.subject().to_string(),
+        sans,
+        not_after: cert.validity().not_after.to_datetime().date().to_string(),
+        public_key: cert.public_key().raw.to_vec(),
+    })
+}
+
+fn certificate_change(old: &Entry, new: &Entry) -> Option<CertificateChange> {
+    let (a, b) = (cert_facts(old)?, cert_facts(new)?);
+    Some(CertificateChange {
+        sans_added: b.sans.difference(&a.sans).cloned().collect(),
+        sans_removed: a.sans.difference(&b.sans).cloned().collect(),
+        key_changed: a.public_key != b.public_key,
+        subject: [a.subject, b.subject],
+        not_after: [a.not_after, b.not_after],
+    })
+}
+
+/// `provider:name` for every key of an encryption config, in order; never the secrets.
+fn encryption_key_names(entry: &Entry) -> Vec<String> {
+    let Some(text) = entry.text.as_deref() else {
+        return Vec::new();
+    };
+    let Ok(config) = serde_saphyr::from_str::<serde_json::Value>(text) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for provider in config["resources"][0]["providers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        for (kind, body) in provider.as_object().into_iter().flatten() {
+            let keys = body["keys"].as_array();
+            if keys.is_none() {
+                names.push(kind.clone());
+            }
+            for key in keys.into_iter().flatten() {
+                names.push(format!("{kind}:{}", key["name"].as_str().unwrap_or("?")));
+            }
+        }
+    }
+    names
+}
+
+/// The human form of a diff.
+pub fn to_text(diff: &BundleDiff) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(text, "node {} → {}", diff.old_node, diff.new_node);
+    let flags = &diff.flags;
+    if flags.added.is_empty() && flags.removed.is_empty() && flags.changed.is_empty() {
+        let _ = writeln!(text, "kube-apiserver flags: unchanged");
+    } else {
+        let _ = writeln!(text, "kube-apiserver flags:");
+        for (name, value) in &flags.added {
+            let _ = writeln!(text, "  + --{name}={value}");
+        }
+        for (name, value) in &flags.removed {
+            let _ = writeln!(text, "  - --{name}={value}");
+        }
+        for (name, [old, new]) in &flags.changed {
+            let _ = writeln!(text, "  ~ --{name}: {old} → {new}");
+        }
+    }
+    let _ = writeln!(
+        text,
+        "files:{}",
+        if diff.files.is_empty() {
+            " unchanged"
+        } else {
+            ""
+        }
+    );
+    for file in &diff.files {
+        let _ = writeln!(
+            text,
+            "  {:<8} {}",
+            format!("{:?}", file.change).to_lowercase(),
+            file.path
+        );
+        if let Some(cert) = &file.certificate {
+            if cert.subject[0] != cert.subject[1] {
+                let _ = writeln!(
+                    text,
+                    "           subject {} → {}",
+                    cert.subject[0], cert.subject[1]
+                );
+            }
+            for san in &cert.sans_added {
+                let _ = writeln!(text, "           + SAN {san}");
+            }
+            for san in &cert.sans_removed {
+                let _ = writeln!(text, "           - SAN {san}");
+            }
+            let _ = writeln!(
+                text,
+                "           expires {} → {}",
+                cert.not_after[0], cert.not_after[1]
+            );
+            let _ = writeln!(
+                text,
+                "           key {}",
+                if cert.key_changed {
+                    "changed"
+                } else {
+                    "unchanged"
+                }
+            );
+        }
+        if let Some([old, new]) = &file.encryption_keys {
+            let _ = writeln!(
+                text,
+                "           keys [{}] → [{}]",
+                old.join(", "),
+                new.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(
+        text,
+        "install.sh will {}",
+        if diff.restart {
+            "restart kube-apiserver"
+        } else {
+            "not restart kube-apiserver"
+        }
+    );
+    text
+}
