@@ -38,6 +38,33 @@ pub struct RawCluster {
     pub apiserver: RawApiserver,
     #[serde(default)]
     pub binaries: RawBinaries,
+    #[serde(default)]
+    pub ha_front: RawHaFront,
+}
+
+/// The node-local L4 proxy every client reaches the apiserver tier through (the seed's
+/// kube-nginx on 127.0.0.1:8443).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawHaFront {
+    #[serde(default)]
+    pub kind: Option<FrontKind>,
+    #[serde(default)]
+    pub listen: Option<Text>,
+    /// The proxy binary on the node (default: the distribution's).
+    #[serde(default)]
+    pub binary: Option<Text>,
+    /// nginx dynamic modules to load (Debian ships the stream module separately).
+    #[serde(default)]
+    pub nginx_modules: Option<Vec<Text>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrontKind {
+    Nginx,
+    Haproxy,
+    None,
 }
 
 #[derive(Debug, Deserialize)]

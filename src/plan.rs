@@ -159,6 +159,35 @@ pub enum Artifact {
     AdminKubeconfig,
     ApiserverUnit,
     ApiserverBinary,
+    FrontConfig,
+    FrontUnit,
+}
+
+impl Artifact {
+    /// The systemd unit that must restart when this file changes.
+    pub fn unit(self, front: Option<&crate::validate::HaFront>) -> &'static str {
+        match (self, front) {
+            (Self::FrontConfig | Self::FrontUnit, Some(front)) => front_unit_name(front),
+            _ => APISERVER_UNIT,
+        }
+    }
+}
+
+pub const APISERVER_UNIT: &str = "kube-apiserver.service";
+
+pub fn front_unit_name(front: &crate::validate::HaFront) -> &'static str {
+    match front.kind {
+        crate::config::FrontKind::Haproxy => "kube-haproxy.service",
+        _ => "kube-nginx.service",
+    }
+}
+
+/// The proxy's config file: the seed's kube-nginx.conf, or haproxy's.
+pub fn front_config_path(cluster: &Cluster, front: &crate::validate::HaFront) -> String {
+    match front.kind {
+        crate::config::FrontKind::Haproxy => cluster.paths.config_dir.join("kube-haproxy.cfg"),
+        _ => cluster.paths.config_dir.join("kube-nginx.conf"),
+    }
 }
 
 fn octal<S: serde::Serializer>(mode: &u32, serializer: S) -> Result<S::Ok, S::Error> {
@@ -266,6 +295,20 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
             Artifact::ApiserverBinary,
         );
     }
+    let mut directories = vec![working_directory(cluster)];
+    if let Some(front) = &cluster.ha_front {
+        add(
+            front_config_path(cluster, front),
+            PUBLIC,
+            Artifact::FrontConfig,
+        );
+        add(
+            format!("/etc/systemd/system/{}", front_unit_name(front)),
+            PUBLIC,
+            Artifact::FrontUnit,
+        );
+        directories.push(front_prefix(cluster));
+    }
     let sans = serving_cert_sans(cluster, master);
     let (flags, dropped_seed_flags) = apiserver_flags(cluster, master);
     NodePlan {
@@ -275,7 +318,7 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
         ip: master.ip,
         certificates: certificates(cluster, &sans),
         serving_cert_sans: sans,
-        directories: vec![working_directory(cluster)],
+        directories,
         files,
     }
 }
@@ -331,6 +374,11 @@ fn certificates(cluster: &Cluster, sans: &Sans) -> BTreeMap<String, CertSpec> {
     certs
 }
 
+/// nginx's prefix (temp files, pid) under dataDir, like the seed's /opt/k8s/kube-nginx.
+pub fn front_prefix(cluster: &Cluster) -> String {
+    cluster.paths.data_dir.join("kube-nginx")
+}
+
 /// The apiserver's WorkingDirectory, where the seed also keeps its audit log.
 pub fn working_directory(cluster: &Cluster) -> String {
     cluster.paths.data_dir.join("kube-apiserver")
@@ -354,6 +402,12 @@ pub fn serving_cert_sans(cluster: &Cluster, master: &Master) -> Sans {
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         cluster.network.service_cidr.kubernetes_service_ip(),
     ];
+    // Clients of the node-local proxy verify the apiserver cert against its address.
+    if let Some(front) = &cluster.ha_front
+        && !ips.contains(&front.listen_ip)
+    {
+        ips.push(front.listen_ip);
+    }
     let endpoint_host = cluster.control_plane_endpoint.as_ref().map(|e| &e.host);
     for host in endpoint_host.into_iter().chain(&cluster.pki.extra_sans) {
         match host {

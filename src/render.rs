@@ -88,6 +88,45 @@ struct AdminKubeconfig<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "front/kube-nginx.conf", escape = "none")]
+struct NginxConfig<'a> {
+    cluster: &'a str,
+    listen: String,
+    prefix: String,
+    modules: Vec<String>,
+    masters: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "front/kube-haproxy.cfg", escape = "none")]
+struct HaproxyConfig<'a> {
+    cluster: &'a str,
+    listen: String,
+    masters: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "systemd/kube-nginx.service", escape = "none")]
+struct NginxUnit<'a> {
+    cluster: &'a str,
+    node: &'a str,
+    listen: String,
+    prefix: String,
+    binary: String,
+    config: String,
+}
+
+#[derive(Template)]
+#[template(path = "systemd/kube-haproxy.service", escape = "none")]
+struct HaproxyUnit<'a> {
+    cluster: &'a str,
+    node: &'a str,
+    listen: String,
+    binary: String,
+    config: String,
+}
+
+#[derive(Template)]
 #[template(path = "manifests/kube-apiserver-kubelet-apis.yaml", escape = "none")]
 struct KubeletApisBinding<'a> {
     user: &'a str,
@@ -160,6 +199,8 @@ pub fn render_node(
                 render(&kubeconfig)?.into_bytes()
             }
             Artifact::ApiserverUnit => apiserver_unit(cluster, node)?.into_bytes(),
+            Artifact::FrontConfig => front_config(cluster)?.into_bytes(),
+            Artifact::FrontUnit => front_unit(cluster, node)?.into_bytes(),
             Artifact::ApiserverBinary => {
                 let binary = cluster.kube_apiserver_binary.clone().ok_or_else(|| {
                     Error::Input("internal: binary planned but not configured".into())
@@ -210,6 +251,63 @@ pub fn apiserver_unit(cluster: &Cluster, node: &NodePlan) -> Result<String, Erro
     })
 }
 
+fn no_front() -> Error {
+    Error::Input("internal: a front file was planned without haFront".into())
+}
+
+/// The node-local proxy's config: every master's secure port as an upstream.
+pub fn front_config(cluster: &Cluster) -> Result<String, Error> {
+    let front = cluster.ha_front.as_ref().ok_or_else(no_front)?;
+    let upstream = |ip: IpAddr| match ip {
+        IpAddr::V6(ip) => format!("[{ip}]:{SECURE_PORT}"),
+        ip => format!("{ip}:{SECURE_PORT}"),
+    };
+    match front.kind {
+        crate::config::FrontKind::Haproxy => render(&HaproxyConfig {
+            cluster: cluster.name.as_str(),
+            listen: front.listen(),
+            masters: cluster
+                .masters
+                .iter()
+                .map(|m| (m.name.to_string(), upstream(m.ip)))
+                .collect(),
+        }),
+        _ => render(&NginxConfig {
+            cluster: cluster.name.as_str(),
+            listen: front.listen(),
+            prefix: crate::plan::front_prefix(cluster),
+            modules: front
+                .nginx_modules
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            masters: cluster.masters.iter().map(|m| upstream(m.ip)).collect(),
+        }),
+    }
+}
+
+pub fn front_unit(cluster: &Cluster, node: &NodePlan) -> Result<String, Error> {
+    let front = cluster.ha_front.as_ref().ok_or_else(no_front)?;
+    let config = crate::plan::front_config_path(cluster, front);
+    match front.kind {
+        crate::config::FrontKind::Haproxy => render(&HaproxyUnit {
+            cluster: cluster.name.as_str(),
+            node: &node.name,
+            listen: front.listen(),
+            binary: front.binary.to_string(),
+            config,
+        }),
+        _ => render(&NginxUnit {
+            cluster: cluster.name.as_str(),
+            node: &node.name,
+            listen: front.listen(),
+            prefix: crate::plan::front_prefix(cluster),
+            binary: front.binary.to_string(),
+            config,
+        }),
+    }
+}
+
 pub fn encryption_config(cluster: &Cluster, encryption: &EncryptionKeys) -> Result<String, Error> {
     let minor = cluster.kubernetes_version.minor();
     let (api_version, kind) = versions::encryption_config_format(minor);
@@ -238,12 +336,14 @@ pub fn audit_policy(cluster: &Cluster) -> Result<String, Error> {
     render(&AuditPolicy { api_version })
 }
 
-/// The admin kubeconfig's server: the control-plane endpoint when there is one, else the
-/// node's own apiserver.
+/// The admin kubeconfig's server: the node-local proxy when there is one (as the seed's
+/// `kubectl cluster-info` shows https://127.0.0.1:8443), else the control-plane
+/// endpoint, else the node's own apiserver.
 pub fn kubeconfig_server(cluster: &Cluster, node_ip: IpAddr) -> String {
-    let (host, port) = match &cluster.control_plane_endpoint {
-        Some(endpoint) => (endpoint.host.clone(), endpoint.port.unwrap_or(SECURE_PORT)),
-        None => (Host::Ip(node_ip), SECURE_PORT),
+    let (host, port) = match (&cluster.ha_front, &cluster.control_plane_endpoint) {
+        (Some(front), _) => (Host::Ip(front.listen_ip), front.listen_port),
+        (None, Some(endpoint)) => (endpoint.host.clone(), endpoint.port.unwrap_or(SECURE_PORT)),
+        (None, None) => (Host::Ip(node_ip), SECURE_PORT),
     };
     match host {
         Host::Ip(IpAddr::V6(ip)) => format!("https://[{ip}]:{port}"),
@@ -322,7 +422,6 @@ struct Installer {
     version: String,
     bundle_id: String,
     node_ip: String,
-    unit_path: String,
     binary: String,
     ca_cert: String,
     admin_cert: String,
@@ -330,6 +429,8 @@ struct Installer {
     admin_kubeconfig: String,
     healthz_url: String,
     api_url: String,
+    front_healthz_url: String,
+    units: Vec<String>,
     files: Vec<String>,
     directories: Vec<String>,
     etcd_endpoints: Vec<String>,
@@ -409,7 +510,6 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
         version: q(&cluster.kubernetes_version.to_string()),
         bundle_id: q(facts.bundle_id),
         node_ip: q(&node.ip.to_string()),
-        unit_path: q(crate::plan::UNIT_PATH),
         binary: q(&cluster.paths.bin_dir.join("kube-apiserver")),
         ca_cert: q(&cert_path(cluster, "ca.crt")),
         admin_cert: q(&cert_path(cluster, "admin.crt")),
@@ -417,10 +517,25 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
         admin_kubeconfig: q(&cluster.paths.config_dir.join("admin.kubeconfig")),
         healthz_url: q(&format!("{api_url}/healthz")),
         api_url: q(&api_url),
+        front_healthz_url: q(&cluster
+            .ha_front
+            .as_ref()
+            .map(|front| format!("https://{}/healthz", front.listen()))
+            .unwrap_or_default()),
+        units: std::iter::once(crate::plan::APISERVER_UNIT)
+            .chain(cluster.ha_front.as_ref().map(crate::plan::front_unit_name))
+            .map(q)
+            .collect(),
         files: node
             .files
             .iter()
-            .map(|(path, file)| q(&format!("{:04o} {path}", file.mode)))
+            .map(|(path, file)| {
+                q(&format!(
+                    "{:04o} {path} {}",
+                    file.mode,
+                    file.artifact.unit(cluster.ha_front.as_ref())
+                ))
+            })
             .collect(),
         directories: node.directories.iter().map(|d| q(d)).collect(),
         etcd_endpoints,

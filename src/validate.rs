@@ -600,6 +600,28 @@ pub struct Cluster {
     pub apiserver: Apiserver,
     /// The kube-apiserver binary to ship in every bundle, resolved against the config's directory.
     pub kube_apiserver_binary: Option<PathBuf>,
+    /// The node-local proxy in front of the apiservers; None when `haFront.kind: none`.
+    pub ha_front: Option<HaFront>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HaFront {
+    pub kind: crate::config::FrontKind,
+    pub listen_ip: IpAddr,
+    pub listen_port: u16,
+    pub binary: AbsPath,
+    pub nginx_modules: Vec<AbsPath>,
+}
+
+impl HaFront {
+    /// `127.0.0.1:8443`, `[::1]:8443`.
+    pub fn listen(&self) -> String {
+        match self.listen_ip {
+            IpAddr::V6(ip) => format!("[{ip}]:{}", self.listen_port),
+            ip => format!("{ip}:{}", self.listen_port),
+        }
+    }
 }
 
 mod duration_hours {
@@ -831,6 +853,7 @@ pub fn validate(
         .as_ref()
         .and_then(|value| c.input_file("binaries.kubeApiserver", value));
     let binary_ok = raw.binaries.kube_apiserver.is_none() || binary.is_some();
+    let ha_front = check_ha_front(&mut c, &raw.ha_front);
 
     let has_errors = c.findings.iter().any(|f| f.severity == Severity::Error);
     let (Some(name), Some(version), Some(masters), Some(network), Some(etcd), Some(pki)) =
@@ -846,6 +869,9 @@ pub fn validate(
     if has_errors || !binary_ok || (raw.control_plane_endpoint.is_some() && endpoint.is_none()) {
         return Err(into_error(c.findings));
     }
+    let Some(ha_front) = ha_front else {
+        return Err(into_error(c.findings));
+    };
     let cluster = Cluster {
         name,
         kubernetes_version: version,
@@ -863,6 +889,7 @@ pub fn validate(
         },
         apiserver: Apiserver { extra_args, audit },
         kube_apiserver_binary: binary,
+        ha_front,
     };
     Ok(Validated {
         cluster,
@@ -878,6 +905,70 @@ fn into_error(findings: Vec<Finding>) -> Error {
             .map(miette::Report::new)
             .collect(),
     )
+}
+
+/// `Some(None)` when the front is off, `None` when its settings are invalid.
+fn check_ha_front(c: &mut Checker<'_>, raw: &crate::config::RawHaFront) -> Option<Option<HaFront>> {
+    use crate::config::FrontKind;
+    let kind = raw.kind.unwrap_or(FrontKind::Nginx);
+    if kind == FrontKind::None {
+        return Some(None);
+    }
+    let listen = match &raw.listen {
+        None => Some((IpAddr::from([127, 0, 0, 1]), 8443)),
+        Some(value) => c.parse(
+            "haFront.listen",
+            value,
+            "an IP:port to listen on",
+            "write a local address and port, e.g. 127.0.0.1:8443 (the seed's kube-nginx)",
+            |text| {
+                let endpoint = Endpoint::parse(text)?;
+                match (endpoint.host, endpoint.port) {
+                    (Host::Ip(ip), Some(port)) if port != SECURE_PORT => Ok((ip, port)),
+                    (Host::Ip(_), Some(_)) => {
+                        Err(format!("{SECURE_PORT} is the apiserver's own port"))
+                    }
+                    (Host::Ip(_), None) => Err("it has no port".into()),
+                    (Host::Dns(_), _) => {
+                        Err("the proxy listens on an IP address, not a name".into())
+                    }
+                }
+            },
+        ),
+    };
+    let default_binary = if kind == FrontKind::Nginx {
+        "/usr/sbin/nginx"
+    } else {
+        "/usr/sbin/haproxy"
+    };
+    let binary = c.path("haFront.binary", raw.binary.as_ref(), default_binary);
+    let mut modules = Vec::new();
+    let mut ok = true;
+    match &raw.nginx_modules {
+        // Debian and Ubuntu build the stream module as a dynamic module.
+        None if kind == FrontKind::Nginx => {
+            modules.extend(AbsPath::parse("/usr/lib/nginx/modules/ngx_stream_module.so").ok())
+        }
+        None => {}
+        Some(values) => {
+            for (index, value) in values.iter().enumerate() {
+                match c.path(&format!("haFront.nginxModules[{index}]"), Some(value), "") {
+                    Some(path) => modules.push(path),
+                    None => ok = false,
+                }
+            }
+        }
+    }
+    let (listen_ip, listen_port) = listen?;
+    Some(HaFront {
+        kind,
+        listen_ip,
+        listen_port,
+        binary: binary?,
+        nginx_modules: modules,
+    })
+    .filter(|_| ok)
+    .map(Some)
 }
 
 fn check_version(

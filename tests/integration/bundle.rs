@@ -247,12 +247,18 @@ fn changing_one_masters_ip_changes_only_what_it_should() {
         changed.sort_unstable();
         changed
     };
-    // The other masters install exactly what they did; only their provenance records the
-    // new cluster.yaml hash.
+    // The other masters only re-render their node-local proxy's upstream list (and the
+    // bookkeeping that names the new bundle).
     for (index, node) in [(0, "cp1"), (2, "cp3")] {
         assert_eq!(
             changed(node, &before[index]),
-            ["SHA256SUMS", "bundle.json"],
+            [
+                "README.md",
+                "SHA256SUMS",
+                "bundle.json",
+                "install.sh",
+                "rootfs/etc/kubernetes/kube-nginx.conf"
+            ],
             "{node}"
         );
     }
@@ -263,6 +269,7 @@ fn changing_one_masters_ip_changes_only_what_it_should() {
             "SHA256SUMS",
             "bundle.json",
             "install.sh",
+            "rootfs/etc/kubernetes/kube-nginx.conf",
             "rootfs/etc/kubernetes/pki/apiserver.crt",
             "rootfs/etc/kubernetes/pki/apiserver.key",
             "rootfs/etc/systemd/system/kube-apiserver.service",

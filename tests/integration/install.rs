@@ -51,6 +51,7 @@ impl Sandbox {
             &format!("etcd:\n  endpoints:\n{}  ca: separate\n", endpoints.concat()),
             "paths: { binDir: /usr/local/bin, certDir: /etc/kubernetes/pki, configDir: /etc/kubernetes, dataDir: /var/lib/kubernetes }\n",
             "apiserver:\n  extraArgs: {}\n",
+            &format!("haFront: {{ kind: nginx, listen: 127.0.{subnet}.100:8443 }}\n"),
         ]
         .concat();
         fs::write(dir.path().join("cluster.yaml"), yaml).unwrap();
@@ -179,7 +180,13 @@ impl Sandbox {
     /// Stops the stand-in apiserver and waits until it is gone, so the next run cannot
     /// mistake a dying process for a running unit.
     fn stop_apiserver(&self) {
-        let pidfile = self.stub_dir().join("apiserver.pid");
+        for name in ["apiserver.pid", "nginx.pid"] {
+            self.stop_pid(name);
+        }
+    }
+
+    fn stop_pid(&self, name: &str) {
+        let pidfile = self.stub_dir().join(name);
         if let Ok(pid) = fs::read_to_string(&pidfile) {
             let pid = pid.trim().to_owned();
             let _ = Command::new("kill").arg(&pid).status();
@@ -278,8 +285,14 @@ fn first_install_puts_every_file_in_place_and_starts_the_unit() {
         [
             "daemon-reload",
             "enable --quiet kube-apiserver.service",
-            "restart kube-apiserver.service"
+            "restart kube-apiserver.service",
+            "enable --quiet kube-nginx.service",
+            "restart kube-nginx.service",
         ]
+    );
+    assert!(
+        text.contains("healthz through the front https://127.0."),
+        "checked through a real nginx: {text}"
     );
     assert!(text.contains("healthz"), "{text}");
     let requests = fs::read_to_string(sandbox.stub_dir().join("requests.log")).unwrap();
@@ -348,10 +361,11 @@ fn one_changed_flag_restarts_once_and_backs_up_the_old_unit() {
         "{text}"
     );
     let log = sandbox.systemctl_log();
+    let restarts: Vec<&String> = log.iter().filter(|c| c.starts_with("restart")).collect();
     assert_eq!(
-        log.iter().filter(|c| c.starts_with("restart")).count(),
-        1,
-        "{log:?}"
+        restarts,
+        ["restart kube-apiserver.service"],
+        "only the apiserver restarts: {log:?}"
     );
     assert!(log.contains(&"daemon-reload".to_owned()));
     let id = fs::read_to_string(sandbox.root().join("var/lib/kube-bundle/installed")).unwrap();
@@ -360,6 +374,35 @@ fn one_changed_flag_restarts_once_and_backs_up_the_old_unit() {
         id.trim()
     ));
     assert_eq!(fs::read(backup).unwrap(), old_unit);
+}
+
+#[test]
+fn a_changed_master_list_restarts_only_the_front() {
+    let sandbox = Sandbox::new();
+    let first = sandbox.build_and_extract("b1");
+    succeeded(&sandbox.install(&first, &[]));
+    sandbox.edit(
+        &format!("name: cp3, ip: 127.0.{}.3", sandbox.subnet),
+        &format!("name: cp3, ip: 127.0.{}.33", sandbox.subnet),
+    );
+    let second = sandbox.build_and_extract("b2");
+    sandbox.clear_logs();
+    let text = succeeded(&sandbox.install(&second, &[]));
+    let changed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("kube-bundle: changed"))
+        .collect();
+    assert_eq!(
+        changed,
+        ["kube-bundle: changed   /etc/kubernetes/kube-nginx.conf"],
+        "{text}"
+    );
+    let restarts: Vec<String> = sandbox
+        .systemctl_log()
+        .into_iter()
+        .filter(|c| c.starts_with("restart"))
+        .collect();
+    assert_eq!(restarts, ["restart kube-nginx.service"]);
 }
 
 #[test]
@@ -428,6 +471,11 @@ fn a_run_killed_after_any_step_converges_when_rerun() {
         assert!(kill_at < 200, "runaway");
     }
     assert!(kill_at > 19, "only {kill_at} steps were interrupted");
+    let again = succeeded(&sandbox.install(&bundle, &[]));
+    assert!(
+        !again.contains("kube-bundle: changed") && !again.contains("kube-bundle: new "),
+        "{again}"
+    );
 }
 
 #[test]

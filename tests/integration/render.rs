@@ -376,15 +376,24 @@ fn the_kubeconfig_is_accepted_by_kubectl_and_points_at_the_endpoint() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // With the node-local proxy on (the default), the kubeconfig goes through it, as the
+    // seed's `kubectl cluster-info` answers at https://127.0.0.1:8443.
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
+        "https://127.0.0.1:8443"
+    );
+    let no_front = Cluster {
+        ha_front: None,
+        ..cluster.clone()
+    };
+    assert_eq!(
+        render::kubeconfig_server(&no_front, node.ip),
         "https://api.prod-eu1.example.com:6443"
     );
-    // Without an endpoint the kubeconfig talks to the node itself.
-    let without = cluster.clone();
+    // Without either, it talks to the node itself.
     let without = Cluster {
         control_plane_endpoint: None,
-        ..without
+        ..no_front
     };
     assert_eq!(
         render::kubeconfig_server(&without, node.ip),
