@@ -386,7 +386,15 @@ fn record(file: &BundleFile, hashes: &mut HashCache) -> Result<FileRecord, Error
 /// The hosts this node's files may name. Other masters are not among them, so that
 /// changing one master leaves the others' bundles byte-identical.
 fn allowed_hosts(cluster: &crate::validate::Cluster, node: &crate::plan::NodePlan) -> Vec<String> {
-    let mut hosts = BTreeSet::from(["127.0.0.1".to_owned(), "localhost".to_owned()]);
+    // 0.0.0.0 is a wildcard install.sh matches listeners against, never a destination.
+    let mut hosts = BTreeSet::from([
+        "127.0.0.1".to_owned(),
+        "localhost".to_owned(),
+        "0.0.0.0".to_owned(),
+    ]);
+    if let Some(front) = &cluster.ha_front {
+        hosts.insert(front.listen_ip.to_string());
+    }
     hosts.insert(node.ip.to_string());
     hosts.insert(node.name.clone());
     if let Some(endpoint) = &cluster.control_plane_endpoint {

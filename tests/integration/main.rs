@@ -2,6 +2,7 @@
 
 mod bundle;
 mod cli;
+mod front;
 mod harness;
 mod install;
 mod lifecycle;
