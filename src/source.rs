@@ -14,6 +14,9 @@ use serde_saphyr::{Budget, Location, Options};
 
 use crate::error::Error;
 
+/// Lines longer than this are not quoted in diagnostics.
+const MAX_SNIPPET_LINE: usize = 400;
+
 /// Config files are small; anything bigger is a mistake or an attack on the parser.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
@@ -78,6 +81,9 @@ impl SourceFile {
         budget.max_depth = 32;
         let mut options = Options::default();
         options.budget = Some(budget);
+        // `name: 42` or `dnsDomain: true` is a mistake, not a string: make users quote it.
+        options.no_schema = true;
+        options.reject_unsupported_tags = true;
         serde_saphyr::from_str_with_options(&self.text, options).map_err(|err| {
             let name = self.display_name();
             let options = serde_saphyr::render_options! { source_name: Some(name.as_str()) };
@@ -94,6 +100,11 @@ impl SourceFile {
         let column = usize::try_from(location.column()).ok()?;
         let offset = span_for_line_col(&self.text, line, column)?;
         let rest = &self.text[offset..];
+        // A snippet of a huge line would flood the terminal; the message names the field.
+        let line_end = rest.find('\n').unwrap_or(rest.len());
+        if line_end > MAX_SNIPPET_LINE {
+            return None;
+        }
         let len = rest.find(['\n', ',', '}', ']']).unwrap_or(rest.len());
         Some(SourceSpan::new(
             offset.into(),

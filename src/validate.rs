@@ -652,6 +652,20 @@ pub struct Validated {
 // ---------------------------------------------------------------------------------------
 // The checks
 
+/// A value as shown in a message: escaped, and cut short if it is long.
+fn shorten(value: &str) -> String {
+    const LIMIT: usize = 80;
+    let escaped: String = value.escape_debug().collect();
+    match escaped.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!(
+            "{}… ({} characters)",
+            &escaped[..cut],
+            value.chars().count()
+        ),
+        None => escaped,
+    }
+}
+
 struct Checker<'a> {
     source: &'a SourceFile,
     base_dir: PathBuf,
@@ -690,7 +704,7 @@ impl Checker<'_> {
         match parse(&value.value) {
             Ok(parsed) => Some(parsed),
             Err(why) => {
-                let shown = value.value.escape_debug();
+                let shown = shorten(&value.value);
                 self.error(
                     value.referenced,
                     field,
@@ -1192,7 +1206,17 @@ fn check_etcd(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<Etcd> {
     for (index, value) in raw.endpoints.value.iter().enumerate() {
         let field = format!("etcd.endpoints[{index}]");
         let url = c.parse(&field, value, "an https URL", help, |text| {
+            // The URL parser silently drops tabs and newlines; refuse them first.
+            if let Some(bad) = text.chars().find(|c| c.is_control() || c.is_whitespace()) {
+                return Err(format!("it contains '{}'", bad.escape_default()));
+            }
             let url = Url::parse(text).map_err(|err| err.to_string())?;
+            match url.host() {
+                Some(url::Host::Domain(name)) => {
+                    DnsName::parse(name, false).map_err(|why| format!("host '{name}': {why}"))?;
+                }
+                Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) | None => {}
+            }
             if url.scheme() != "https" {
                 return Err(format!(
                     "the scheme is '{}'; the apiserver talks to etcd over TLS",
@@ -1373,15 +1397,16 @@ fn check_extra_args(
             );
             continue;
         }
-        if let Some(bad) = value.value.chars().find(|ch| ch.is_control()) {
+        if let Some(bad) = value.value.chars().find(|ch| !(' '..='~').contains(ch)) {
             c.error(
                 value.referenced,
                 &field,
                 format!(
-                    "the value contains the control character '{}'",
+                    "the value contains '{}', which is not printable ASCII (control characters, \
+                     bidi overrides and look-alikes hide what the flag says)",
                     bad.escape_default()
                 ),
-                "flag values are one line of printable text",
+                "flag values are one line of printable ASCII text",
             );
             continue;
         }
@@ -1785,7 +1810,11 @@ mod tests {
         let arg = "profiling: \"false\"";
         rejects(arg, "--event-ttl: 168h", &["leading dashes"]);
         rejects(arg, "Event_TTL: 168h", &["not a kube-apiserver flag name"]);
-        rejects(arg, "profiling: \"168h\\n--evil\"", &["control character"]);
+        rejects(
+            arg,
+            "profiling: \"168h\\n--evil\"",
+            &["not printable ASCII"],
+        );
     }
 
     #[test]

@@ -653,3 +653,38 @@ fn a_shipped_binary_lands_in_bin_dir_with_its_hash() {
     );
     kube_bundle(project.path(), &["verify", "bundles/prod-eu1/cp1.tar.gz"]).code(0);
 }
+
+#[test]
+fn truncated_and_extended_tarballs_are_refused_by_verify_and_openssl() {
+    let project = Project::new();
+    project.build();
+    let out = project.path().join("bundles/prod-eu1");
+    let original = read(&out.join("cp1.tar.gz"));
+    let variants: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated-by-one", original[..original.len() - 1].to_vec()),
+        ("truncated-to-half", original[..original.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+        ("appended-byte", [original.as_slice(), b"\0"].concat()),
+        (
+            "appended-gzip-member",
+            [original.as_slice(), original.as_slice()].concat(),
+        ),
+    ];
+    for (name, bytes) in variants {
+        fs::write(out.join(format!("{name}.tar.gz")), &bytes).unwrap();
+        fs::copy(
+            out.join("cp1.tar.gz.sig"),
+            out.join(format!("{name}.tar.gz.sig")),
+        )
+        .unwrap();
+        assert!(
+            !openssl_verifies(&out, &format!("{name}.tar.gz")),
+            "openssl accepted {name}"
+        );
+        kube_bundle(
+            project.path(),
+            &["verify", &format!("bundles/prod-eu1/{name}.tar.gz")],
+        )
+        .code(3);
+    }
+}

@@ -3,7 +3,9 @@
 mod bundle;
 mod cli;
 mod front;
+mod fuzz;
 mod harness;
+mod hostile;
 mod install;
 mod lifecycle;
 mod pki;

@@ -1,0 +1,219 @@
+//! Hostile input and interrupted builds: every file of tests/hostile makes `build` exit 1
+//! with a clear message, never panic, and leaves secrets/ and bundles/ exactly as they
+//! were; builds killed at arbitrary points leave every secret absent or complete; two
+//! builds on one secrets/ directory do not corrupt it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::bundle::Project;
+use crate::harness::{kube_bundle, repo_root};
+
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        for entry in fs::read_dir(&path).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !path.ends_with(".lock") {
+                files.insert(path.clone(), fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn every_hostile_input_is_refused_cleanly_and_changes_nothing() {
+    let project = Project::new();
+    project.build();
+    let secrets = project.path().join("secrets/prod-eu1");
+    let bundles = project.path().join("bundles/prod-eu1");
+    let (secrets_before, bundles_before) = (snapshot(&secrets), snapshot(&bundles));
+    let corpus = repo_root().join("tests/hostile");
+    let mut inputs: Vec<PathBuf> = fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    inputs.sort();
+    assert!(inputs.len() >= 150, "only {} hostile inputs", inputs.len());
+    for input in &inputs {
+        let name = input.file_name().unwrap().to_string_lossy().into_owned();
+        let run = kube_bundle(
+            project.path(),
+            &[
+                "build",
+                input.to_str().unwrap(),
+                "--secrets",
+                secrets.to_str().unwrap(),
+                "--out",
+                bundles.to_str().unwrap(),
+            ],
+        );
+        let stderr = run.stderr();
+        assert_eq!(
+            run.output.status.code(),
+            Some(1),
+            "{name}: exit {:?}\n{stderr}",
+            run.output.status.code()
+        );
+        assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
+        assert!(
+            stderr.contains("error"),
+            "{name}: no error message:\n{stderr}"
+        );
+        assert!(
+            stderr.len() < 64 * 1024,
+            "{name}: {} bytes of diagnostics",
+            stderr.len()
+        );
+        kube_bundle(project.path(), &["check", input.to_str().unwrap()]).code(1);
+    }
+    assert_eq!(snapshot(&secrets), secrets_before, "secrets/ changed");
+    assert_eq!(snapshot(&bundles), bundles_before, "bundles/ changed");
+    let stray: Vec<_> = fs::read_dir(project.path().join("bundles"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "prod-eu1")
+        .collect();
+    assert!(stray.is_empty(), "left behind: {stray:?}");
+}
+
+/// Every file in a secrets directory must be a complete credential, key or key set.
+fn assert_secrets_complete(dir: &Path) {
+    for (path, bytes) in snapshot(dir) {
+        let text = String::from_utf8(bytes).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert!(
+            !name.starts_with(".tmp"),
+            "a temp file survived: {}",
+            path.display()
+        );
+        if name.ends_with(".json") {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        } else {
+            assert_eq!(
+                text.matches("-----BEGIN").count(),
+                text.matches("-----END").count(),
+                "{}",
+                path.display()
+            );
+            assert!(text.ends_with("-----\n"), "{} is cut off", path.display());
+        }
+    }
+}
+
+#[test]
+fn builds_killed_at_arbitrary_points_never_leave_partial_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(
+        repo_root().join("examples/cluster.yaml"),
+        dir.path().join("cluster.yaml"),
+    )
+    .unwrap();
+    // A fixed pseudo-random sequence of kill delays, so a failure can be replayed.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut killed_midway = 0;
+    for _ in 0..50 {
+        let _ = fs::remove_dir_all(dir.path().join("secrets"));
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let delay = Duration::from_micros(seed >> 49);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
+            .arg("build")
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let finished = child.try_wait().unwrap().is_some();
+        let _ = child.kill();
+        let _ = child.wait();
+        if !finished {
+            killed_midway += 1;
+        }
+        let secrets = dir.path().join("secrets/prod-eu1");
+        assert_secrets_complete(&secrets);
+        // And the next build picks up from there without complaint.
+        kube_bundle(dir.path(), &["build"]).code(0);
+        kube_bundle(dir.path(), &["verify", "bundles/prod-eu1/cp1.tar.gz"]).code(0);
+    }
+    assert!(
+        killed_midway >= 10,
+        "only {killed_midway} of 50 builds were interrupted"
+    );
+}
+
+#[test]
+fn two_concurrent_builds_do_not_corrupt_the_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(
+        repo_root().join("examples/cluster.yaml"),
+        dir.path().join("cluster.yaml"),
+    )
+    .unwrap();
+    for _ in 0..5 {
+        let _ = fs::remove_dir_all(dir.path().join("secrets"));
+        let spawn = || {
+            Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
+                .args(["build", "--out", "out"])
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (first, second) = (spawn(), spawn());
+        for child in [first, second] {
+            let output = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                output.status.success()
+                    || stderr.contains("another kube-bundle build is using these secrets"),
+                "{stderr}"
+            );
+        }
+        assert_secrets_complete(&dir.path().join("secrets/prod-eu1"));
+        let before = snapshot(&dir.path().join("secrets/prod-eu1"));
+        kube_bundle(dir.path(), &["build", "--out", "out"]).code(0);
+        assert_eq!(
+            snapshot(&dir.path().join("secrets/prod-eu1")),
+            before,
+            "a clean rebuild changed nothing"
+        );
+    }
+}
+
+#[test]
+fn unreadable_and_read_only_outputs_fail_cleanly() {
+    let project = Project::new();
+    project.build();
+    let out = project.path().join("readonly");
+    fs::create_dir(&out).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o555)).unwrap();
+    let run = kube_bundle(project.path(), &["build", "--out", "readonly/prod-eu1"]);
+    // Root ignores directory permissions; only check the clean failure where it applies.
+    if run.output.status.code() == Some(1) {
+        assert!(run.stderr().contains("readonly"), "{}", run.stderr());
+    }
+    assert!(!run.stderr().contains("panicked"));
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o755)).unwrap();
+    // A corrupt key file is reported and kept.
+    let key = project.path().join("secrets/prod-eu1/sa.pem");
+    fs::write(&key, "not a key").unwrap();
+    kube_bundle(project.path(), &["build"])
+        .code(1)
+        .stderr_has("sa.pem")
+        .stderr_has("never overwrites");
+    assert_eq!(fs::read_to_string(&key).unwrap(), "not a key");
+}
