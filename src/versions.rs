@@ -404,3 +404,49 @@ mod tests {
         assert!(accepted("encryption-provider-config-automatic-reload", 26));
     }
 }
+
+#[cfg(test)]
+mod table_consistency {
+    use super::*;
+
+    /// Every row: its range is sane, its replacement is a row that is accepted where it
+    /// is gone, and a required flag is accepted wherever it is required.
+    #[test]
+    fn every_row_is_consistent() {
+        for row in FLAGS {
+            assert!(row.first >= OLDEST_MINOR, "{}", row.name);
+            if let Some(last) = row.last {
+                assert!(row.first <= last, "{}", row.name);
+                if last < NEWEST_MINOR {
+                    assert!(
+                        !row.note.is_empty(),
+                        "--{} is removed without a reason",
+                        row.name
+                    );
+                }
+            }
+            if let Some(replacement) = row.replacement {
+                let replacement =
+                    flag(replacement).unwrap_or_else(|| panic!("{} -> {replacement}", row.name));
+                let gone = (OLDEST_MINOR..=NEWEST_MINOR).filter(|m| !row.accepted_in(*m));
+                for minor in gone {
+                    assert!(
+                        replacement.accepted_in(minor),
+                        "--{} replaces --{} in 1.{minor}",
+                        replacement.name,
+                        row.name
+                    );
+                }
+            }
+            for minor in OLDEST_MINOR..=NEWEST_MINOR {
+                if row.required_in(minor) {
+                    assert!(
+                        row.accepted_in(minor),
+                        "--{} required but rejected in 1.{minor}",
+                        row.name
+                    );
+                }
+            }
+        }
+    }
+}

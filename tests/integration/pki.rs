@@ -1072,3 +1072,118 @@ fn no_key_material_in_errors_or_debug_output() {
         "Debug output shows a private key"
     );
 }
+
+/// `etcd.ca: external`: the user's etcd CA, client cert and key are shipped as given.
+#[test]
+fn external_etcd_credentials_are_shipped_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl_ok(
+        &[
+            "req",
+            "-x509",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-keyout",
+            "etcd-ca.key",
+            "-out",
+            "etcd-ca.pem",
+            "-subj",
+            "/CN=their-etcd-ca",
+            "-days",
+            "365",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+        d,
+    );
+    openssl_ok(
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-keyout",
+            "client-key.pem",
+            "-subj",
+            "/CN=their-client",
+            "-out",
+            "client.csr",
+        ],
+        d,
+    );
+    openssl_ok(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "etcd-ca.pem",
+            "-CAkey",
+            "etcd-ca.key",
+            "-set_serial",
+            "9",
+            "-days",
+            "365",
+            "-out",
+            "client.pem",
+        ],
+        d,
+    );
+    let yaml = example("cluster.yaml").replace(
+        "  ca: separate",
+        "  ca: external\n  external: { ca: etcd-ca.pem, cert: client.pem, key: client-key.pem }",
+    );
+    let issued = Issued::in_dir(dir, &yaml);
+    let d = issued.dir.path();
+    let client = fs::read_to_string(d.join("client.pem")).unwrap();
+    assert_eq!(
+        issued.pki.nodes["cp1"]["apiserver-etcd-client"]
+            .cert_pem
+            .trim(),
+        client.trim()
+    );
+    assert_eq!(
+        issued.pki.etcd_ca_cert_pem.as_deref().map(str::trim),
+        Some(fs::read_to_string(d.join("etcd-ca.pem")).unwrap().trim())
+    );
+    assert_eq!(
+        issued.pki.decisions["cp1"]["apiserver-etcd-client"],
+        Decision::External
+    );
+    assert!(
+        !issued.plan.nodes["cp1"]
+            .certificates
+            .contains_key("apiserver-etcd-client"),
+        "kube-bundle issues no etcd client cert"
+    );
+    // A key that does not match the client cert is refused, naming the file.
+    openssl_ok(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "client-key.pem",
+        ],
+        d,
+    );
+    let err = provision(d, OffsetDateTime::now_utc())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        err.contains("client-key.pem") && err.contains("does not belong"),
+        "{err}"
+    );
+}
