@@ -1648,9 +1648,11 @@ mod tests {
         let range = "nodePortRange: 30000-32767";
         rejects(
             range,
-            "nodePortRange: 30000",
+            "nodePortRange: \"30000\"",
             &["network.nodePortRange", "FIRST-LAST"],
         );
+        // Unquoted, YAML reads a number: refused before validation, with a hint to quote.
+        rejects(range, "nodePortRange: 30000", &["must be quoted"]);
         rejects(range, "nodePortRange: 32767-30000", &["inverted"]);
         rejects(range, "nodePortRange: 6000-7000", &["contains 6443"]);
         rejects(range, "nodePortRange: 0-100", &["'0' is not a port"]);
