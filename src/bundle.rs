@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use flate2::{Compression, GzBuilder};
@@ -37,14 +36,8 @@ pub type Tree = BTreeMap<String, BundleFile>;
 
 /// Writes `<node>/…` as a deterministic tar.gz to `path`.
 pub fn write_tarball(path: &Path, node: &str, tree: &Tree, epoch: u64) -> Result<(), Error> {
-    // Bundles carry private keys: owner-only, whatever the umask.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+    // Bundles carry private keys.
+    let file = crate::secrets::create_private_file(path)?;
     let gzip = GzBuilder::new()
         .mtime(0)
         .operating_system(GZIP_OS_UNKNOWN)

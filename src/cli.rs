@@ -209,12 +209,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
             secrets,
             output,
         } => {
-            let validated = load(&config)?;
-            report_warnings(&validated, err)?;
+            let (validated, plan, store) = prepare(&config, secrets, Access::ReadOnly, err)?;
             let cluster = &validated.cluster;
-            let plan = plan::plan(cluster);
-            let secrets_dir = secrets.unwrap_or_else(|| default_secrets_dir(cluster));
-            let store = SecretStore::open(&secrets_dir, Access::ReadOnly)?;
             let decisions = pki::assess(cluster, &plan, &store, OffsetDateTime::now_utc())?;
             let text = match output {
                 OutputFormat::Json => plan_json(&plan, &decisions)?,
@@ -226,10 +222,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
 }
 
 fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
-    let validated = load(&args.config)?;
-    report_warnings(&validated, err)?;
+    let (validated, plan, store) =
+        prepare(&args.config, args.secrets.clone(), Access::ReadWrite, err)?;
     let cluster = &validated.cluster;
-    let plan = plan::plan(cluster);
     if let Some(unknown) = args.nodes.iter().find(|n| !plan.nodes.contains_key(*n)) {
         let known: Vec<&str> = plan.nodes.keys().map(String::as_str).collect();
         return Err(Error::Usage(format!(
@@ -237,11 +232,6 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
             known.join(", ")
         )));
     }
-    let secrets_dir = args
-        .secrets
-        .clone()
-        .unwrap_or_else(|| default_secrets_dir(cluster));
-    let store = SecretStore::open(&secrets_dir, Access::ReadWrite)?;
     let pki = pki::provision(cluster, &plan, &store, OffsetDateTime::now_utc())?;
     let encryption = encryption::keys_for_build(cluster, &store)?;
     let signer = Signer::load_or_create(&store, args.signing_key.as_deref())?;
@@ -313,17 +303,13 @@ fn certs(command: CertsCommand, out: &mut dyn Write, err: &mut dyn Write) -> Res
             fail_under,
             output,
         } => {
-            let validated = load(&config)?;
-            report_warnings(&validated, err)?;
+            let (validated, plan, store) = prepare(&config, secrets, Access::ReadOnly, err)?;
             let cluster = &validated.cluster;
-            let plan = plan::plan(cluster);
-            let dir = secrets.unwrap_or_else(|| default_secrets_dir(cluster));
-            let store = SecretStore::open(&dir, Access::ReadOnly)?;
             let certs = pki::inventory(cluster, &plan, &store, OffsetDateTime::now_utc())?;
             if certs.is_empty() {
                 return Err(Error::Input(format!(
                     "{} holds no certificates yet: run `kube-bundle build` first",
-                    dir.display()
+                    store.dir().display()
                 )));
             }
             let text = match output {
@@ -359,15 +345,12 @@ fn certs(command: CertsCommand, out: &mut dyn Write, err: &mut dyn Write) -> Res
                     "name the certificates to renew (e.g. `apiserver` or `cp1/apiserver`), or pass --all".into(),
                 ));
             }
-            let validated = load(&ConfigArgs {
+            let config = ConfigArgs {
                 config,
                 allow_untested_version,
-            })?;
-            report_warnings(&validated, err)?;
+            };
+            let (validated, plan, store) = prepare(&config, secrets, Access::ReadWrite, err)?;
             let cluster = &validated.cluster;
-            let plan = plan::plan(cluster);
-            let dir = secrets.unwrap_or_else(|| default_secrets_dir(cluster));
-            let store = SecretStore::open(&dir, Access::ReadWrite)?;
             let renewed = pki::renew(
                 cluster,
                 &plan,
@@ -500,14 +483,7 @@ fn source_date_epoch() -> Result<Option<u64>, Error> {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+    let mut file = crate::secrets::create_private_file(path)?;
     file.write_all(bytes).map_err(|e| Error::io(path, e))
 }
 
@@ -595,6 +571,22 @@ impl Staging {
         }
         Ok(())
     }
+}
+
+/// What most commands start with: the validated cluster (warnings reported), its plan
+/// and its secrets store.
+fn prepare(
+    config: &ConfigArgs,
+    secrets: Option<PathBuf>,
+    access: Access,
+    err: &mut dyn Write,
+) -> Result<(Validated, Plan, SecretStore), Error> {
+    let validated = load(config)?;
+    report_warnings(&validated, err)?;
+    let plan = plan::plan(&validated.cluster);
+    let dir = secrets.unwrap_or_else(|| default_secrets_dir(&validated.cluster));
+    let store = SecretStore::open(&dir, access)?;
+    Ok((validated, plan, store))
 }
 
 fn load(args: &ConfigArgs) -> Result<Validated, Error> {

@@ -174,6 +174,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Erro
     Ok(())
 }
 
+/// Creates (or truncates) a file readable by its owner only, whatever the umask: for
+/// anything that holds or signs key material.
+pub fn create_private_file(path: &Path) -> Result<File, Error> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
 /// Fills `buf` from the OS's CSPRNG: the one source of randomness, used only to create secrets.
 pub fn random_bytes(buf: &mut [u8]) -> Result<(), Error> {
     getrandom::fill(buf).map_err(|e| Error::Input(format!("the OS random source failed: {e}")))

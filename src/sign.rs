@@ -7,7 +7,6 @@
 
 use std::path::Path;
 
-use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{DerSignature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use rcgen::PublicKeyData;
@@ -79,33 +78,24 @@ impl Signer {
     }
 }
 
-/// Checks a detached signature against a `PUBLIC KEY` PEM. Err says what is wrong.
-pub fn verify_signature(
-    public_key_pem: &str,
-    message: &[u8],
-    signature: &[u8],
-) -> Result<(), String> {
-    let key = VerifyingKey::from_public_key_pem(public_key_pem.trim())
-        .map_err(|_| "the public key is not an ECDSA P-256 PUBLIC KEY PEM".to_owned())?;
-    let signature = DerSignature::try_from(signature)
-        .map_err(|_| "the signature is not a DER ECDSA signature".to_owned())?;
-    key.verify(message, &signature)
-        .map_err(|_| "the signature does not match the tarball".to_owned())
-}
-
-/// Checks a detached signature over a file, streaming it.
+/// Checks a detached signature over a file, streaming it. Err says what is wrong.
 pub fn verify_file_signature(
     public_key_pem: &str,
     path: &Path,
     signature: &[u8],
 ) -> Result<(), String> {
+    let digest = file_digest(path).map_err(|e| e.to_string())?;
+    verify_digest(public_key_pem, &digest, signature)
+}
+
+/// Checks a DER ECDSA P-256 signature over a SHA-256 digest against a `PUBLIC KEY` PEM.
+pub fn verify_digest(public_key_pem: &str, digest: &[u8], signature: &[u8]) -> Result<(), String> {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     let key = VerifyingKey::from_public_key_pem(public_key_pem.trim())
         .map_err(|_| "the public key is not an ECDSA P-256 PUBLIC KEY PEM".to_owned())?;
     let signature = DerSignature::try_from(signature)
         .map_err(|_| "the signature is not a DER ECDSA signature".to_owned())?;
-    let digest = file_digest(path).map_err(|e| e.to_string())?;
-    key.verify_prehash(&digest, &signature).map_err(|_| {
+    key.verify_prehash(digest, &signature).map_err(|_| {
         "the signature does not match the tarball (wrong key, or the file was altered)".to_owned()
     })
 }
@@ -162,8 +152,9 @@ mod tests {
             "RFC 6979: same bytes, same signature"
         );
         let public = signer.public_key_pem();
-        assert!(verify_signature(&public, b"bundle", &first).is_ok());
-        assert!(verify_signature(&public, b"bundlf", &first).is_err());
+        let digest = |m: &[u8]| Sha256::digest(m).to_vec();
+        assert!(verify_digest(&public, &digest(b"bundle"), &first).is_ok());
+        assert!(verify_digest(&public, &digest(b"bundlf"), &first).is_err());
         assert_eq!(signer.fingerprint().len(), 64);
     }
 
