@@ -209,7 +209,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
             secrets,
             output,
         } => {
-            let (validated, plan, store) = prepare(&config, secrets, Access::ReadOnly, err)?;
+            let (validated, plan, store) = prepare(&config, secrets, Access::ReadOnly, &[], err)?;
             let cluster = &validated.cluster;
             let decisions = pki::assess(cluster, &plan, &store, OffsetDateTime::now_utc())?;
             let text = match output {
@@ -222,16 +222,14 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
 }
 
 fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
-    let (validated, plan, store) =
-        prepare(&args.config, args.secrets.clone(), Access::ReadWrite, err)?;
+    let (validated, plan, store) = prepare(
+        &args.config,
+        args.secrets.clone(),
+        Access::ReadWrite,
+        &args.nodes,
+        err,
+    )?;
     let cluster = &validated.cluster;
-    if let Some(unknown) = args.nodes.iter().find(|n| !plan.nodes.contains_key(*n)) {
-        let known: Vec<&str> = plan.nodes.keys().map(String::as_str).collect();
-        return Err(Error::Usage(format!(
-            "--node {unknown}: no such master; the masters are {}",
-            known.join(", ")
-        )));
-    }
     let pki = pki::provision(cluster, &plan, &store, OffsetDateTime::now_utc())?;
     let encryption = encryption::keys_for_build(cluster, &store)?;
     let signer = Signer::load_or_create(&store, args.signing_key.as_deref())?;
@@ -303,7 +301,7 @@ fn certs(command: CertsCommand, out: &mut dyn Write, err: &mut dyn Write) -> Res
             fail_under,
             output,
         } => {
-            let (validated, plan, store) = prepare(&config, secrets, Access::ReadOnly, err)?;
+            let (validated, plan, store) = prepare(&config, secrets, Access::ReadOnly, &[], err)?;
             let cluster = &validated.cluster;
             let certs = pki::inventory(cluster, &plan, &store, OffsetDateTime::now_utc())?;
             if certs.is_empty() {
@@ -349,7 +347,7 @@ fn certs(command: CertsCommand, out: &mut dyn Write, err: &mut dyn Write) -> Res
                 config,
                 allow_untested_version,
             };
-            let (validated, plan, store) = prepare(&config, secrets, Access::ReadWrite, err)?;
+            let (validated, plan, store) = prepare(&config, secrets, Access::ReadWrite, &[], err)?;
             let cluster = &validated.cluster;
             let renewed = pki::renew(
                 cluster,
@@ -574,16 +572,25 @@ impl Staging {
 }
 
 /// What most commands start with: the validated cluster (warnings reported), its plan
-/// and its secrets store.
+/// and its secrets store. `only` names masters the command is limited to (`--node`);
+/// an unknown one is a usage error, found before anything is opened or created.
 fn prepare(
     config: &ConfigArgs,
     secrets: Option<PathBuf>,
     access: Access,
+    only: &[String],
     err: &mut dyn Write,
 ) -> Result<(Validated, Plan, SecretStore), Error> {
     let validated = load(config)?;
     report_warnings(&validated, err)?;
     let plan = plan::plan(&validated.cluster);
+    if let Some(unknown) = only.iter().find(|n| !plan.nodes.contains_key(*n)) {
+        let known: Vec<&str> = plan.nodes.keys().map(String::as_str).collect();
+        return Err(Error::Usage(format!(
+            "--node {unknown}: no such master; the masters are {}",
+            known.join(", ")
+        )));
+    }
     let dir = secrets.unwrap_or_else(|| default_secrets_dir(&validated.cluster));
     let store = SecretStore::open(&dir, access)?;
     Ok((validated, plan, store))

@@ -586,9 +586,19 @@ fn node_subset_builds_keep_the_other_bundles() {
     let cp2 = read(&project.bundle("cp2"));
     kube_bundle(project.path(), &["build", "--node", "cp1"]).code(0);
     assert_eq!(read(&project.bundle("cp2")), cp2);
-    kube_bundle(project.path(), &["build", "--node", "cp9"])
+    let fresh = tempfile::tempdir().unwrap();
+    fs::copy(
+        repo_root().join("examples/cluster.yaml"),
+        fresh.path().join("cluster.yaml"),
+    )
+    .unwrap();
+    kube_bundle(fresh.path(), &["build", "--node", "cp9"])
         .code(2)
         .stderr_has("no such master");
+    assert!(
+        !fresh.path().join("secrets").exists(),
+        "a usage error creates nothing"
+    );
 }
 
 #[test]
