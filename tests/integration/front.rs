@@ -8,11 +8,10 @@ use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::harness::{kube_bundle, repo_root};
+use crate::harness::{KillOnDrop, kube_bundle, repo_root, s_client_get, wait_for};
 
 /// Each test gets its own 127.0.N.0/24 (distinct from the installer tests' range).
 static NEXT_SUBNET: AtomicU8 = AtomicU8::new(200);
@@ -104,77 +103,46 @@ impl Front {
         child
     }
 
+    /// The config with only its pid file moved into the scratch dir (the listen address
+    /// stays the rendered one); the rest is left alone, haproxy's has no pid line.
+    fn with_local_pid(&self, config: &str) -> String {
+        let prefix = self.dir.path().display();
+        let lines: Vec<String> = config
+            .lines()
+            .map(|l| {
+                if l.starts_with("pid ") {
+                    format!("pid {prefix}/nginx.pid;")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        lines.join("\n") + "\n"
+    }
+
     /// Connects through the front and checks the apiserver certificate strictly.
     fn handshake(&self, verify: &[&str]) -> (bool, String) {
-        let ca = self.write("ca.crt", &self.files["rootfs/etc/kubernetes/cert/ca.crt"]);
+        self.write("ca.crt", &self.files["rootfs/etc/kubernetes/cert/ca.crt"]);
+        let listen = self.listen();
         let mut args = vec![
-            "s_client",
             "-connect",
-            &*Box::leak(self.listen().into_boxed_str()),
+            &listen,
             "-CAfile",
-            &*Box::leak(ca.into_boxed_str()),
+            "ca.crt",
             "-verify_return_error",
-            "-ign_eof",
         ];
         args.extend_from_slice(verify);
-        let output = Command::new("openssl")
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-                child.wait_with_output()
-            })
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (ok, text) = s_client_get(self.dir.path(), &args);
         (
-            output.status.success()
-                && text.contains("Verify return code: 0 (ok)")
-                && text.contains("HTTP/1.0 200"),
+            ok && text.contains("Verify return code: 0 (ok)") && text.contains("HTTP/1.0 200"),
             text,
         )
     }
 }
 
-fn wait_for(address: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(address).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {address}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_nginx(front: &Front) -> Killed {
-    let config = &front.files["rootfs/etc/kubernetes/kube-nginx.conf"];
-    // Only the pid file moves into the scratch dir; the listen address is the rendered one.
+fn start_nginx(front: &Front) -> KillOnDrop {
     let prefix = front.dir.path().display().to_string();
-    let config = config
-        .lines()
-        .map(|l| {
-            if l.starts_with("pid ") {
-                format!("pid {prefix}/nginx.pid;")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let config = front.with_local_pid(&front.files["rootfs/etc/kubernetes/kube-nginx.conf"]);
     let path = front.write("nginx.conf", &config);
     let child = Command::new("nginx")
         .args([
@@ -192,10 +160,10 @@ fn start_nginx(front: &Front) -> Killed {
         .spawn()
         .expect("nginx must be installed (.ci/run installs nginx and libnginx-mod-stream)");
     wait_for(&front.listen());
-    Killed(child)
+    KillOnDrop(child)
 }
 
-fn start_haproxy(front: &Front) -> Killed {
+fn start_haproxy(front: &Front) -> KillOnDrop {
     let path = front.write(
         "haproxy.cfg",
         &front.files["rootfs/etc/kubernetes/kube-haproxy.cfg"],
@@ -207,13 +175,14 @@ fn start_haproxy(front: &Front) -> Killed {
         .spawn()
         .expect("haproxy must be installed (.ci/run installs it)");
     wait_for(&front.listen());
-    Killed(child)
+    KillOnDrop(child)
 }
 
-fn proxies_tls_and_survives_a_lost_upstream(kind: &str, start: fn(&Front) -> Killed) {
+fn proxies_tls_and_survives_a_lost_upstream(kind: &str, start: fn(&Front) -> KillOnDrop) {
     let front = Front::build(kind);
-    let mut upstreams: Vec<Option<Killed>> =
-        (1..=3).map(|n| Some(Killed(front.upstream(n)))).collect();
+    let mut upstreams: Vec<Option<KillOnDrop>> = (1..=3)
+        .map(|n| Some(KillOnDrop(front.upstream(n))))
+        .collect();
     let names = ["-verify_hostname", "kubernetes.default.svc.cluster.local"];
     {
         let _proxy = start(&front);
@@ -237,7 +206,7 @@ fn proxies_tls_and_survives_a_lost_upstream(kind: &str, start: fn(&Front) -> Kil
                 fs::read_to_string(front.dir.path().join("nginx-error.log")).unwrap_or_default();
             assert!(ok, "{kind} with cp{} down: {text}\n{log}", down + 1);
         }
-        *slot = Some(Killed(front.upstream(down as u8 + 1)));
+        *slot = Some(KillOnDrop(front.upstream(down as u8 + 1)));
     }
 }
 
@@ -255,20 +224,10 @@ fn haproxy_carries_tls_to_the_masters_and_survives_a_lost_upstream() {
 fn every_rendered_front_config_passes_the_proxys_own_check() {
     for kind in ["nginx", "haproxy"] {
         let front = Front::build(kind);
+        let prefix = front.dir.path().display().to_string();
         let (program, args, file) = if kind == "nginx" {
-            let prefix = front.dir.path().display().to_string();
-            (
-                "nginx",
-                vec![
-                    "-e",
-                    "stderr",
-                    "-p",
-                    Box::leak(prefix.into_boxed_str()),
-                    "-t",
-                    "-c",
-                ],
-                "rootfs/etc/kubernetes/kube-nginx.conf",
-            )
+            let args = vec!["-e", "stderr", "-p", prefix.as_str(), "-t", "-c"];
+            ("nginx", args, "rootfs/etc/kubernetes/kube-nginx.conf")
         } else {
             (
                 "haproxy",
@@ -276,19 +235,7 @@ fn every_rendered_front_config_passes_the_proxys_own_check() {
                 "rootfs/etc/kubernetes/kube-haproxy.cfg",
             )
         };
-        let prefix = front.dir.path().display();
-        let text = front.files[file]
-            .lines()
-            .map(|l| {
-                if l.starts_with("pid ") {
-                    format!("pid {prefix}/nginx.pid;")
-                } else {
-                    l.to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n";
+        let text = front.with_local_pid(&front.files[file]);
         let path = front.write("front.conf", &text);
         let output = Command::new(program)
             .args(&args)

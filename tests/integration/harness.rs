@@ -68,3 +68,54 @@ impl Run {
         self
     }
 }
+
+/// A child process killed and reaped when the guard goes out of scope.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits up to 10 s until something accepts TCP connections at `address`.
+pub fn wait_for(address: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(address).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {address}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `openssl s_client ARGS` in `dir`, sending one HTTP/1.0 GET and reading until the
+/// server closes: whether it exited 0, and its stdout (handshake report and response).
+pub fn s_client_get(dir: &Path, args: &[&str]) -> (bool, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let output = Command::new("openssl")
+        .arg("s_client")
+        .args(args)
+        .arg("-ign_eof")
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .expect("piped stdin")
+                .write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            child.wait_with_output()
+        })
+        .expect("openssl must be installed (.ci/run installs it)");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}

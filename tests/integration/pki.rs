@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kube_bundle::pki::{self, Decision, Pki};
@@ -13,7 +13,7 @@ use kube_bundle::validate::{Cluster, ValidateOptions};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
-use crate::harness::repo_root;
+use crate::harness::{KillOnDrop, repo_root, s_client_get, wait_for};
 
 /// A cluster with its PKI provisioned into a scratch directory, and every PEM written out
 /// as `out/<node>/<cert>.crt|.key` and `out/<ca>.crt` for the tools to read.
@@ -491,7 +491,7 @@ fn tls_handshake_with_serving_and_admin_certs() {
     let issued = Issued::from_yaml(&example("cluster.yaml"));
     let dir = issued.dir.path();
     let port = free_port();
-    let mut server = Command::new("openssl")
+    let server = Command::new("openssl")
         .args([
             "s_server",
             "-accept",
@@ -512,42 +512,21 @@ fn tls_handshake_with_serving_and_admin_certs() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _guard = KillOnDrop(&mut server);
-    wait_for_port(port);
+    let _server = KillOnDrop(server);
+    wait_for(&format!("127.0.0.1:{port}"));
+    let address = format!("127.0.0.1:{port}");
     let connect = |extra: &[&str]| {
         let mut args = vec![
-            "s_client",
             "-connect",
-            &*Box::leak(format!("127.0.0.1:{port}").into_boxed_str()),
+            &address,
             "-CAfile",
             "out/ca.crt",
             "-verify_return_error",
             "-verify_hostname",
             "kubernetes.default.svc.cluster.local",
-            "-ign_eof",
         ];
         args.extend_from_slice(extra);
-        let output = Command::new("openssl")
-            .args(&args)
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-                child.wait_with_output()
-            })
-            .unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-        )
+        s_client_get(dir, &args)
     };
     let (ok, text) = connect(&["-cert", "out/cp1/admin.crt", "-key", "out/cp1/admin.key"]);
     assert!(
@@ -628,7 +607,7 @@ fn a_real_etcd_accepts_the_etcd_client_cert_only() {
         let (client_port, peer_port) = (free_port(), free_port());
         let client_url = format!("https://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let mut etcd = Command::new("etcd")
+        let etcd = Command::new("etcd")
             .args([
                 "--name",
                 "t",
@@ -657,7 +636,7 @@ fn a_real_etcd_accepts_the_etcd_client_cert_only() {
             .stderr(fs::File::create(dir.join("etcd.log")).unwrap())
             .spawn()
             .expect("etcd must be installed (.ci/run installs etcd-server)");
-        let _guard = KillOnDrop(&mut etcd);
+        let _etcd = KillOnDrop(etcd);
         let etcdctl = |cert: &str, args: &[&str]| {
             let mut all = vec![
                 "--endpoints",
@@ -718,23 +697,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct KillOnDrop<'a>(&'a mut Child);
-
-impl Drop for KillOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 // ---------------------------------------------------------------------------------------
