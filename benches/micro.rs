@@ -78,13 +78,13 @@ fn main() {
     );
 
     let rendered = render::render_node(&cluster, node, &material, &keys).unwrap();
-    let mut hashes = bundle::HashCache::new();
-    let assembled = bundle::assemble(&cluster, node, rendered, "0", &mut hashes).unwrap();
+    let shared = bundle::SharedFiles::new(dir.path().join("shared"));
+    let assembled = bundle::assemble(&cluster, node, rendered, "0", &shared).unwrap();
     let out = dir.path().join("cp1.tar.gz");
     report(
         "tar + gzip: one node",
         median(100, || {
-            bundle::write_tarball(&out, "cp1", &assembled.tree, 0).unwrap()
+            bundle::write_tarball(&out, "cp1", &assembled.tree, 0, &shared).unwrap();
         }),
     );
 }

@@ -10,8 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 
@@ -34,16 +36,27 @@ pub struct BundleFile {
 /// A node's bundle tree: `install.sh`, `rootfs/etc/...`, `manifests/...`.
 pub type Tree = BTreeMap<String, BundleFile>;
 
-/// Writes `<node>/…` as a deterministic tar.gz to `path`.
-pub fn write_tarball(path: &Path, node: &str, tree: &Tree, epoch: u64) -> Result<(), Error> {
+/// Writes `<node>/…` as a deterministic tar.gz to `path` and returns the SHA-256 of the
+/// bytes written, so signing and SHA256SUMS need not read the tarball again.
+///
+/// A file `shared` has a gzip member for is not compressed again: its tar header ends the
+/// current member, its member is copied in, and a new member starts after it. Concatenated
+/// members are one valid gzip stream (RFC 1952 §2.2), which `tar xzf` reads as one.
+pub fn write_tarball(
+    path: &Path,
+    node: &str,
+    tree: &Tree,
+    epoch: u64,
+    shared: &SharedFiles,
+) -> Result<[u8; 32], Error> {
     // Bundles carry private keys.
     let file = crate::secrets::create_private_file(path)?;
-    let gzip = GzBuilder::new()
-        .mtime(0)
-        .operating_system(GZIP_OS_UNKNOWN)
-        .write(BufWriter::new(file), Compression::new(GZIP_LEVEL));
-    let mut builder = tar::Builder::new(gzip);
     let io = |e: std::io::Error| Error::io(path, e);
+    let output = HashingWriter {
+        inner: BufWriter::with_capacity(1 << 16, file),
+        hasher: Sha256::new(),
+    };
+    let mut builder = tar::Builder::new(GzipMembers::new(output));
 
     let mut directories = BTreeSet::from([format!("{node}/")]);
     for name in tree.keys() {
@@ -73,44 +86,231 @@ pub fn write_tarball(path: &Path, node: &str, tree: &Tree, epoch: u64) -> Result
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(epoch);
-        match file {
-            None => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(DIRECTORY_MODE);
-                header.set_size(0);
+        let Some(file) = file else {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(DIRECTORY_MODE);
+            header.set_size(0);
+            header.set_cksum();
+            builder.append(&header, std::io::empty()).map_err(io)?;
+            continue;
+        };
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(file.mode);
+        match &file.content {
+            Content::Bytes(bytes) => {
+                header.set_size(bytes.len() as u64);
                 header.set_cksum();
-                builder.append(&header, std::io::empty()).map_err(io)?;
+                builder.append(&header, bytes.as_slice()).map_err(io)?;
             }
-            Some(file) => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(file.mode);
-                match &file.content {
-                    Content::Bytes(bytes) => {
-                        header.set_size(bytes.len() as u64);
-                        header.set_cksum();
-                        builder.append(&header, bytes.as_slice()).map_err(io)?;
-                    }
-                    Content::File(source) => {
-                        let reader = File::open(source).map_err(|e| Error::io(source, e))?;
-                        let size = reader.metadata().map_err(|e| Error::io(source, e))?.len();
-                        header.set_size(size);
-                        header.set_cksum();
-                        // take() guards against the file growing while it is copied.
-                        builder.append(&header, reader.take(size)).map_err(io)?;
-                    }
+            Content::File(source) => match shared.get(source) {
+                Some(SharedFile {
+                    size,
+                    member: Some(member),
+                    ..
+                }) => {
+                    header.set_size(size);
+                    header.set_cksum();
+                    let output = builder.get_mut();
+                    output.write_all(header.as_bytes()).map_err(io)?;
+                    let mut member = File::open(&member).map_err(|e| Error::io(&member, e))?;
+                    output.splice(&mut member).map_err(io)?;
                 }
-            }
+                _ => {
+                    let reader = File::open(source).map_err(|e| Error::io(source, e))?;
+                    let size = reader.metadata().map_err(|e| Error::io(source, e))?.len();
+                    header.set_size(size);
+                    header.set_cksum();
+                    // take() guards against the file growing while it is copied.
+                    builder.append(&header, reader.take(size)).map_err(io)?;
+                }
+            },
         }
     }
-    let gzip = builder.into_inner().map_err(io)?;
-    let mut writer = gzip.finish().map_err(io)?;
-    writer.flush().map_err(io)?;
-    writer
+    let members = builder.into_inner().map_err(io)?;
+    let mut output = members.finish().map_err(io)?;
+    output.flush().map_err(io)?;
+    let digest = output.hasher.finalize().into();
+    output
+        .inner
         .into_inner()
         .map_err(|e| io(e.into_error()))?
         .sync_all()
         .map_err(io)?;
-    Ok(())
+    Ok(digest)
+}
+
+fn gzip_member<W: Write>(inner: W) -> GzEncoder<W> {
+    GzBuilder::new()
+        .mtime(0)
+        .operating_system(GZIP_OS_UNKNOWN)
+        .write(inner, Compression::new(GZIP_LEVEL))
+}
+
+/// A gzip stream made of members: writes go to the current member; `splice` closes it,
+/// copies a ready-made member verbatim and opens the next.
+struct GzipMembers<W: Write> {
+    current: Option<GzEncoder<W>>,
+}
+
+impl<W: Write> GzipMembers<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            current: Some(gzip_member(inner)),
+        }
+    }
+
+    fn closed() -> std::io::Error {
+        std::io::Error::other("gzip stream already failed")
+    }
+
+    fn splice(&mut self, member: &mut impl Read) -> std::io::Result<()> {
+        let mut inner = self.current.take().ok_or_else(Self::closed)?.finish()?;
+        std::io::copy(member, &mut inner)?;
+        self.current = Some(gzip_member(inner));
+        Ok(())
+    }
+
+    fn finish(self) -> std::io::Result<W> {
+        self.current.ok_or_else(Self::closed)?.finish()
+    }
+}
+
+impl<W: Write> Write for GzipMembers<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.current.as_mut().ok_or_else(Self::closed)?.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.current.as_mut().ok_or_else(Self::closed)?.flush()
+    }
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Files at least this large are compressed once per build, not once per node.
+pub const SHARED_MEMBER_MIN_SIZE: u64 = 1 << 20;
+const TAR_BLOCK: u64 = 512;
+
+/// Files from disk that every node ships (the apiserver binary): read once per build, to
+/// hash them and, when large, to compress them (with their tar padding) into one gzip
+/// member that `write_tarball` splices into each node's stream.
+pub struct SharedFiles {
+    scratch: PathBuf,
+    /// Nodes are written in parallel; the first to need a file prepares it, the others
+    /// wait for it.
+    files: Mutex<BTreeMap<PathBuf, SharedFile>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SharedFile {
+    pub sha256: String,
+    pub size: u64,
+    member: Option<PathBuf>,
+}
+
+impl SharedFiles {
+    /// `scratch` is created for the members, and must not exist yet; the caller removes
+    /// it when the tarballs are written.
+    pub fn new(scratch: PathBuf) -> Self {
+        Self {
+            scratch,
+            files: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, SharedFile>> {
+        // A panic elsewhere cannot leave the map half-updated: insert is the only write.
+        self.files
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn get(&self, source: &Path) -> Option<SharedFile> {
+        self.lock().get(source).cloned()
+    }
+
+    /// Hashes `source` (and compresses it, when large) on first use.
+    pub fn prepare(&self, source: &Path) -> Result<SharedFile, Error> {
+        let mut files = self.lock();
+        if let Some(prepared) = files.get(source) {
+            return Ok(prepared.clone());
+        }
+        let prepared = self.read_once(source, files.len())?;
+        files.insert(source.to_path_buf(), prepared.clone());
+        Ok(prepared)
+    }
+
+    fn read_once(&self, source: &Path, index: usize) -> Result<SharedFile, Error> {
+        let file = File::open(source).map_err(|e| Error::io(source, e))?;
+        let size = file.metadata().map_err(|e| Error::io(source, e))?.len();
+        let member_path = self.scratch.join(format!("{index}.gz"));
+        let io = |e: std::io::Error| Error::io(&member_path, e);
+        let mut gzip = None;
+        if size >= SHARED_MEMBER_MIN_SIZE {
+            std::fs::create_dir_all(&self.scratch).map_err(|e| Error::io(&self.scratch, e))?;
+            let member_file = File::create(&member_path).map_err(io)?;
+            gzip = Some(gzip_member(BufWriter::with_capacity(1 << 16, member_file)));
+        }
+        // take() guards against the file growing while it is read.
+        let mut reader = file.take(size);
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut copied = 0;
+        loop {
+            let read = reader.read(&mut buffer).map_err(|e| Error::io(source, e))?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+            if let Some(gzip) = &mut gzip {
+                gzip.write_all(&buffer[..read]).map_err(io)?;
+            }
+            copied += read as u64;
+        }
+        if copied != size {
+            return Err(Error::Input(format!(
+                "{}: shrank while being read ({size} bytes, then {copied})",
+                source.display()
+            )));
+        }
+        let member = match gzip {
+            None => None,
+            Some(mut gzip) => {
+                let padding = (TAR_BLOCK - size % TAR_BLOCK) % TAR_BLOCK;
+                gzip.write_all(&vec![0u8; padding as usize]).map_err(io)?;
+                gzip.finish().map_err(io)?.flush().map_err(io)?;
+                Some(member_path.clone())
+            }
+        };
+        Ok(SharedFile {
+            sha256: hex::encode(hasher.finalize()),
+            size,
+            member,
+        })
+    }
+
+    /// Removes the compressed members.
+    pub fn close(self) -> Result<(), Error> {
+        match std::fs::remove_dir_all(&self.scratch) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&self.scratch, e)),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// sha256 of a content, streaming files from disk.
@@ -123,15 +323,6 @@ pub fn content_sha256(content: &Content) -> Result<String, Error> {
 
 pub fn file_sha256(path: &Path) -> Result<String, Error> {
     crate::sign::file_digest(path).map(hex::encode)
-}
-
-pub fn content_len(content: &Content) -> Result<u64, Error> {
-    match content {
-        Content::Bytes(bytes) => Ok(bytes.len() as u64),
-        Content::File(path) => Ok(std::fs::metadata(path)
-            .map_err(|e| Error::io(path, e))?
-            .len()),
-    }
 }
 
 #[cfg(test)]
@@ -157,13 +348,79 @@ mod tests {
         ])
     }
 
+    fn no_shared() -> SharedFiles {
+        SharedFiles::new(PathBuf::from("/nonexistent"))
+    }
+
+    fn decompressed(path: &Path) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        flate2::read::MultiGzDecoder::new(File::open(path).unwrap())
+            .read_to_end(&mut bytes)
+            .unwrap();
+        bytes
+    }
+
+    /// The shared member changes the compressed bytes, never the tar inside: the same tar
+    /// comes out as when the file is compressed inline, the member appears verbatim in
+    /// every node's tarball, and the returned digest is the tarball's.
+    #[test]
+    fn a_large_file_is_compressed_once_and_spliced_into_every_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("kube-apiserver");
+        // Not a multiple of 512, so the tar padding must be in the member.
+        let mut content: Vec<u8> = (0..SHARED_MEMBER_MIN_SIZE + 1001)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        content[..4096].fill(b'k');
+        std::fs::write(&binary, &content).unwrap();
+        let mut tree = tree();
+        tree.insert(
+            "rootfs/usr/local/bin/kube-apiserver".into(),
+            BundleFile {
+                mode: 0o755,
+                content: Content::File(binary.clone()),
+            },
+        );
+
+        let inline = dir.path().join("inline.tar.gz");
+        write_tarball(&inline, "n1", &tree, 7, &no_shared()).unwrap();
+
+        let shared = SharedFiles::new(dir.path().join("scratch"));
+        let prepared = shared.prepare(&binary).unwrap();
+        assert_eq!(prepared.sha256, hex::encode(Sha256::digest(&content)));
+        assert_eq!(prepared.size, content.len() as u64);
+        let member = std::fs::read(prepared.member.as_ref().unwrap()).unwrap();
+        let mut spliced = Vec::new();
+        for node in ["n1", "n2"] {
+            let path = dir.path().join(format!("{node}.tar.gz"));
+            let digest = write_tarball(&path, node, &tree, 7, &shared).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(digest.to_vec(), Sha256::digest(&bytes).to_vec());
+            assert!(
+                bytes.windows(member.len()).any(|w| w == member),
+                "{node}: the shared member is not in the stream verbatim"
+            );
+            spliced.push(path);
+        }
+        assert_eq!(decompressed(&spliced[0]), decompressed(&inline));
+        let again = dir.path().join("again.tar.gz");
+        write_tarball(&again, "n1", &tree, 7, &shared).unwrap();
+        assert_eq!(
+            std::fs::read(&again).unwrap(),
+            std::fs::read(&spliced[0]).unwrap()
+        );
+
+        shared.close().unwrap();
+        assert!(!dir.path().join("scratch").exists());
+    }
+
     /// Pins the compressed bytes: a different deflate backend (zlib-ng, zlib through a
     /// feature) or a changed level gives other bytes and fails here.
     #[test]
     fn the_gzip_stream_is_pinned_to_miniz_oxide_at_level_6() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("n.tar.gz");
-        write_tarball(&path, "n", &tree(), 1_700_000_000).unwrap();
+        write_tarball(&path, "n", &tree(), 1_700_000_000, &no_shared()).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(
             &bytes[..10],
@@ -181,9 +438,10 @@ mod tests {
     fn headers_are_fixed_and_entries_sorted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("n.tar.gz");
-        write_tarball(&path, "n", &tree(), 1_700_000_000).unwrap();
-        let mut archive =
-            tar::Archive::new(flate2::read::GzDecoder::new(File::open(&path).unwrap()));
+        write_tarball(&path, "n", &tree(), 1_700_000_000, &no_shared()).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
+            File::open(&path).unwrap(),
+        ));
         let mut seen = Vec::new();
         for entry in archive.entries().unwrap() {
             let entry = entry.unwrap();
@@ -251,15 +509,12 @@ pub struct NodeBundle {
     pub bundle_id: String,
 }
 
-/// Hashes of large files computed once per build, not once per node.
-pub type HashCache = BTreeMap<std::path::PathBuf, String>;
-
 pub fn assemble(
     cluster: &crate::validate::Cluster,
     node: &crate::plan::NodePlan,
     rendered: crate::render::RenderedNode,
     config_sha256: &str,
-    hashes: &mut HashCache,
+    shared: &SharedFiles,
 ) -> Result<NodeBundle, Error> {
     let mut tree = Tree::new();
     for (path, file) in rendered.rootfs {
@@ -284,7 +539,7 @@ pub fn assemble(
     }
     let mut records = BTreeMap::new();
     for (path, file) in &tree {
-        records.insert(path.clone(), record(file, hashes)?);
+        records.insert(path.clone(), record(file, shared)?);
     }
     // The id names what the bundle installs, so the installer can carry it.
     let id_source: String = records
@@ -313,7 +568,7 @@ pub fn assemble(
             mode,
             content: Content::Bytes(bytes),
         };
-        records.insert(name.to_owned(), record(&file, hashes)?);
+        records.insert(name.to_owned(), record(&file, shared)?);
         tree.insert(name.to_owned(), file);
     }
     let provenance = Provenance {
@@ -357,22 +612,18 @@ pub fn assemble(
     Ok(NodeBundle { tree, bundle_id })
 }
 
-fn record(file: &BundleFile, hashes: &mut HashCache) -> Result<FileRecord, Error> {
-    let sha256 = match &file.content {
-        Content::File(path) => match hashes.get(path) {
-            Some(hash) => hash.clone(),
-            None => {
-                let hash = file_sha256(path)?;
-                hashes.insert(path.clone(), hash.clone());
-                hash
-            }
-        },
-        content => content_sha256(content)?,
+fn record(file: &BundleFile, shared: &SharedFiles) -> Result<FileRecord, Error> {
+    let (sha256, size) = match &file.content {
+        Content::File(path) => {
+            let prepared = shared.prepare(path)?;
+            (prepared.sha256, prepared.size)
+        }
+        Content::Bytes(bytes) => (hex::encode(Sha256::digest(bytes)), bytes.len() as u64),
     };
     Ok(FileRecord {
         sha256,
         mode: format!("{:04o}", file.mode),
-        size: content_len(&file.content)?,
+        size,
     })
 }
 

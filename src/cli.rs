@@ -3,10 +3,12 @@
 //! Each command reads cluster.yaml through `config` → `validate`, then runs as many later
 //! stages as it needs. Output goes to the writers it is given, never straight to stdout.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use rayon::prelude::*;
 
 use time::OffsetDateTime;
 
@@ -252,18 +254,26 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.name))
         .collect();
     staging.keep_other_nodes(&out_dir, &selected)?;
-    let mut hashes = bundle::HashCache::new();
+    let shared = bundle::SharedFiles::new(staging.path().join(".shared"));
+    // Nodes are independent: render, compress and sign them in parallel.
+    let written = selected
+        .par_iter()
+        .map(|node| -> Result<(String, String, String), Error> {
+            let rendered = render::render_node(cluster, node, &pki, &encryption)?;
+            let assembled = bundle::assemble(cluster, node, rendered, &config_sha256, &shared)?;
+            let name = format!("{}.tar.gz", node.name);
+            let tarball = staging.path().join(&name);
+            let digest =
+                bundle::write_tarball(&tarball, &node.name, &assembled.tree, epoch, &shared)?;
+            let signature = signer.sign_digest(&digest)?;
+            write_private(&staging.path().join(format!("{name}.sig")), &signature)?;
+            Ok((name, hex::encode(digest), assembled.bundle_id))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut digests = BTreeMap::new();
     let mut summary = String::new();
-    for node in selected {
-        let rendered = render::render_node(cluster, node, &pki, &encryption)?;
-        let assembled = bundle::assemble(cluster, node, rendered, &config_sha256, &mut hashes)?;
-        let tarball = staging.path().join(format!("{}.tar.gz", node.name));
-        bundle::write_tarball(&tarball, &node.name, &assembled.tree, epoch)?;
-        let signature = signer.sign_file(&tarball)?;
-        write_private(
-            &staging.path().join(format!("{}.tar.gz.sig", node.name)),
-            &signature,
-        )?;
+    for (node, (name, digest, bundle_id)) in selected.iter().zip(written) {
+        digests.insert(name, digest);
         let decisions = pki.decisions.get(&node.name).into_iter().flatten();
         let changed: Vec<String> = decisions
             .filter(|(_, d)| !matches!(d, pki::Decision::Reuse | pki::Decision::External))
@@ -274,12 +284,10 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         } else {
             changed.join("; ")
         };
-        summary.push_str(&format!(
-            "{}: bundle {} ({certs})\n",
-            node.name, assembled.bundle_id
-        ));
+        summary.push_str(&format!("{}: bundle {bundle_id} ({certs})\n", node.name));
     }
-    staging.finish(cluster, &signer)?;
+    shared.close()?;
+    staging.finish(cluster, &signer, &digests)?;
     staging.commit(&out_dir)?;
     if args.nodes.is_empty() {
         // Only a build of every master completes a rotation phase.
@@ -532,7 +540,13 @@ impl Staging {
     }
 
     /// signing.pub, INSTALL.md and SHA256SUMS over every tarball and signature.
-    fn finish(&self, cluster: &Cluster, signer: &Signer) -> Result<(), Error> {
+    /// `digests` holds the tarballs hashed while they were written.
+    fn finish(
+        &self,
+        cluster: &Cluster,
+        signer: &Signer,
+        digests: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
         let dir = self.path();
         let write = |name: &str, bytes: &[u8]| {
             let path = dir.join(name);
@@ -548,7 +562,11 @@ impl Staging {
             let entry = entry.map_err(|e| Error::io(dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".tar.gz") || name.ends_with(".tar.gz.sig") {
-                sums.push((name, bundle::file_sha256(&entry.path())?));
+                let digest = match digests.get(&name) {
+                    Some(digest) => digest.clone(),
+                    None => bundle::file_sha256(&entry.path())?,
+                };
+                sums.push((name, digest));
             }
         }
         let text = crate::sign::checksum_file(sums.iter().map(|(n, h)| (n.as_str(), h.as_str())));

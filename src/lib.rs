@@ -32,6 +32,14 @@ pub fn load_cluster(
     options: validate::ValidateOptions,
 ) -> Result<validate::Validated, error::Error> {
     let source = source::SourceFile::read(path)?;
-    let raw = config::parse(&source)?;
-    validate::validate(raw, &source, options)
+    validate_source(&source, options)
+}
+
+/// config → validate on text already in memory; the fuzzers enter here.
+pub fn validate_source(
+    source: &source::SourceFile,
+    options: validate::ValidateOptions,
+) -> Result<validate::Validated, error::Error> {
+    let raw = config::parse(source)?;
+    validate::validate(raw, source, options)
 }

@@ -16,6 +16,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use p256::pkcs8::DecodePrivateKey;
+use rayon::prelude::*;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, PublicKeyData,
@@ -402,6 +403,14 @@ fn needed_cas(cluster: &Cluster) -> Vec<CaName> {
     cas
 }
 
+/// What secrets/ holds, read once: the CAs, the stored leaves worth reusing, and the
+/// decision for every certificate.
+struct Survey {
+    cas: BTreeMap<CaName, Credential>,
+    reusable: BTreeMap<String, BTreeMap<String, Credential>>,
+    assessment: Assessment,
+}
+
 /// Reads what secrets/ holds and decides, per certificate, what a build would do.
 /// Reads only; an absent store means every certificate is new.
 pub fn assess(
@@ -410,6 +419,22 @@ pub fn assess(
     store: &SecretStore,
     now: OffsetDateTime,
 ) -> Result<Assessment, Error> {
+    survey(cluster, plan, store, now).map(|survey| survey.assessment)
+}
+
+/// One node's decisions, and the stored leaves it can reuse.
+type JudgedNode = (
+    String,
+    BTreeMap<String, Decision>,
+    BTreeMap<String, Credential>,
+);
+
+fn survey(
+    cluster: &Cluster,
+    plan: &Plan,
+    store: &SecretStore,
+    now: OffsetDateTime,
+) -> Result<Survey, Error> {
     let mut cas = BTreeMap::new();
     for name in needed_cas(cluster) {
         if let Some(ca) = load_ca(store, name, now)? {
@@ -419,27 +444,50 @@ pub fn assess(
     if let Some(import) = &cluster.pki.import_ca {
         check_import_matches(store, cas.get(&CaName::Cluster), import)?;
     }
-    let mut assessment = Assessment::new();
-    for (node, node_plan) in &plan.nodes {
-        let decisions = assessment.entry(node.clone()).or_default();
-        for (cert, spec) in &node_plan.certificates {
-            let decision = match cas.get(&spec.issuer) {
-                None => Decision::New,
-                Some(ca) => match load_leaf(store, node, cert)? {
+    // Parsing keys and checking signatures dominates a build that reuses everything:
+    // nodes are judged in parallel.
+    let judged: Vec<JudgedNode> = plan
+        .nodes
+        .par_iter()
+        .map(|(node, node_plan)| {
+            let mut decisions = BTreeMap::new();
+            let mut reusable = BTreeMap::new();
+            for (cert, spec) in &node_plan.certificates {
+                let stored = match cas.get(&spec.issuer) {
+                    None => None,
+                    Some(ca) => load_leaf(store, node, cert)?.map(|leaf| (ca, leaf)),
+                };
+                let decision = match stored {
                     None => Decision::New,
-                    Some(leaf) => judge_leaf(&leaf, spec, ca, cluster.pki.key_algorithm, now)?,
-                },
-            };
-            decisions.insert(cert.clone(), decision);
-        }
-        if matches!(cluster.etcd.ca, EtcdCa::External { .. }) {
-            decisions.insert(
-                crate::plan::cert_names::ETCD_CLIENT.to_owned(),
-                Decision::External,
-            );
-        }
+                    Some((ca, leaf)) => {
+                        let decision = judge_leaf(&leaf, spec, ca, cluster.pki.key_algorithm, now)?;
+                        if decision == Decision::Reuse {
+                            reusable.insert(cert.clone(), leaf);
+                        }
+                        decision
+                    }
+                };
+                decisions.insert(cert.clone(), decision);
+            }
+            if matches!(cluster.etcd.ca, EtcdCa::External { .. }) {
+                decisions.insert(
+                    crate::plan::cert_names::ETCD_CLIENT.to_owned(),
+                    Decision::External,
+                );
+            }
+            Ok((node.clone(), decisions, reusable))
+        })
+        .collect::<Result<_, Error>>()?;
+    let mut survey = Survey {
+        cas,
+        reusable: BTreeMap::new(),
+        assessment: Assessment::new(),
+    };
+    for (node, decisions, reusable) in judged {
+        survey.assessment.insert(node.clone(), decisions);
+        survey.reusable.insert(node, reusable);
     }
-    Ok(assessment)
+    Ok(survey)
 }
 
 /// Creates whatever secrets/ lacks (CAs, the service-account key, leaves), re-issues
@@ -450,61 +498,84 @@ pub fn provision(
     store: &SecretStore,
     now: OffsetDateTime,
 ) -> Result<Pki, Error> {
-    let decisions = assess(cluster, plan, store, now)?;
-    let mut cas = BTreeMap::new();
-    for name in needed_cas(cluster) {
-        let ca = match load_ca(store, name, now)? {
-            Some(ca) => ca,
-            None => create_ca(cluster, store, name, now)?,
-        };
+    let Survey {
+        mut cas,
+        mut reusable,
+        assessment: decisions,
+    } = survey(cluster, plan, store, now)?;
+    let missing: Vec<CaName> = needed_cas(cluster)
+        .into_iter()
+        .filter(|name| !cas.contains_key(name))
+        .collect();
+    // New keys are the slow part of a first build (RSA-2048 takes ~100 ms): make them in
+    // parallel, the service-account key beside the CAs. Nothing is stored until every one
+    // exists, so a CA that fails to import leaves secrets/ untouched.
+    let (created, service_account) = rayon::join(
+        || {
+            missing
+                .par_iter()
+                .map(|&name| create_ca(cluster, name, now).map(|ca| (name, ca)))
+                .collect::<Result<Vec<_>, Error>>()
+        },
+        || -> Result<(PrivateKey, bool), Error> {
+            match store.read_text(SERVICE_ACCOUNT_FILE)? {
+                Some(text) => parse_key_file(&text)
+                    .map(|key| (key, false))
+                    .map_err(|why| corrupt(store, SERVICE_ACCOUNT_FILE, &why)),
+                None => Ok((PrivateKey::generate(cluster.pki.key_algorithm)?, true)),
+            }
+        },
+    );
+    let created = created?;
+    let (service_account, is_new) = service_account?;
+    for (name, ca) in created {
+        store.write(&ca_file(name), ca.stored_form().as_bytes())?;
         cas.insert(name, ca);
     }
-    let service_account = match store.read_text(SERVICE_ACCOUNT_FILE)? {
-        Some(text) => {
-            parse_key_file(&text).map_err(|why| corrupt(store, SERVICE_ACCOUNT_FILE, &why))?
-        }
-        None => {
-            let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
-            store.write(SERVICE_ACCOUNT_FILE, key.to_pem().as_bytes())?;
-            key
-        }
-    };
-
-    let mut nodes = BTreeMap::new();
-    for (node, node_plan) in &plan.nodes {
-        let mut leaves = BTreeMap::new();
-        for (cert, spec) in &node_plan.certificates {
-            let ca = cas.get(&spec.issuer).ok_or_else(|| {
-                Error::Input(format!(
-                    "internal: {cert} wants CA {:?}, which this cluster lacks",
-                    spec.issuer
-                ))
-            })?;
-            let file = leaf_file(node, cert);
-            let leaf = match decisions.get(node).and_then(|d| d.get(cert)) {
-                Some(Decision::Reuse) => load_leaf(store, node, cert)?.ok_or_else(|| {
-                    Error::Input(format!(
-                        "{}: vanished during the build",
-                        store.path(&file).display()
-                    ))
-                })?,
-                _ => {
-                    let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
-                    let leaf = issue_leaf(spec, ca, key, cluster.pki.cert_validity, now)?;
-                    store.write(&file, leaf.stored_form().as_bytes())?;
-                    leaf
-                }
-            };
-            leaves.insert(cert.clone(), leaf);
-        }
-        if let EtcdCa::External { cert, key, .. } = &cluster.etcd.ca {
-            leaves.insert(
-                crate::plan::cert_names::ETCD_CLIENT.to_owned(),
-                load_external_client(cert, key)?,
-            );
-        }
-        nodes.insert(node.clone(), leaves);
+    if is_new {
+        store.write(SERVICE_ACCOUNT_FILE, service_account.to_pem().as_bytes())?;
     }
+
+    let mut pending: Vec<(
+        &String,
+        &crate::plan::NodePlan,
+        BTreeMap<String, Credential>,
+    )> = plan
+        .nodes
+        .iter()
+        .map(|(node, node_plan)| (node, node_plan, reusable.remove(node).unwrap_or_default()))
+        .collect();
+    let nodes = pending
+        .par_iter_mut()
+        .map(|(node, node_plan, reused)| {
+            let mut leaves = BTreeMap::new();
+            for (cert, spec) in &node_plan.certificates {
+                let leaf = match reused.remove(cert) {
+                    Some(leaf) => leaf,
+                    None => {
+                        let ca = cas.get(&spec.issuer).ok_or_else(|| {
+                            Error::Input(format!(
+                                "internal: {cert} wants CA {:?}, which this cluster lacks",
+                                spec.issuer
+                            ))
+                        })?;
+                        let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
+                        let leaf = issue_leaf(spec, ca, key, cluster.pki.cert_validity, now)?;
+                        store.write(&leaf_file(node, cert), leaf.stored_form().as_bytes())?;
+                        leaf
+                    }
+                };
+                leaves.insert(cert.clone(), leaf);
+            }
+            if let EtcdCa::External { cert, key, .. } = &cluster.etcd.ca {
+                leaves.insert(
+                    crate::plan::cert_names::ETCD_CLIENT.to_owned(),
+                    load_external_client(cert, key)?,
+                );
+            }
+            Ok(((*node).clone(), leaves))
+        })
+        .collect::<Result<BTreeMap<_, _>, Error>>()?;
 
     let etcd_ca_cert_pem = match &cluster.etcd.ca {
         EtcdCa::Cluster => None,
@@ -589,12 +660,8 @@ fn check_usable_ca(der: &[u8], now: OffsetDateTime) -> Result<(), String> {
     Ok(())
 }
 
-fn create_ca(
-    cluster: &Cluster,
-    store: &SecretStore,
-    name: CaName,
-    now: OffsetDateTime,
-) -> Result<Credential, Error> {
+/// Imports or generates a CA; the caller stores it.
+fn create_ca(cluster: &Cluster, name: CaName, now: OffsetDateTime) -> Result<Credential, Error> {
     let ca = match (&cluster.pki.import_ca, name) {
         (Some(import), CaName::Cluster) => import_ca(import, now)?,
         _ => {
@@ -616,7 +683,6 @@ fn create_ca(
             }
         }
     };
-    store.write(&ca_file(name), ca.stored_form().as_bytes())?;
     Ok(ca)
 }
 

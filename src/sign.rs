@@ -64,7 +64,12 @@ impl Signer {
 
     /// The same signature over a file's bytes, streamed from disk.
     pub fn sign_file(&self, path: &Path) -> Result<Vec<u8>, Error> {
-        self.key.sign_sha256_prehash(&file_digest(path)?)
+        self.sign_digest(&file_digest(path)?)
+    }
+
+    /// The same signature, from the SHA-256 of the bytes.
+    pub fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, Error> {
+        self.key.sign_sha256_prehash(digest)
     }
 
     pub fn public_key_pem(&self) -> String {

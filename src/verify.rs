@@ -78,7 +78,7 @@ pub struct Entry {
 pub fn read_entries(tarball: &Path) -> Result<(String, BTreeMap<String, Entry>), Error> {
     let file =
         std::fs::File::open(tarball).map_err(|e| fail(format!("{}: {e}", tarball.display())))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(file));
     let entries = archive
         .entries()
         .map_err(|e| fail(format!("not a tar.gz: {e}")))?;

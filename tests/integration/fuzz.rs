@@ -104,9 +104,7 @@ fn the_parser_and_validator_never_panic_on_mutated_input() {
         let outcome = panic::catch_unwind(|| {
             let text = String::from_utf8_lossy(&data).into_owned();
             let source = SourceFile::new(Path::new("fuzz.yaml"), text);
-            let raw = kube_bundle::config::parse(&source)?;
-            let validated =
-                kube_bundle::validate::validate(raw, &source, ValidateOptions::default())?;
+            let validated = kube_bundle::validate_source(&source, ValidateOptions::default())?;
             // Whatever validates must also plan without panicking.
             kube_bundle::plan::plan(&validated.cluster);
             Ok::<_, kube_bundle::error::Error>(())
