@@ -279,7 +279,9 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
             .filter(|(_, d)| !matches!(d, pki::Decision::Reuse | pki::Decision::External))
             .map(|(cert, decision)| format!("{cert}: {decision}"))
             .collect();
-        let certs = if changed.is_empty() {
+        let certs = if node.role == plan::Role::Client {
+            "client: the HA front only".to_owned()
+        } else if changed.is_empty() {
             "certificates reused".to_owned()
         } else {
             changed.join("; ")
@@ -692,16 +694,26 @@ fn plan_text(plan: &Plan, decisions: &pki::Assessment) -> String {
         plan.cluster, plan.kubernetes_version, plan.kubernetes_service_ip
     );
     for node in plan.nodes.values() {
-        let _ = writeln!(text, "\nnode {} ({})", node.name, node.ip);
+        let client = node.role == plan::Role::Client;
+        let role = if client { "client " } else { "" };
+        let _ = writeln!(text, "\n{role}node {} ({})", node.name, node.ip);
+        if client {
+            let _ = writeln!(
+                text,
+                "  the HA front only: no apiserver, no key, no credential"
+            );
+        }
         let ips: Vec<String> = node
             .serving_cert_sans
             .ips
             .iter()
             .map(ToString::to_string)
             .collect();
-        let _ = writeln!(text, "  serving cert SANs:");
-        let _ = writeln!(text, "    DNS: {}", node.serving_cert_sans.dns.join(", "));
-        let _ = writeln!(text, "    IP:  {}", ips.join(", "));
+        if !client {
+            let _ = writeln!(text, "  serving cert SANs:");
+            let _ = writeln!(text, "    DNS: {}", node.serving_cert_sans.dns.join(", "));
+            let _ = writeln!(text, "    IP:  {}", ips.join(", "));
+        }
         let _ = writeln!(text, "  directories: {}", node.directories.join(", "));
         let _ = writeln!(text, "  files:");
         for (path, file) in &node.files {
@@ -710,6 +722,9 @@ fn plan_text(plan: &Plan, decisions: &pki::Assessment) -> String {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
             let _ = writeln!(text, "    {:04o}  {path}  ({artifact})", file.mode);
+        }
+        if client {
+            continue;
         }
         let _ = writeln!(text, "  kube-apiserver flags:");
         for (name, flag) in &node.flags {

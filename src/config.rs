@@ -26,6 +26,9 @@ pub struct RawCluster {
     #[serde(default)]
     pub control_plane_endpoint: Option<Text>,
     pub masters: Spanned<Vec<RawNode>>,
+    /// Non-master nodes that get a front-only bundle.
+    #[serde(default)]
+    pub clients: Option<Spanned<Vec<RawNode>>>,
     pub network: RawNetwork,
     pub etcd: RawEtcd,
     #[serde(default)]
@@ -215,6 +218,9 @@ pub struct RawAudit {
 pub struct RawBinaries {
     #[serde(default)]
     pub kube_apiserver: Option<Text>,
+    /// The proxy binary (nginx or haproxy) to ship, installed at `haFront.binary`.
+    #[serde(default)]
+    pub front: Option<Text>,
 }
 
 /// Parses cluster.yaml into its raw shape.

@@ -25,8 +25,10 @@ pub struct BundleDiff {
     pub new_node: String,
     pub flags: FlagDiff,
     pub files: Vec<FileChange>,
-    /// install.sh restarts kube-apiserver when any installed file changes.
+    /// Whether install.sh restarts anything.
     pub restart: bool,
+    /// The units install.sh restarts: those owning a changed file (its FILES list).
+    pub restart_units: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -99,14 +101,49 @@ pub fn diff(old: &Path, new: &Path) -> Result<BundleDiff, Error> {
             encryption_keys,
         });
     }
-    let restart = files.iter().any(|f| f.path.starts_with("rootfs/"));
+    let owners: BTreeMap<String, String> = file_units(&old_entries)
+        .into_iter()
+        .chain(file_units(&new_entries))
+        .collect();
+    let restart_units: BTreeSet<String> = files
+        .iter()
+        .filter_map(|f| f.path.strip_prefix("rootfs"))
+        .map(|path| {
+            owners
+                .get(path)
+                .cloned()
+                .unwrap_or_else(|| crate::plan::APISERVER_UNIT.to_owned())
+        })
+        .collect();
     Ok(BundleDiff {
         old_node,
         new_node,
         flags,
         files,
-        restart,
+        restart: !restart_units.is_empty(),
+        restart_units: restart_units.into_iter().collect(),
     })
+}
+
+/// Installed path → the unit install.sh restarts when it changes, from the installer's
+/// `FILES` entries (`'mode path unit'`).
+fn file_units(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
+    let Some(installer) = entries.get("install.sh").and_then(|e| e.text.as_deref()) else {
+        return BTreeMap::new();
+    };
+    installer
+        .lines()
+        .skip_while(|line| !line.starts_with("FILES=("))
+        .skip(1)
+        .take_while(|line| !line.starts_with(')'))
+        .filter_map(|line| {
+            let words: Vec<&str> = line.trim().trim_matches('\'').split(' ').collect();
+            match words.as_slice() {
+                [_mode, path, unit] => Some(((*path).to_owned(), (*unit).to_owned())),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The kube-apiserver flags of a bundle's unit, undoing systemd's quoting.
@@ -306,9 +343,9 @@ pub fn to_text(diff: &BundleDiff) -> String {
         text,
         "install.sh will {}",
         if diff.restart {
-            "restart kube-apiserver"
+            format!("restart {}", diff.restart_units.join(", "))
         } else {
-            "not restart kube-apiserver"
+            "not restart anything".to_owned()
         }
     );
     text

@@ -469,7 +469,9 @@ fn survey(
                 };
                 decisions.insert(cert.clone(), decision);
             }
-            if matches!(cluster.etcd.ca, EtcdCa::External { .. }) {
+            if matches!(cluster.etcd.ca, EtcdCa::External { .. })
+                && node_plan.role == crate::plan::Role::Master
+            {
                 decisions.insert(
                     crate::plan::cert_names::ETCD_CLIENT.to_owned(),
                     Decision::External,
@@ -567,7 +569,9 @@ pub fn provision(
                 };
                 leaves.insert(cert.clone(), leaf);
             }
-            if let EtcdCa::External { cert, key, .. } = &cluster.etcd.ca {
+            if let EtcdCa::External { cert, key, .. } = &cluster.etcd.ca
+                && node_plan.role == crate::plan::Role::Master
+            {
                 leaves.insert(
                     crate::plan::cert_names::ETCD_CLIENT.to_owned(),
                     load_external_client(cert, key)?,

@@ -35,6 +35,7 @@ pub struct Plan {
 pub struct NodePlan {
     pub name: String,
     pub ip: IpAddr,
+    pub role: Role,
     pub serving_cert_sans: Sans,
     /// Directories install.sh creates (the seed notes the working directory must exist).
     pub directories: Vec<String>,
@@ -126,6 +127,14 @@ pub struct Sans {
     pub ips: Vec<IpAddr>,
 }
 
+/// A master runs an apiserver (and the front); a client runs only the front.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Master,
+    Client,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedFile {
@@ -161,13 +170,16 @@ pub enum Artifact {
     ApiserverBinary,
     FrontConfig,
     FrontUnit,
+    FrontBinary,
 }
 
 impl Artifact {
     /// The systemd unit that must restart when this file changes.
     pub fn unit(self, front: Option<&crate::validate::HaFront>) -> &'static str {
         match (self, front) {
-            (Self::FrontConfig | Self::FrontUnit, Some(front)) => front_unit_name(front),
+            (Self::FrontConfig | Self::FrontUnit | Self::FrontBinary, Some(front)) => {
+                front_unit_name(front)
+            }
             _ => APISERVER_UNIT,
         }
     }
@@ -200,11 +212,15 @@ const EXECUTABLE: u32 = 0o755;
 
 /// Decides every node's files and SANs.
 pub fn plan(cluster: &Cluster) -> Plan {
-    let nodes = cluster
+    let masters = cluster
         .masters
         .iter()
-        .map(|master| (master.name.to_string(), plan_node(cluster, master)))
-        .collect();
+        .map(|master| (master.name.to_string(), plan_node(cluster, master)));
+    let clients = cluster
+        .clients
+        .iter()
+        .map(|client| (client.name.to_string(), plan_client(cluster, client)));
+    let nodes = masters.chain(clients).collect();
     Plan {
         format_version: PLAN_FORMAT_VERSION,
         cluster: cluster.name.to_string(),
@@ -296,19 +312,7 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
         );
     }
     let mut directories = vec![working_directory(cluster)];
-    if let Some(front) = &cluster.ha_front {
-        add(
-            front_config_path(cluster, front),
-            PUBLIC,
-            Artifact::FrontConfig,
-        );
-        add(
-            format!("/etc/systemd/system/{}", front_unit_name(front)),
-            PUBLIC,
-            Artifact::FrontUnit,
-        );
-        directories.push(front_prefix(cluster));
-    }
+    add_front(cluster, &mut files, &mut directories);
     let sans = serving_cert_sans(cluster, master);
     let (flags, dropped_seed_flags) = apiserver_flags(cluster, master);
     NodePlan {
@@ -316,10 +320,71 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
         dropped_seed_flags,
         name: master.name.to_string(),
         ip: master.ip,
+        role: Role::Master,
         certificates: certificates(cluster, &sans),
         serving_cert_sans: sans,
         directories,
         files,
+    }
+}
+
+/// The front's config, unit and (when shipped) binary.
+fn add_front(
+    cluster: &Cluster,
+    files: &mut BTreeMap<String, PlannedFile>,
+    directories: &mut Vec<String>,
+) {
+    let Some(front) = &cluster.ha_front else {
+        return;
+    };
+    let mut add = |path: String, mode: u32, artifact: Artifact| {
+        files.insert(path, PlannedFile { mode, artifact });
+    };
+    add(
+        front_config_path(cluster, front),
+        PUBLIC,
+        Artifact::FrontConfig,
+    );
+    add(
+        format!("/etc/systemd/system/{}", front_unit_name(front)),
+        PUBLIC,
+        Artifact::FrontUnit,
+    );
+    if cluster.front_binary.is_some() {
+        add(
+            front.binary.as_str().to_owned(),
+            EXECUTABLE,
+            Artifact::FrontBinary,
+        );
+    }
+    directories.push(front_prefix(cluster));
+}
+
+/// A client node: the front and the CA it checks the apiservers with, nothing else; it
+/// holds no key and no credential.
+fn plan_client(cluster: &Cluster, client: &Master) -> NodePlan {
+    let mut files = BTreeMap::from([(
+        cluster.paths.cert_dir.join("ca.crt"),
+        PlannedFile {
+            mode: PUBLIC,
+            artifact: Artifact::CaCert,
+        },
+    )]);
+    let mut directories = Vec::new();
+    add_front(cluster, &mut files, &mut directories);
+    NodePlan {
+        name: client.name.to_string(),
+        ip: client.ip,
+        role: Role::Client,
+        serving_cert_sans: Sans {
+            dns: Vec::new(),
+            ips: Vec::new(),
+        },
+        directories,
+        files,
+        certificates: BTreeMap::new(),
+        flags: BTreeMap::new(),
+        dropped_seed_flags: BTreeMap::new(),
     }
 }
 

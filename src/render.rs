@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use crate::encryption::{EncryptionKey, EncryptionKeys};
 use crate::error::Error;
 use crate::pki::Pki;
-use crate::plan::{Artifact, CaName, KUBELET_CLIENT_CN, NodePlan, cert_names};
+use crate::plan::{Artifact, CaName, KUBELET_CLIENT_CN, NodePlan, Role, cert_names};
 use crate::validate::{Cluster, Host, SECURE_PORT};
 use crate::versions;
 
@@ -132,7 +132,7 @@ struct KubeletApisBinding<'a> {
     user: &'a str,
 }
 
-/// Renders one master's files.
+/// Renders one node's files.
 pub fn render_node(
     cluster: &Cluster,
     node: &NodePlan,
@@ -201,8 +201,12 @@ pub fn render_node(
             Artifact::ApiserverUnit => apiserver_unit(cluster, node)?.into_bytes(),
             Artifact::FrontConfig => front_config(cluster)?.into_bytes(),
             Artifact::FrontUnit => front_unit(cluster, node)?.into_bytes(),
-            Artifact::ApiserverBinary => {
-                let binary = cluster.kube_apiserver_binary.clone().ok_or_else(|| {
+            Artifact::ApiserverBinary | Artifact::FrontBinary => {
+                let shipped = match planned.artifact {
+                    Artifact::ApiserverBinary => &cluster.kube_apiserver_binary,
+                    _ => &cluster.front_binary,
+                };
+                let binary = shipped.clone().ok_or_else(|| {
                     Error::Input("internal: binary planned but not configured".into())
                 })?;
                 rootfs.insert(
@@ -224,6 +228,9 @@ pub fn render_node(
         );
     }
     let mut manifests = BTreeMap::new();
+    if node.role == Role::Client {
+        return Ok(RenderedNode { rootfs, manifests });
+    }
     manifests.insert(
         KUBELET_APIS_MANIFEST.to_owned(),
         render(&KubeletApisBinding {
@@ -417,6 +424,7 @@ pub struct BundleFacts<'a> {
 #[derive(Template)]
 #[template(path = "install.sh.in", escape = "none")]
 struct Installer {
+    role: String,
     node: String,
     cluster: String,
     version: String,
@@ -430,6 +438,8 @@ struct Installer {
     healthz_url: String,
     api_url: String,
     front_healthz_url: String,
+    front_binary: String,
+    apiserver_port: String,
     units: Vec<String>,
     files: Vec<String>,
     directories: Vec<String>,
@@ -463,7 +473,23 @@ struct NodeReadme {
 struct InstallGuide<'a> {
     cluster: &'a str,
     fingerprint: &'a str,
-    nodes: Vec<(String, String)>,
+    /// name, address, role
+    nodes: Vec<(String, String, &'static str)>,
+}
+
+#[derive(Template)]
+#[template(path = "bundle/CLIENT-README.md", escape = "none")]
+struct ClientReadme {
+    bundle_id: String,
+    node: String,
+    node_ip: String,
+    cluster: String,
+    tool_version: &'static str,
+    front_healthz_url: String,
+    front_unit: String,
+    ca_cert: String,
+    masters: Vec<String>,
+    files: Vec<(String, String)>,
 }
 
 /// Where the manifests are POSTed, relative to the API root: every manifest kube-bundle
@@ -504,52 +530,108 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
             ))
         })
         .collect();
-    render(&Installer {
+    let front = cluster.ha_front.as_ref();
+    let front_unit = front.map(crate::plan::front_unit_name);
+    let front_healthz_url = front
+        .map(|front| format!("https://{}/healthz", front.listen()))
+        .unwrap_or_default();
+    let files = node
+        .files
+        .iter()
+        .map(|(path, file)| {
+            q(&format!(
+                "{:04o} {path} {}",
+                file.mode,
+                file.artifact.unit(front)
+            ))
+        })
+        .collect();
+    let directories = node.directories.iter().map(|d| q(d)).collect();
+    let front_binary = q(front.map(|f| f.binary.as_str()).unwrap_or_default());
+    let common = Installer {
+        role: q(match node.role {
+            Role::Master => "master",
+            Role::Client => "client",
+        }),
         node: q(&node.name),
         cluster: cluster.name.to_string(),
         version: q(&cluster.kubernetes_version.to_string()),
         bundle_id: q(facts.bundle_id),
         node_ip: q(&node.ip.to_string()),
-        binary: q(&cluster.paths.bin_dir.join("kube-apiserver")),
         ca_cert: q(&cert_path(cluster, "ca.crt")),
+        front_binary,
+        front_healthz_url: q(&front_healthz_url),
+        files,
+        directories,
+        binary: q(""),
+        admin_cert: q(""),
+        admin_key: q(""),
+        admin_kubeconfig: q(""),
+        healthz_url: q(""),
+        api_url: q(""),
+        apiserver_port: q(""),
+        units: front_unit.into_iter().map(q).collect(),
+        etcd_endpoints: Vec::new(),
+        manifests: Vec::new(),
+    };
+    if node.role == Role::Client {
+        // No credentials and no apiserver: the front, checked through to the masters.
+        return render(&common);
+    }
+    render(&Installer {
+        binary: q(&cluster.paths.bin_dir.join("kube-apiserver")),
         admin_cert: q(&cert_path(cluster, "admin.crt")),
         admin_key: q(&cert_path(cluster, "admin.key")),
         admin_kubeconfig: q(&cluster.paths.config_dir.join("admin.kubeconfig")),
         healthz_url: q(&format!("{api_url}/healthz")),
         api_url: q(&api_url),
-        front_healthz_url: q(&cluster
-            .ha_front
-            .as_ref()
-            .map(|front| format!("https://{}/healthz", front.listen()))
-            .unwrap_or_default()),
+        apiserver_port: q(&SECURE_PORT.to_string()),
         units: std::iter::once(crate::plan::APISERVER_UNIT)
-            .chain(cluster.ha_front.as_ref().map(crate::plan::front_unit_name))
+            .chain(front_unit)
             .map(q)
             .collect(),
-        files: node
-            .files
-            .iter()
-            .map(|(path, file)| {
-                q(&format!(
-                    "{:04o} {path} {}",
-                    file.mode,
-                    file.artifact.unit(cluster.ha_front.as_ref())
-                ))
-            })
-            .collect(),
-        directories: node.directories.iter().map(|d| q(d)).collect(),
         etcd_endpoints,
         manifests: facts
             .manifests
             .iter()
             .map(|name| q(&format!("{name} {MANIFEST_COLLECTION}")))
             .collect(),
+        ..common
     })
 }
 
 pub fn node_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
     let cluster = facts.cluster;
     let node = facts.node;
+    let files = node
+        .files
+        .iter()
+        .map(|(path, file)| (format!("{:04o}", file.mode), path.clone()))
+        .collect();
+    if node.role == Role::Client {
+        let front = cluster.ha_front.as_ref();
+        return render(&ClientReadme {
+            bundle_id: facts.bundle_id.to_owned(),
+            node: node.name.clone(),
+            node_ip: node.ip.to_string(),
+            cluster: cluster.name.to_string(),
+            tool_version: env!("CARGO_PKG_VERSION"),
+            front_healthz_url: front
+                .map(|f| format!("https://{}/healthz", f.listen()))
+                .unwrap_or_default(),
+            front_unit: front
+                .map(crate::plan::front_unit_name)
+                .unwrap_or_default()
+                .to_owned(),
+            ca_cert: cert_path(cluster, "ca.crt"),
+            masters: cluster
+                .masters
+                .iter()
+                .map(|m| format!("{} ({})", m.name, m.ip))
+                .collect(),
+            files,
+        });
+    }
     let flag = |name: &str| {
         node.flags
             .get(name)
@@ -572,11 +654,7 @@ pub fn node_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
         ca_cert: cert_path(cluster, "ca.crt"),
         admin_cert: cert_path(cluster, "admin.crt"),
         admin_key: cert_path(cluster, "admin.key"),
-        files: node
-            .files
-            .iter()
-            .map(|(path, file)| (format!("{:04o}", file.mode), path.clone()))
-            .collect(),
+        files,
     })
 }
 
@@ -587,7 +665,9 @@ pub fn install_guide(cluster: &Cluster, fingerprint: &str) -> Result<String, Err
         nodes: cluster
             .masters
             .iter()
-            .map(|m| (m.name.to_string(), m.ip.to_string()))
+            .map(|m| (m, "master"))
+            .chain(cluster.clients.iter().map(|c| (c, "client")))
+            .map(|(node, role)| (node.name.to_string(), node.ip.to_string(), role))
             .collect(),
     })
 }

@@ -602,6 +602,10 @@ pub struct Cluster {
     pub kube_apiserver_binary: Option<PathBuf>,
     /// The node-local proxy in front of the apiservers; None when `haFront.kind: none`.
     pub ha_front: Option<HaFront>,
+    /// The proxy binary to ship in every bundle (installed at `haFront.binary`).
+    pub front_binary: Option<PathBuf>,
+    /// Non-master nodes: same shape as masters, but their bundles carry only the front.
+    pub clients: Vec<Master>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -811,7 +815,9 @@ pub fn validate(
             Endpoint::parse,
         )
     });
-    let masters = check_masters(&mut c, &raw.masters);
+    let mut taken = TakenNames::default();
+    let masters = check_masters(&mut c, &raw.masters, &mut taken);
+    let clients = check_clients(&mut c, raw.clients.as_ref(), raw.ha_front.kind, &mut taken);
     let network = check_network(&mut c, &raw.network, masters.as_deref());
     let etcd = check_etcd(&mut c, &raw.etcd);
     let pki = check_pki(&mut c, &raw.pki);
@@ -866,7 +872,23 @@ pub fn validate(
         .kube_apiserver
         .as_ref()
         .and_then(|value| c.input_file("binaries.kubeApiserver", value));
-    let binary_ok = raw.binaries.kube_apiserver.is_none() || binary.is_some();
+    let front_binary = raw
+        .binaries
+        .front
+        .as_ref()
+        .and_then(|value| c.input_file("binaries.front", value));
+    if let (Some(value), Some(crate::config::FrontKind::None)) =
+        (&raw.binaries.front, raw.ha_front.kind)
+    {
+        c.error(
+            value.referenced,
+            "binaries.front",
+            "a proxy binary to ship, but haFront.kind is none".into(),
+            "set haFront.kind to nginx or haproxy, or remove binaries.front",
+        );
+    }
+    let binary_ok = (raw.binaries.kube_apiserver.is_none() || binary.is_some())
+        && (raw.binaries.front.is_none() || front_binary.is_some());
     let ha_front = check_ha_front(&mut c, &raw.ha_front);
 
     let has_errors = c.findings.iter().any(|f| f.severity == Severity::Error);
@@ -883,7 +905,7 @@ pub fn validate(
     if has_errors || !binary_ok || (raw.control_plane_endpoint.is_some() && endpoint.is_none()) {
         return Err(into_error(c.findings));
     }
-    let Some(ha_front) = ha_front else {
+    let (Some(ha_front), Some(clients)) = (ha_front, clients) else {
         return Err(into_error(c.findings));
     };
     let cluster = Cluster {
@@ -904,6 +926,8 @@ pub fn validate(
         apiserver: Apiserver { extra_args, audit },
         kube_apiserver_binary: binary,
         ha_front,
+        front_binary,
+        clients,
     };
     Ok(Validated {
         cluster,
@@ -1035,6 +1059,7 @@ fn check_version(
 fn check_masters(
     c: &mut Checker<'_>,
     masters: &serde_saphyr::Spanned<Vec<crate::config::RawNode>>,
+    taken: &mut TakenNames,
 ) -> Option<Vec<Master>> {
     if masters.value.is_empty() {
         c.error(
@@ -1045,20 +1070,80 @@ fn check_masters(
         );
         return None;
     }
+    let valid = check_nodes(c, "masters", &masters.value, taken)?;
+    if valid.len() > 1 && valid.len() % 2 == 0 {
+        c.warn(
+            masters.referenced,
+            "masters",
+            format!(
+                "{} masters: an even number adds no fault \
+            tolerance over {} when etcd runs beside them",
+                valid.len(),
+                valid.len() - 1
+            ),
+            "run an odd number of control-plane nodes (3 or 5)",
+        );
+    }
+    if valid.len() == 1 {
+        c.warn(
+            masters.referenced,
+            "masters",
+            "one master is not highly available".into(),
+            "run three control-plane nodes for HA",
+        );
+    }
+    Some(valid)
+}
+
+/// Node names and addresses already used: masters and clients share one namespace,
+/// since their bundles share one directory.
+#[derive(Default)]
+struct TakenNames {
+    names: BTreeSet<DnsLabel>,
+    ips: BTreeSet<IpAddr>,
+}
+
+/// Clients (non-master nodes with a front-only bundle) need a front to install.
+fn check_clients(
+    c: &mut Checker<'_>,
+    clients: Option<&serde_saphyr::Spanned<Vec<crate::config::RawNode>>>,
+    front_kind: Option<crate::config::FrontKind>,
+    taken: &mut TakenNames,
+) -> Option<Vec<Master>> {
+    let Some(clients) = clients else {
+        return Some(Vec::new());
+    };
+    if front_kind == Some(crate::config::FrontKind::None) && !clients.value.is_empty() {
+        c.error(
+            clients.referenced,
+            "clients",
+            "client bundles carry only the HA front, and haFront.kind is none".into(),
+            "set haFront.kind to nginx or haproxy, or remove the clients list",
+        );
+        return None;
+    }
+    check_nodes(c, "clients", &clients.value, taken)
+}
+
+/// Names and addresses of a node list: each valid, none used twice.
+fn check_nodes(
+    c: &mut Checker<'_>,
+    list: &str,
+    nodes: &[crate::config::RawNode],
+    taken: &mut TakenNames,
+) -> Option<Vec<Master>> {
     let mut valid = Vec::new();
-    let mut names = BTreeSet::new();
-    let mut ips = BTreeSet::new();
     let mut ok = true;
-    for (index, node) in masters.value.iter().enumerate() {
+    for (index, node) in nodes.iter().enumerate() {
         let name = c.parse(
-            &format!("masters[{index}].name"),
+            &format!("{list}[{index}].name"),
             &node.name,
             "a DNS label",
             "node names are RFC 1123 labels: lowercase letters, digits and '-', at most 63",
             DnsLabel::parse,
         );
         let ip = c.parse(
-            &format!("masters[{index}].ip"),
+            &format!("{list}[{index}].ip"),
             &node.ip,
             "an IP address",
             "write the node's address, e.g. 172.27.128.150 or fd00::10",
@@ -1076,30 +1161,30 @@ fn check_masters(
             },
         );
         if let Some(name) = &name
-            && !names.insert(name.clone())
+            && !taken.names.insert(name.clone())
         {
             c.error(
                 node.name.referenced,
-                &format!("masters[{index}].name"),
+                &format!("{list}[{index}].name"),
                 format!("\"{name}\" is listed twice"),
-                "give every master its own name",
+                "give every master and client its own name",
             );
             ok = false;
         }
         if let Some(ip) = ip {
-            if !ips.insert(ip) {
+            if !taken.ips.insert(ip) {
                 c.error(
                     node.ip.referenced,
-                    &format!("masters[{index}].ip"),
+                    &format!("{list}[{index}].ip"),
                     format!("{ip} is listed twice"),
-                    "give every master its own address",
+                    "give every master and client its own address",
                 );
                 ok = false;
             }
             if ip.is_loopback() {
                 c.warn(
                     node.ip.referenced,
-                    &format!("masters[{index}].ip"),
+                    &format!("{list}[{index}].ip"),
                     format!("{ip} is a loopback address; other nodes cannot reach it"),
                     "fine for a test bed on one host; use the node's routable address otherwise",
                 );
@@ -1109,27 +1194,6 @@ fn check_masters(
             (Some(name), Some(ip)) => valid.push(Master { name, ip }),
             _ => ok = false,
         }
-    }
-    if ok && valid.len() > 1 && valid.len() % 2 == 0 {
-        c.warn(
-            masters.referenced,
-            "masters",
-            format!(
-                "{} masters: an even number adds no fault \
-            tolerance over {} when etcd runs beside them",
-                valid.len(),
-                valid.len() - 1
-            ),
-            "run an odd number of control-plane nodes (3 or 5)",
-        );
-    }
-    if ok && valid.len() == 1 {
-        c.warn(
-            masters.referenced,
-            "masters",
-            "one master is not highly available".into(),
-            "run three control-plane nodes for HA",
-        );
     }
     ok.then_some(valid)
 }
@@ -1537,6 +1601,54 @@ mod tests {
     #[test]
     fn the_example_is_valid_and_warning_free() {
         assert!(warnings(EXAMPLE_CLUSTER_YAML).is_empty());
+    }
+
+    #[test]
+    fn clients_share_the_masters_namespace_and_need_a_front() {
+        let with_clients = |clients: &str| format!("clients:\n{clients}network:");
+        rejects(
+            "network:",
+            &with_clients("  - { name: cp2, ip: 10.20.0.50 }\n"),
+            &["clients[0].name", "\"cp2\" is listed twice"],
+        );
+        rejects(
+            "network:",
+            &with_clients("  - { name: w1, ip: 10.20.0.11 }\n"),
+            &["clients[0].ip", "10.20.0.11 is listed twice"],
+        );
+        rejects(
+            "network:",
+            &with_clients("  - { name: W1, ip: 10.20.0.50 }\n"),
+            &["clients[0].name", "uppercase"],
+        );
+        let no_front = format!(
+            "{}haFront: {{ kind: none }}\n",
+            example_with(
+                "network:",
+                &with_clients("  - { name: w1, ip: 10.20.0.50 }\n")
+            )
+        );
+        let errors = run(&no_front, ValidateOptions::default()).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("clients") && e.contains("haFront.kind is none")),
+            "{errors:#?}"
+        );
+        let accepted = example_with(
+            "network:",
+            &with_clients("  - { name: w1, ip: 10.20.0.50 }\n"),
+        );
+        assert!(run(&accepted, ValidateOptions::default()).is_ok());
+    }
+
+    #[test]
+    fn a_shipped_front_binary_must_exist_and_needs_a_front() {
+        rejects(
+            "  kubeApiserver: null",
+            "  kubeApiserver: null\n  front: no-such-nginx",
+            &["binaries.front", "does not exist"],
+        );
     }
 
     #[test]

@@ -730,3 +730,30 @@ fn truncated_and_extended_tarballs_are_refused_by_verify_and_openssl() {
         .code(3);
     }
 }
+
+/// `binaries.front` ships the proxy like the apiserver binary: at `haFront.binary`, 0755,
+/// owned by the front's unit, so a new proxy build restarts only the front.
+#[test]
+fn a_shipped_front_binary_lands_at_the_front_binary_path() {
+    let project = Project::new();
+    let binary = b"#!/bin/sh\necho 'nginx version: nginx/1.22.1'\n".to_vec();
+    fs::write(project.path().join("nginx"), &binary).unwrap();
+    project.edit("kubeApiserver: null", "kubeApiserver: null\n  front: nginx");
+    project.build();
+    let entries = entries(&project.bundle("cp1"));
+    let (_, mode, _, content) = entries
+        .iter()
+        .find(|e| e.0 == "cp1/rootfs/usr/sbin/nginx")
+        .expect("front binary shipped at haFront.binary's default");
+    assert_eq!((*mode, content), (0o755, &binary));
+    let installer = entries
+        .iter()
+        .find(|e| e.0 == "cp1/install.sh")
+        .map(|e| String::from_utf8_lossy(&e.3).into_owned())
+        .unwrap();
+    assert!(
+        installer.contains("  '0755 /usr/sbin/nginx kube-nginx.service'"),
+        "{installer}"
+    );
+    kube_bundle(project.path(), &["verify", "bundles/prod-eu1/cp1.tar.gz"]).code(0);
+}

@@ -193,22 +193,110 @@ fn two_concurrent_builds_do_not_corrupt_the_secrets() {
     }
 }
 
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop. Root ignores
+/// permission bits, so only a real read-only or full filesystem tests those failures;
+/// CI runs as root, and the test fails rather than skips if it cannot mount.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(options: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mount -t tmpfs -o {options} failed: these tests need root (CI runs as root)"
+        );
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
-fn unreadable_and_read_only_outputs_fail_cleanly() {
+fn a_read_only_output_fails_cleanly_and_writes_nothing() {
+    let project = Project::new();
+    let secrets_before = snapshot(&project.path().join("secrets"));
+    let out = Tmpfs::mount("size=1m,ro");
+    let target = out.path().join("prod-eu1");
+    let run = kube_bundle(
+        project.path(),
+        &["build", "--out", target.to_str().unwrap()],
+    );
+    run.code(1).stderr_has("Read-only file system");
+    assert!(
+        run.stderr().contains(out.path().to_str().unwrap()),
+        "the error names the directory: {}",
+        run.stderr()
+    );
+    assert!(names(out.path()).is_empty());
+    assert_eq!(
+        snapshot(&project.path().join("secrets")),
+        secrets_before,
+        "secrets/ changed"
+    );
+}
+
+#[test]
+fn a_full_output_fails_cleanly_and_keeps_the_previous_bundles() {
+    let project = Project::new();
+    let out = Tmpfs::mount("size=1m");
+    let target = out.path().join("prod-eu1");
+    let target_arg = target.to_str().unwrap();
+    kube_bundle(project.path(), &["build", "--out", target_arg]).code(0);
+    let bundles_before = snapshot(&target);
+    let secrets_before = snapshot(&project.path().join("secrets"));
+
+    // A 4 MB incompressible binary cannot fit three times in what is left of 1 MB.
+    let mut binary = vec![0u8; 4_000_000];
+    std::io::Read::read_exact(&mut fs::File::open("/dev/urandom").unwrap(), &mut binary).unwrap();
+    fs::write(project.path().join("kube-apiserver"), binary).unwrap();
+    project.edit("kubeApiserver: null", "kubeApiserver: kube-apiserver");
+    let run = kube_bundle(project.path(), &["build", "--out", target_arg]);
+    run.code(1).stderr_has("No space left on device");
+    assert!(!run.stderr().contains("panicked"));
+    assert_eq!(
+        snapshot(&target),
+        bundles_before,
+        "the previous bundles changed"
+    );
+    assert_eq!(
+        names(out.path()),
+        ["prod-eu1"],
+        "a staging directory was left behind"
+    );
+    assert_eq!(snapshot(&project.path().join("secrets")), secrets_before);
+}
+
+#[test]
+fn a_corrupt_key_file_is_reported_and_kept() {
     let project = Project::new();
     project.build();
-    let out = project.path().join("readonly");
-    fs::create_dir(&out).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&out, fs::Permissions::from_mode(0o555)).unwrap();
-    let run = kube_bundle(project.path(), &["build", "--out", "readonly/prod-eu1"]);
-    // Root ignores directory permissions; only check the clean failure where it applies.
-    if run.output.status.code() == Some(1) {
-        assert!(run.stderr().contains("readonly"), "{}", run.stderr());
-    }
-    assert!(!run.stderr().contains("panicked"));
-    fs::set_permissions(&out, fs::Permissions::from_mode(0o755)).unwrap();
-    // A corrupt key file is reported and kept.
     let key = project.path().join("secrets/prod-eu1/sa.pem");
     fs::write(&key, "not a key").unwrap();
     kube_bundle(project.path(), &["build"])

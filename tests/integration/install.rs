@@ -89,21 +89,22 @@ impl Sandbox {
     fn build_and_extract(&self, name: &str) -> PathBuf {
         let build = kube_bundle(self.path(), &["build"]);
         build.code(0);
+        self.extract("cp1", name)
+    }
+
+    /// Extracts `node`'s bundle with stock tar into `name/`.
+    fn extract(&self, node: &str, name: &str) -> PathBuf {
         let into = self.path().join(name);
         fs::create_dir_all(&into).unwrap();
+        let tarball = self.path().join(format!("bundles/sandbox/{node}.tar.gz"));
         let status = Command::new("tar")
-            .args([
-                "xzf",
-                self.path()
-                    .join("bundles/sandbox/cp1.tar.gz")
-                    .to_str()
-                    .unwrap(),
-            ])
+            .arg("xzf")
+            .arg(tarball)
             .current_dir(&into)
             .status()
             .unwrap();
         assert!(status.success());
-        into.join("cp1")
+        into.join(node)
     }
 
     fn edit(&self, old: &str, new: &str) {
@@ -118,9 +119,20 @@ impl Sandbox {
     }
 
     fn install_with(&self, bundle: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.install_on(bundle, &self.root(), "cp1", args, env)
+    }
+
+    /// install.sh of `bundle` into `root`, on a host called `hostname`.
+    fn install_on(
+        &self,
+        bundle: &Path,
+        root: &Path,
+        hostname: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         let stubs = repo_root().join("tests/stubs");
         let path = format!("{}:{}", stubs.display(), std::env::var("PATH").unwrap());
-        let root = self.root();
         let mut command = Command::new("bash");
         command
             .arg(bundle.join("install.sh"))
@@ -128,9 +140,9 @@ impl Sandbox {
             .args(args)
             .env("PATH", path)
             .env("STUB_DIR", self.stub_dir())
-            .env("STUB_ROOT", &root)
+            .env("STUB_ROOT", root)
             .env("STUB_NODE_IP", self.node_ip())
-            .env("STUB_HOSTNAME", "cp1")
+            .env("STUB_HOSTNAME", hostname)
             .env("STUB_ADDRESSES", "192.0.2.10");
         for (key, value) in env {
             command.env(key, value);
@@ -405,6 +417,84 @@ fn a_changed_master_list_restarts_only_the_front() {
     assert_eq!(restarts, ["restart kube-nginx.service"]);
 }
 
+/// A client bundle installs the front alone, reaches an apiserver through it with a
+/// TLS handshake verified against the cluster CA and no credentials, and a second run
+/// changes and restarts nothing.
+#[test]
+fn a_client_bundle_installs_the_front_and_checks_through_it() {
+    let sandbox = Sandbox::new();
+    sandbox.edit(
+        "network:",
+        &format!(
+            "clients:\n  - {{ name: w1, ip: 127.0.{}.21 }}\nnetwork:",
+            sandbox.subnet
+        ),
+    );
+    let master = sandbox.build_and_extract("b1");
+    let client = sandbox.extract("w1", "b1");
+    succeeded(&sandbox.install(&master, &[]));
+    // The client's front takes over the listen address from the master's.
+    sandbox.stop_pid("nginx.pid");
+    sandbox.clear_logs();
+
+    let root = sandbox.path().join("client-root");
+    let first = succeeded(&sandbox.install_on(&client, &root, "w1", &[], &[]));
+    assert!(
+        first.contains(&format!(
+            "healthz through the front https://127.0.{}.100:8443/healthz ok",
+            sandbox.subnet
+        )),
+        "{first}"
+    );
+    assert!(!first.contains("kube-apiserver binary"), "{first}");
+    let requests = fs::read_to_string(sandbox.stub_dir().join("requests.log")).unwrap();
+    assert!(
+        requests.lines().any(|l| l == "GET /healthz anonymous"),
+        "no request reached the apiserver through the front: {requests}"
+    );
+    let mut installed = Vec::new();
+    let mut stack = vec![root.join("etc")];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                installed.push(path.strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    installed.sort();
+    assert_eq!(
+        installed,
+        [
+            "etc/kubernetes/kube-nginx.conf",
+            "etc/kubernetes/pki/ca.crt",
+            "etc/systemd/system/kube-nginx.service",
+        ],
+        "a client gets the front and the CA, no key"
+    );
+    let restarts = |log: Vec<String>| -> Vec<String> {
+        log.into_iter()
+            .filter(|c| c.starts_with("restart") || c.starts_with("start"))
+            .collect()
+    };
+    assert_eq!(
+        restarts(sandbox.systemctl_log()),
+        ["restart kube-nginx.service"]
+    );
+
+    sandbox.clear_logs();
+    let second = succeeded(&sandbox.install_on(&client, &root, "w1", &[], &[]));
+    assert!(second.contains("0 file(s) installed"), "{second}");
+    assert!(restarts(sandbox.systemctl_log()).is_empty(), "{second}");
+    let status = succeeded(&sandbox.install_on(&client, &root, "w1", &["--status"], &[]));
+    assert!(
+        status.contains("bundle role") && status.contains("client"),
+        "{status}"
+    );
+}
+
 #[test]
 fn an_apiserver_that_never_turns_healthy_is_rolled_back() {
     let sandbox = Sandbox::new();
@@ -601,7 +691,15 @@ fn uninstall_removes_exactly_the_bundles_files_and_keeps_backups() {
 #[test]
 fn every_rendered_installer_is_shellcheck_clean() {
     let sandbox = Sandbox::new();
+    sandbox.edit(
+        "network:",
+        &format!(
+            "clients:\n  - {{ name: w1, ip: 127.0.{}.21 }}\nnetwork:",
+            sandbox.subnet
+        ),
+    );
     let bundle = sandbox.build_and_extract("b1");
+    let client = sandbox.extract("w1", "b1");
     let seed = tempfile::tempdir().unwrap();
     fs::copy(
         repo_root().join("examples/seed-ha.yaml"),
@@ -617,6 +715,7 @@ fn every_rendered_installer_is_shellcheck_clean() {
         .unwrap();
     for script in [
         bundle.join("install.sh"),
+        client.join("install.sh"),
         seed.path().join("m7-autocv-gpu01/install.sh"),
     ] {
         let output = Command::new("shellcheck")

@@ -328,6 +328,10 @@ fn diff_of_a_rebuild_with_one_changed_flag_names_exactly_that_flag() {
     assert_eq!(diff["flags"]["added"], serde_json::json!({}));
     assert_eq!(diff["flags"]["removed"], serde_json::json!({}));
     assert_eq!(diff["restart"], true);
+    assert_eq!(
+        diff["restartUnits"],
+        serde_json::json!(["kube-apiserver.service"])
+    );
     let rootfs: Vec<&str> = diff["files"]
         .as_array()
         .unwrap()
@@ -431,5 +435,59 @@ fn no_output_contains_key_material() {
                 run.args
             );
         }
+    }
+}
+
+/// Moving one master re-renders every front, masters' and clients', and `diff` says that
+/// only the front restarts.
+#[test]
+fn diff_reports_a_master_list_change_as_a_front_restart_on_every_node() {
+    let project = Project::new();
+    project.edit(
+        "network:",
+        "clients:\n  - { name: w1, ip: 10.20.0.50 }\nnetwork:",
+    );
+    project.build();
+    let old = tempfile::tempdir().unwrap();
+    for node in ["cp1", "cp2", "w1"] {
+        fs::copy(
+            project.bundle(node),
+            old.path().join(format!("{node}.tar.gz")),
+        )
+        .unwrap();
+    }
+    project.edit("ip: 10.20.0.13", "ip: 10.20.0.33");
+    project.build();
+    for node in ["cp1", "cp2", "w1"] {
+        let old_bundle = old.path().join(format!("{node}.tar.gz"));
+        let new_bundle = project.bundle(node);
+        let args = [
+            "diff",
+            old_bundle.to_str().unwrap(),
+            new_bundle.to_str().unwrap(),
+        ];
+        let text = kube_bundle(project.path(), &args).code(0).stdout();
+        assert!(
+            text.contains("changed  rootfs/etc/kubernetes/kube-nginx.conf")
+                && text.contains("install.sh will restart kube-nginx.service\n"),
+            "{node}: {text}"
+        );
+        let json = kube_bundle(project.path(), &[&args[..], &["--output", "json"]].concat())
+            .code(0)
+            .stdout();
+        let diff: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let rootfs: Vec<&str> = diff["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["path"].as_str())
+            .filter(|p| p.starts_with("rootfs/"))
+            .collect();
+        assert_eq!(rootfs, ["rootfs/etc/kubernetes/kube-nginx.conf"], "{node}");
+        assert_eq!(
+            diff["restartUnits"],
+            serde_json::json!(["kube-nginx.service"]),
+            "{node}"
+        );
     }
 }

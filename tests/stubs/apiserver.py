@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A stand-in kube-apiserver for installer tests: TLS with the bundle's installed serving
-cert, client certificates required (the bundle's CA), GET /healthz answers "ok", POSTs to
-a collection answer 201 the first time a name is seen and 409 after. Every request is
-appended to $STUB_DIR/requests.log."""
+cert, client certificates checked against the bundle's CA. As with --anonymous-auth=false,
+a request without a certificate gets 401 (and is logged as anonymous); with one, GET
+/healthz answers "ok", POSTs to a collection answer 201 the first time a name is seen and
+409 after. Every request is appended to $STUB_DIR/requests.log."""
 import http.server
 import json
 import os
@@ -27,11 +28,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def anonymous(self, method):
+        if self.connection.getpeercert():
+            return False
+        self.record(method + " " + self.path + " anonymous")
+        self.reply(401, b'{"reason": "Unauthorized"}')
+        return True
+
     def do_GET(self):
+        if self.anonymous("GET"):
+            return
         self.record("GET " + self.path)
         self.reply(200, b"ok") if self.path == "/healthz" else self.reply(404, b"{}")
 
     def do_POST(self):
+        if self.anonymous("POST"):
+            return
         body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
         name = next((l.split(":", 1)[1].strip() for l in body.splitlines() if l.strip().startswith("name:")), "")
         created = os.path.join(state, "created")
@@ -48,7 +60,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(certs + "/apiserver.crt", certs + "/apiserver.key")
 context.load_verify_locations(certs + "/ca.crt")
-context.verify_mode = ssl.CERT_REQUIRED
+context.verify_mode = ssl.CERT_OPTIONAL
 server = http.server.ThreadingHTTPServer((address, 6443), Handler)
 server.socket = context.wrap_socket(server.socket, server_side=True)
 server.serve_forever()
