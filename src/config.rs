@@ -43,6 +43,21 @@ pub struct RawCluster {
     pub binaries: RawBinaries,
     #[serde(default)]
     pub ha_front: RawHaFront,
+    /// A keepalived VRRP instance on the masters holding controlPlaneEndpoint's address.
+    #[serde(default)]
+    pub keepalived: Option<Spanned<RawKeepalived>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawKeepalived {
+    /// The masters' network interface the VIP is added to.
+    pub interface: Text,
+    #[serde(default)]
+    pub virtual_router_id: Option<Spanned<u32>>,
+    /// The VIP's prefix length on that interface (default 24, or 64 for IPv6).
+    #[serde(default)]
+    pub prefix_length: Option<Spanned<u32>>,
 }
 
 /// The node-local L4 proxy every client reaches the apiserver tier through (the seed's

@@ -171,6 +171,7 @@ pub enum Artifact {
     FrontConfig,
     FrontUnit,
     FrontBinary,
+    KeepalivedConfig,
 }
 
 impl Artifact {
@@ -180,12 +181,16 @@ impl Artifact {
             (Self::FrontConfig | Self::FrontUnit | Self::FrontBinary, Some(front)) => {
                 front_unit_name(front)
             }
+            (Self::KeepalivedConfig, _) => KEEPALIVED_UNIT,
             _ => APISERVER_UNIT,
         }
     }
 }
 
 pub const APISERVER_UNIT: &str = "kube-apiserver.service";
+/// The distribution's keepalived unit (Debian, RHEL): kube-bundle ships only its config.
+pub const KEEPALIVED_UNIT: &str = "keepalived.service";
+pub const KEEPALIVED_CONFIG_PATH: &str = "/etc/keepalived/keepalived.conf";
 
 pub fn front_unit_name(front: &crate::validate::HaFront) -> &'static str {
     match front.kind {
@@ -309,6 +314,13 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
             paths.bin_dir.join("kube-apiserver"),
             EXECUTABLE,
             Artifact::ApiserverBinary,
+        );
+    }
+    if cluster.keepalived.is_some() {
+        add(
+            KEEPALIVED_CONFIG_PATH.to_owned(),
+            PUBLIC,
+            Artifact::KeepalivedConfig,
         );
     }
     let mut directories = vec![working_directory(cluster)];
@@ -613,7 +625,23 @@ pub fn apiserver_flags(
     let own_file = || translated("this bundle's own file");
 
     set("advertise-address", master.ip.to_string(), FlagReason::Seed);
-    set("bind-address", master.ip.to_string(), FlagReason::Seed);
+    match &cluster.keepalived {
+        // The master holding the VIP must answer on it: the apiserver binds every address.
+        Some(keepalived) => set(
+            "bind-address",
+            if keepalived.vip.is_ipv4() {
+                "0.0.0.0"
+            } else {
+                "::"
+            }
+            .into(),
+            FlagReason::KubeBundle(format!(
+                "keepalived moves controlPlaneEndpoint {} between the masters",
+                keepalived.vip
+            )),
+        ),
+        None => set("bind-address", master.ip.to_string(), FlagReason::Seed),
+    }
     set(
         "secure-port",
         crate::validate::SECURE_PORT.to_string(),

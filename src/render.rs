@@ -117,6 +117,22 @@ struct NginxUnit<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "keepalived/keepalived.conf", escape = "none")]
+struct KeepalivedConfig<'a> {
+    cluster: &'a str,
+    node: &'a str,
+    node_ip: String,
+    vip: String,
+    prefix_length: u8,
+    interface: &'a str,
+    virtual_router_id: u8,
+    priority: usize,
+    peers: Vec<String>,
+    ca_cert: String,
+    healthz_url: String,
+}
+
+#[derive(Template)]
 #[template(path = "systemd/kube-haproxy.service", escape = "none")]
 struct HaproxyUnit<'a> {
     cluster: &'a str,
@@ -201,6 +217,7 @@ pub fn render_node(
             Artifact::ApiserverUnit => apiserver_unit(cluster, node)?.into_bytes(),
             Artifact::FrontConfig => front_config(cluster)?.into_bytes(),
             Artifact::FrontUnit => front_unit(cluster, node)?.into_bytes(),
+            Artifact::KeepalivedConfig => keepalived_config(cluster, node)?.into_bytes(),
             Artifact::ApiserverBinary | Artifact::FrontBinary => {
                 let shipped = match planned.artifact {
                     Artifact::ApiserverBinary => &cluster.kube_apiserver_binary,
@@ -239,6 +256,40 @@ pub fn render_node(
         .into_bytes(),
     );
     Ok(RenderedNode { rootfs, manifests })
+}
+
+/// Where Debian and RHEL install keepalived.
+const KEEPALIVED_PROGRAM: &str = "/usr/sbin/keepalived";
+
+/// keepalived.conf for one master: the masters' order in cluster.yaml is their priority.
+pub fn keepalived_config(cluster: &Cluster, node: &NodePlan) -> Result<String, Error> {
+    let keepalived = cluster
+        .keepalived
+        .as_ref()
+        .ok_or_else(|| Error::Input("internal: keepalived planned but not configured".into()))?;
+    let index = cluster
+        .masters
+        .iter()
+        .position(|m| m.name.as_str() == node.name)
+        .ok_or_else(|| Error::Input(format!("internal: {} is not a master", node.name)))?;
+    render(&KeepalivedConfig {
+        cluster: cluster.name.as_str(),
+        node: &node.name,
+        node_ip: node.ip.to_string(),
+        vip: keepalived.vip.to_string(),
+        prefix_length: keepalived.prefix_length,
+        interface: &keepalived.interface,
+        virtual_router_id: keepalived.virtual_router_id,
+        priority: 200usize.saturating_sub(index).max(101),
+        peers: cluster
+            .masters
+            .iter()
+            .filter(|m| m.ip != node.ip)
+            .map(|m| m.ip.to_string())
+            .collect(),
+        ca_cert: cert_path(cluster, "ca.crt"),
+        healthz_url: format!("{}/healthz", node_api_url(node.ip)),
+    })
 }
 
 /// The kube-apiserver unit for one node.
@@ -438,7 +489,7 @@ struct Installer {
     healthz_url: String,
     api_url: String,
     front_healthz_url: String,
-    front_binary: String,
+    programs: Vec<String>,
     apiserver_port: String,
     units: Vec<String>,
     files: Vec<String>,
@@ -547,7 +598,7 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
         })
         .collect();
     let directories = node.directories.iter().map(|d| q(d)).collect();
-    let front_binary = q(front.map(|f| f.binary.as_str()).unwrap_or_default());
+    let front_program = front.map(|f| format!("front-proxy {}", f.binary));
     let common = Installer {
         role: q(match node.role {
             Role::Master => "master",
@@ -559,7 +610,7 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
         bundle_id: q(facts.bundle_id),
         node_ip: q(&node.ip.to_string()),
         ca_cert: q(&cert_path(cluster, "ca.crt")),
-        front_binary,
+        programs: front_program.iter().map(|p| q(p)).collect(),
         front_healthz_url: q(&front_healthz_url),
         files,
         directories,
@@ -578,6 +629,7 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
         // No credentials and no apiserver: the front, checked through to the masters.
         return render(&common);
     }
+    let keepalived = cluster.keepalived.is_some();
     render(&Installer {
         binary: q(&cluster.paths.bin_dir.join("kube-apiserver")),
         admin_cert: q(&cert_path(cluster, "admin.crt")),
@@ -588,7 +640,13 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
         apiserver_port: q(&SECURE_PORT.to_string()),
         units: std::iter::once(crate::plan::APISERVER_UNIT)
             .chain(front_unit)
+            .chain(keepalived.then_some(crate::plan::KEEPALIVED_UNIT))
             .map(q)
+            .collect(),
+        programs: front_program
+            .into_iter()
+            .chain(keepalived.then(|| format!("keepalived {KEEPALIVED_PROGRAM}")))
+            .map(|p| q(&p))
             .collect(),
         etcd_endpoints,
         manifests: facts

@@ -606,6 +606,18 @@ pub struct Cluster {
     pub front_binary: Option<PathBuf>,
     /// Non-master nodes: same shape as masters, but their bundles carry only the front.
     pub clients: Vec<Master>,
+    /// The VRRP instance moving controlPlaneEndpoint's address between the masters.
+    pub keepalived: Option<Keepalived>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Keepalived {
+    /// controlPlaneEndpoint's address.
+    pub vip: IpAddr,
+    pub prefix_length: u8,
+    pub interface: String,
+    pub virtual_router_id: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -905,6 +917,13 @@ pub fn validate(
     if has_errors || !binary_ok || (raw.control_plane_endpoint.is_some() && endpoint.is_none()) {
         return Err(into_error(c.findings));
     }
+    let keepalived = raw
+        .keepalived
+        .as_ref()
+        .map(|k| check_keepalived(&mut c, k, endpoint.as_ref(), &masters));
+    if has_errors || c.findings.iter().any(|f| f.severity == Severity::Error) {
+        return Err(into_error(c.findings));
+    }
     let (Some(ha_front), Some(clients)) = (ha_front, clients) else {
         return Err(into_error(c.findings));
     };
@@ -928,6 +947,7 @@ pub fn validate(
         ha_front,
         front_binary,
         clients,
+        keepalived: keepalived.flatten(),
     };
     Ok(Validated {
         cluster,
@@ -1093,6 +1113,128 @@ fn check_masters(
         );
     }
     Some(valid)
+}
+
+/// The VIP is controlPlaneEndpoint's address, on the masters' own subnet, served by
+/// whichever master holds it: its apiserver then binds every address.
+fn check_keepalived(
+    c: &mut Checker<'_>,
+    raw: &serde_saphyr::Spanned<crate::config::RawKeepalived>,
+    endpoint: Option<&Endpoint>,
+    masters: &[Master],
+) -> Option<Keepalived> {
+    let at = raw.referenced;
+    let vip = match endpoint {
+        Some(Endpoint {
+            host: Host::Ip(ip),
+            port,
+        }) if port.is_none_or(|p| p == SECURE_PORT) => *ip,
+        Some(Endpoint {
+            host: Host::Ip(_), ..
+        }) => {
+            c.error(
+                at,
+                "keepalived",
+                format!("the VIP serves the apiservers' own port {SECURE_PORT}, and controlPlaneEndpoint names another"),
+                &format!("write controlPlaneEndpoint as the VIP, e.g. 10.0.0.100:{SECURE_PORT}"),
+            );
+            return None;
+        }
+        _ => {
+            c.error(
+                at,
+                "keepalived",
+                "keepalived needs controlPlaneEndpoint to be an IP address: the VIP it moves between the masters".into(),
+                "write controlPlaneEndpoint as a free address on the masters' subnet, e.g. 10.0.0.100:6443",
+            );
+            return None;
+        }
+    };
+    let interface = c.parse(
+        "keepalived.interface",
+        &raw.value.interface,
+        "a network interface name",
+        "write the masters' interface, e.g. eth0 or ens192",
+        |text| {
+            let ok = (1..=15).contains(&text.len())
+                && text != "."
+                && text != ".."
+                && text
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch));
+            ok.then(|| text.to_owned()).ok_or_else(|| {
+                "Linux names interfaces with 1 to 15 letters, digits, '_', '.' or '-'".into()
+            })
+        },
+    );
+    let mut number = |value: Option<&serde_saphyr::Spanned<u32>>,
+                      field: &str,
+                      default: u32,
+                      max: u32,
+                      help: &str| {
+        let Some(value) = value else {
+            return Some(default);
+        };
+        if (1..=max).contains(&value.value) {
+            Some(value.value)
+        } else {
+            c.error(
+                value.referenced,
+                field,
+                format!("{} is out of range 1-{max}", value.value),
+                help,
+            );
+            None
+        }
+    };
+    let router_id = number(
+        raw.value.virtual_router_id.as_ref(),
+        "keepalived.virtualRouterId",
+        51,
+        255,
+        "pick a VRRP router id no other VRRP instance on that network uses",
+    );
+    let max_prefix = if vip.is_ipv4() { 32 } else { 128 };
+    let prefix = number(
+        raw.value.prefix_length.as_ref(),
+        "keepalived.prefixLength",
+        if vip.is_ipv4() { 24 } else { 64 },
+        max_prefix,
+        "write the masters' subnet prefix length, e.g. 24",
+    );
+    let (interface, router_id, prefix) = (interface?, router_id?, prefix?);
+    let subnet = ipnet::IpNet::new(vip, u8::try_from(prefix).ok()?).ok()?;
+    for master in masters {
+        if master.ip == vip {
+            c.error(
+                at,
+                "keepalived",
+                format!("the VIP {vip} is master {}'s own address", master.name),
+                "pick a free address for controlPlaneEndpoint",
+            );
+            return None;
+        }
+        if !subnet.contains(&master.ip) {
+            c.error(
+                at,
+                "keepalived",
+                format!(
+                    "master {} ({}) is not on the VIP's subnet {}",
+                    master.name,
+                    master.ip,
+                    subnet.trunc()
+                ),
+                "VRRP moves an address within one L2 segment: every master must be on the VIP's subnet (check keepalived.prefixLength)",
+            );
+            return None;
+        }
+    }
+    Some(Keepalived {
+        vip,
+        prefix_length: u8::try_from(prefix).ok()?,
+        interface,
+        virtual_router_id: u8::try_from(router_id).ok()?,
+    })
 }
 
 /// Node names and addresses already used: masters and clients share one namespace,
@@ -1648,6 +1790,69 @@ mod tests {
             "  kubeApiserver: null",
             "  kubeApiserver: null\n  front: no-such-nginx",
             &["binaries.front", "does not exist"],
+        );
+    }
+
+    #[test]
+    fn keepalived_needs_an_ip_endpoint_on_the_masters_subnet() {
+        let with = |endpoint: &str, keepalived: &str| {
+            format!(
+                "{}keepalived: {keepalived}\n",
+                example_with(
+                    "controlPlaneEndpoint: api.prod-eu1.example.com:6443",
+                    &format!("controlPlaneEndpoint: {endpoint}")
+                )
+            )
+        };
+        let errors = |yaml: String| run(&yaml, ValidateOptions::default()).unwrap_err();
+        let has = |errors: &[String], fragments: &[&str]| {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| fragments.iter().all(|f| e.contains(f))),
+                "no error has {fragments:?}: {errors:#?}"
+            );
+        };
+        has(
+            &errors(with("api.example.com:6443", "{ interface: eth0 }")),
+            &[
+                "keepalived",
+                "needs controlPlaneEndpoint to be an IP address",
+            ],
+        );
+        has(
+            &errors(with("10.20.0.100:8443", "{ interface: eth0 }")),
+            &["keepalived", "6443"],
+        );
+        has(
+            &errors(with("10.20.1.100:6443", "{ interface: eth0 }")),
+            &["keepalived", "not on the VIP's subnet 10.20.1.0/24"],
+        );
+        has(
+            &errors(with("10.20.0.11:6443", "{ interface: eth0 }")),
+            &["keepalived", "master cp1's own address"],
+        );
+        has(
+            &errors(with("10.20.0.100:6443", "{ interface: \"eth0; reboot\" }")),
+            &["keepalived.interface", "1 to 15 letters"],
+        );
+        has(
+            &errors(with(
+                "10.20.0.100:6443",
+                "{ interface: eth0, virtualRouterId: 256 }",
+            )),
+            &["keepalived.virtualRouterId", "out of range 1-255"],
+        );
+        // A /16 reaches 10.20.1.100 from the 10.20.0.x masters.
+        let wide = with("10.20.1.100:6443", "{ interface: eth0, prefixLength: 16 }");
+        let keepalived = run(&wide, ValidateOptions::default())
+            .unwrap()
+            .cluster
+            .keepalived
+            .unwrap();
+        assert_eq!(
+            (keepalived.prefix_length, keepalived.virtual_router_id),
+            (16, 51)
         );
     }
 

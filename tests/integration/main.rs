@@ -7,6 +7,7 @@ mod fuzz;
 mod harness;
 mod hostile;
 mod install;
+mod keepalived;
 mod lifecycle;
 mod pki;
 mod render;
