@@ -125,17 +125,19 @@ fn entries(tarball: &Path) -> Vec<(String, u32, u64, Vec<u8>)> {
 #[test]
 fn two_builds_give_identical_bytes() {
     let project = Project::new();
+    project.edit(
+        "network:",
+        "clients:\n  - { name: w1, ip: 10.20.0.50 }\nnetwork:",
+    );
     project.build();
-    let first: Vec<Vec<u8>> = ["cp1", "cp2", "cp3"]
-        .iter()
-        .map(|n| read(&project.bundle(n)))
-        .collect();
-    let first_sigs: Vec<Vec<u8>> = ["cp1", "cp2", "cp3"]
+    let nodes = ["cp1", "cp2", "cp3", "w1"];
+    let first: Vec<Vec<u8>> = nodes.iter().map(|n| read(&project.bundle(n))).collect();
+    let first_sigs: Vec<Vec<u8>> = nodes
         .iter()
         .map(|n| read(&project.bundle(n).with_extension("gz.sig")))
         .collect();
     project.build();
-    for (index, node) in ["cp1", "cp2", "cp3"].iter().enumerate() {
+    for (index, node) in nodes.iter().enumerate() {
         assert_eq!(
             read(&project.bundle(node)),
             first[index],
@@ -145,6 +147,13 @@ fn two_builds_give_identical_bytes() {
             read(&project.bundle(node).with_extension("gz.sig")),
             first_sigs[index],
             "{node} signature changed"
+        );
+        assert!(
+            openssl_verifies(
+                &project.path().join("bundles/prod-eu1"),
+                &format!("{node}.tar.gz")
+            ),
+            "{node}: openssl rejects the signature"
         );
     }
 }
