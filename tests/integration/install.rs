@@ -519,6 +519,46 @@ fn an_apiserver_that_never_turns_healthy_is_rolled_back() {
     );
 }
 
+/// A run killed part-way leaves some of the new bundle's files in place. When the run
+/// that finishes it turns out unhealthy, the rollback must undo the first run's work too,
+/// which this run saw as unchanged: the node ends as the previous bundle left it.
+#[test]
+fn a_resumed_install_that_turns_unhealthy_rolls_back_the_interrupted_runs_files() {
+    let sandbox = Sandbox::new();
+    sandbox.edit(
+        "extraArgs: {}",
+        "audit: { enabled: false }\n  extraArgs: {}",
+    );
+    let first = sandbox.build_and_extract("b1");
+    succeeded(&sandbox.install(&first, &[]));
+    let before = sandbox.tree();
+    // The next bundle adds audit-policy.yaml (new) and changes the unit.
+    sandbox.edit("audit: { enabled: false }", "audit: { enabled: true }");
+    let second = sandbox.build_and_extract("b2");
+    let killed = sandbox.install_with(&second, &[], &[("KILL_AT_MV", "2")]);
+    assert!(!killed.status.success(), "{}", stdout(&killed));
+    assert!(
+        sandbox
+            .root()
+            .join("etc/kubernetes/audit-policy.yaml")
+            .exists(),
+        "the killed run should have installed the new file before dying:\n{}",
+        stdout(&killed)
+    );
+    fs::write(sandbox.stub_dir().join("unhealthy"), "").unwrap();
+    let output = sandbox.install_with(&second, &["--timeout", "3"], &[]);
+    let text = stdout(&output);
+    assert!(
+        !output.status.success() && text.contains("rolled back"),
+        "{text}"
+    );
+    assert_eq!(
+        sandbox.tree(),
+        before,
+        "files of the interrupted run survived the rollback"
+    );
+}
+
 #[test]
 fn a_run_killed_after_any_step_converges_when_rerun() {
     let sandbox = Sandbox::new();
