@@ -62,12 +62,8 @@ impl Signer {
         self.key.sign_sha256(bytes)
     }
 
-    /// The same signature over a file's bytes, streamed from disk.
-    pub fn sign_file(&self, path: &Path) -> Result<Vec<u8>, Error> {
-        self.sign_digest(&file_digest(path)?)
-    }
-
-    /// The same signature, from the SHA-256 of the bytes.
+    /// The same signature, from the SHA-256 of the bytes (a tarball is hashed while it
+    /// is written, so it is never read back to be signed).
     pub fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, Error> {
         self.key.sign_sha256_prehash(digest)
     }

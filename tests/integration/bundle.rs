@@ -42,6 +42,14 @@ impl Project {
         fs::write(&path, text.replacen(old, new, 1)).unwrap();
     }
 
+    /// Adds client w1 (10.20.0.50), which gets a front-only bundle.
+    pub fn add_client(&self) {
+        self.edit(
+            "network:",
+            "clients:\n  - { name: w1, ip: 10.20.0.50 }\nnetwork:",
+        );
+    }
+
     pub fn build(&self) -> crate::harness::Run {
         let run = kube_bundle(self.path(), &["build"]);
         run.code(0);
@@ -125,10 +133,7 @@ fn entries(tarball: &Path) -> Vec<(String, u32, u64, Vec<u8>)> {
 #[test]
 fn two_builds_give_identical_bytes() {
     let project = Project::new();
-    project.edit(
-        "network:",
-        "clients:\n  - { name: w1, ip: 10.20.0.50 }\nnetwork:",
-    );
+    project.add_client();
     project.build();
     let nodes = ["cp1", "cp2", "cp3", "w1"];
     let first: Vec<Vec<u8>> = nodes.iter().map(|n| read(&project.bundle(n))).collect();

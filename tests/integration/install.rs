@@ -107,6 +107,17 @@ impl Sandbox {
         into.join(node)
     }
 
+    /// Adds client w1 (127.0.N.21), which gets a front-only bundle.
+    fn add_client(&self) {
+        self.edit(
+            "network:",
+            &format!(
+                "clients:\n  - {{ name: w1, ip: 127.0.{}.21 }}\nnetwork:",
+                self.subnet
+            ),
+        );
+    }
+
     fn edit(&self, old: &str, new: &str) {
         let path = self.path().join("cluster.yaml");
         let text = fs::read_to_string(&path).unwrap();
@@ -423,13 +434,7 @@ fn a_changed_master_list_restarts_only_the_front() {
 #[test]
 fn a_client_bundle_installs_the_front_and_checks_through_it() {
     let sandbox = Sandbox::new();
-    sandbox.edit(
-        "network:",
-        &format!(
-            "clients:\n  - {{ name: w1, ip: 127.0.{}.21 }}\nnetwork:",
-            sandbox.subnet
-        ),
-    );
+    sandbox.add_client();
     let master = sandbox.build_and_extract("b1");
     let client = sandbox.extract("w1", "b1");
     succeeded(&sandbox.install(&master, &[]));
@@ -731,13 +736,7 @@ fn uninstall_removes_exactly_the_bundles_files_and_keeps_backups() {
 #[test]
 fn every_rendered_installer_is_shellcheck_clean() {
     let sandbox = Sandbox::new();
-    sandbox.edit(
-        "network:",
-        &format!(
-            "clients:\n  - {{ name: w1, ip: 127.0.{}.21 }}\nnetwork:",
-            sandbox.subnet
-        ),
-    );
+    sandbox.add_client();
     let bundle = sandbox.build_and_extract("b1");
     let client = sandbox.extract("w1", "b1");
     let seed = tempfile::tempdir().unwrap();

@@ -57,9 +57,10 @@ fn every_masters_keepalived_config_passes_keepalived_own_check() {
         "controlPlaneEndpoint: api.prod-eu1.example.com:6443",
         "controlPlaneEndpoint: 10.20.0.100:6443",
     );
+    project.add_client();
     project.edit(
         "network:",
-        "keepalived: { interface: eth0, virtualRouterId: 77 }\nclients:\n  - { name: w1, ip: 10.20.0.50 }\nnetwork:",
+        "keepalived: { interface: eth0, virtualRouterId: 77 }\nnetwork:",
     );
     project.build();
     let out = project.path().join("x");

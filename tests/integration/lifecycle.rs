@@ -443,10 +443,7 @@ fn no_output_contains_key_material() {
 #[test]
 fn diff_reports_a_master_list_change_as_a_front_restart_on_every_node() {
     let project = Project::new();
-    project.edit(
-        "network:",
-        "clients:\n  - { name: w1, ip: 10.20.0.50 }\nnetwork:",
-    );
+    project.add_client();
     project.build();
     let old = tempfile::tempdir().unwrap();
     for node in ["cp1", "cp2", "w1"] {
