@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::diagnostics;
 use crate::error::Error;
+use crate::output::{self, OutputDir, Protected};
 use crate::plan::{self, Plan};
 use crate::secrets::{Access, SecretStore};
 use crate::sign::Signer;
@@ -65,9 +66,21 @@ pub enum Command {
         command: EncryptionCommand,
     },
     /// What changes on a node between two bundle generations: flags, files, restart.
+    /// Without OLD and NEW: the previous and the current build, for every node.
     Diff {
-        old: PathBuf,
-        new: PathBuf,
+        /// The older bundle.
+        #[arg(requires = "new")]
+        old: Option<PathBuf>,
+        /// The newer bundle.
+        new: Option<PathBuf>,
+        /// The cluster description whose output to compare [default: cluster.yaml].
+        #[arg(long, value_name = "FILE", conflicts_with = "old")]
+        config: Option<PathBuf>,
+        /// Output folder to compare with its previous generation [default: bundles/<cluster>
+        /// beside cluster.yaml].
+        #[arg(long, value_name = "DIR", conflicts_with = "old")]
+        out: Option<PathBuf>,
+        /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
@@ -144,6 +157,9 @@ pub struct BuildArgs {
     /// Sign with this ECDSA P-256 PKCS#8 key instead of secrets/<cluster>/signing-key.pem.
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
+    /// Build into an output whose bundles belong to another cluster CA, replacing them.
+    #[arg(long)]
+    pub replace_cluster_identity: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -176,19 +192,23 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
                     confirm_rewritten,
                 },
         } => rotate(&config, secrets, confirm_rewritten, out, err),
-        Command::Diff { old, new, output } => {
-            let diff = crate::diff::diff(&old, &new)?;
-            let text = match output {
-                OutputFormat::Text => crate::diff::to_text(&diff),
-                OutputFormat::Json => {
-                    let mut json = serde_json::to_string_pretty(&diff)
-                        .map_err(|e| Error::Input(format!("cannot encode the diff: {e}")))?;
-                    json.push('\n');
-                    json
-                }
-            };
-            write_out(out, &text)
-        }
+        Command::Diff {
+            old,
+            new,
+            config,
+            out: out_dir,
+            output,
+        } => match (old, new) {
+            (Some(old), Some(new)) => {
+                let diff = crate::diff::diff(&old, &new)?;
+                let text = match output {
+                    OutputFormat::Text => crate::diff::to_text(&diff),
+                    OutputFormat::Json => to_json(&diff)?,
+                };
+                write_out(out, &text)
+            }
+            _ => diff_generations(config, out_dir, output, out, err),
+        },
         Command::Verify { tarball, pubkey } => verify(&tarball, pubkey.as_deref(), out),
         Command::Check(args) => {
             let validated = load(&args)?;
@@ -214,9 +234,10 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
             let (validated, plan, store) = prepare(&config, secrets, Access::ReadOnly, &[], err)?;
             let cluster = &validated.cluster;
             let decisions = pki::assess(cluster, &plan, &store, OffsetDateTime::now_utc())?;
+            let secrets = planned_secrets(cluster, &store)?;
             let text = match output {
-                OutputFormat::Json => plan_json(&plan, &decisions)?,
-                OutputFormat::Text => plan_text(&plan, &decisions),
+                OutputFormat::Json => plan_json(&plan, &decisions, &secrets)?,
+                OutputFormat::Text => plan_text(&plan, &decisions, &secrets),
             };
             write_out(out, &text)
         }
@@ -224,36 +245,94 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
 }
 
 fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
-    let (validated, plan, store) = prepare(
-        &args.config,
-        args.secrets.clone(),
-        Access::ReadWrite,
-        &args.nodes,
-        err,
-    )?;
+    let (validated, plan) = load_and_plan(&args.config, &args.nodes, err)?;
     let cluster = &validated.cluster;
+    let config_path = absolute(&args.config.config)?;
+    let secrets_dir = secrets_folder(&args.config.config, cluster, args.secrets.as_deref())?;
+    let out_path = match &args.out {
+        Some(dir) => dir.clone(),
+        None => config_folder(&args.config.config)?
+            .join("bundles")
+            .join(cluster.name.as_str()),
+    };
+    let working = absolute(Path::new("."))?;
+    let output = OutputDir::claim(
+        &out_path,
+        &[
+            Protected {
+                what: "the current folder",
+                path: &working,
+                output_may_nest: true,
+            },
+            Protected {
+                what: "cluster.yaml",
+                path: &config_path,
+                output_may_nest: true,
+            },
+            Protected {
+                what: "the secrets folder",
+                path: &secrets_dir,
+                output_may_nest: false,
+            },
+        ],
+    )?;
+    write_err(
+        err,
+        &format!(
+            "secrets: {}\noutput:  {}\n",
+            secrets_dir.display(),
+            output.path().display()
+        ),
+    )?;
+    // Decided before anything is written: a build must not mint a CA into a folder
+    // whose bundles belong to another one.
+    let identity =
+        pki::cluster_identity(cluster, &SecretStore::open(&secrets_dir, Access::ReadOnly)?)?;
+    check_output_identity(
+        &output,
+        cluster,
+        &identity,
+        &secrets_dir,
+        args.replace_cluster_identity,
+    )?;
+    let staging = output.stage()?;
+
+    let store = open_store(&secrets_dir, Access::ReadWrite, err)?;
     let pki = pki::provision(cluster, &plan, &store, OffsetDateTime::now_utc())?;
+    let ca_fingerprint = pki.ca_fingerprint()?;
+    match &identity {
+        pki::Identity::New => write_err(
+            err,
+            &format!(
+                "creating a NEW cluster identity in {}: CA fingerprint {ca_fingerprint}; \
+                 bundles built from it are trusted by no existing cluster\n",
+                store.dir().display()
+            ),
+        )?,
+        pki::Identity::Imported(_) => write_err(
+            err,
+            &format!(
+                "imported the cluster CA into {}: CA fingerprint {ca_fingerprint}\n",
+                store.dir().display()
+            ),
+        )?,
+        pki::Identity::Stored(_) => {}
+    }
     let encryption = encryption::keys_for_build(cluster, &store)?;
     let signer = Signer::load_or_create(&store, args.signing_key.as_deref())?;
     let epoch = match source_date_epoch()? {
         Some(epoch) => epoch,
         None => pki.issued_at(),
     };
-    let config_bytes =
-        std::fs::read(&args.config.config).map_err(|e| Error::io(&args.config.config, e))?;
+    let config_bytes = std::fs::read(&config_path).map_err(|e| Error::io(&config_path, e))?;
     let config_sha256 = crate::sign::sha256_hex(&config_bytes);
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("bundles").join(cluster.name.as_str()));
-    let staging = Staging::new(&out_dir)?;
 
     let selected: Vec<&plan::NodePlan> = plan
         .nodes
         .values()
         .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.name))
         .collect();
-    staging.keep_other_nodes(&out_dir, &selected)?;
+    keep_other_nodes(output.path(), staging.path(), &plan, &selected)?;
     let shared = bundle::SharedFiles::new(staging.path().join(".shared"));
     // Nodes are independent: render, compress and sign them in parallel.
     let written = selected
@@ -270,9 +349,11 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
             Ok((name, hex::encode(digest), assembled.bundle_id))
         })
         .collect::<Result<Vec<_>, Error>>()?;
+    shared.close()?;
     let mut digests = BTreeMap::new();
     let mut summary = String::new();
     for (node, (name, digest, bundle_id)) in selected.iter().zip(written) {
+        let generation = generation_change(output.path(), staging.path(), &name, &digest)?;
         digests.insert(name, digest);
         let decisions = pki.decisions.get(&node.name).into_iter().flatten();
         let changed: Vec<String> = decisions
@@ -286,21 +367,208 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         } else {
             changed.join("; ")
         };
-        summary.push_str(&format!("{}: bundle {bundle_id} ({certs})\n", node.name));
+        summary.push_str(&format!(
+            "{}: {generation}; bundle {bundle_id} ({certs})\n",
+            node.name
+        ));
     }
-    shared.close()?;
-    staging.finish(cluster, &signer, &digests)?;
-    staging.commit(&out_dir)?;
+    for node in bundled_nodes(output.path())? {
+        if !plan.nodes.contains_key(&node) {
+            summary.push_str(&format!(
+                "{node}: removed: no longer in cluster.yaml; its bundle and signature left \
+                 the output\n"
+            ));
+        }
+    }
+    finish_output(staging.path(), cluster, &signer, &digests)?;
+    output.commit(
+        staging,
+        &output::Marker::new(cluster.name.as_str(), &ca_fingerprint, store.dir()),
+    )?;
     if args.nodes.is_empty() {
         // Only a build of every master completes a rotation phase.
         encryption::mark_built(&store, &encryption)?;
     }
+    // After the swap, so a failed build never takes credentials from bundles that stay.
+    let today = OffsetDateTime::now_utc().date().to_string();
+    for node in store.stored_nodes()? {
+        if !plan.nodes.contains_key(&node) {
+            let retired = store.retire_node(&node, &today)?;
+            summary.push_str(&format!(
+                "{node}: its credentials (keys included) moved to {}: kept, never deleted; \
+                 revoke its admin client certificate if the node was lost\n",
+                retired.display()
+            ));
+        }
+    }
+    summary.push_str(&format!("wrote {}\n", output.path().display()));
+    if output.previous().is_dir() {
+        summary.push_str(&format!(
+            "kept the generation before in {} (`kube-bundle diff` compares the two)\n",
+            output.previous().display()
+        ));
+    }
     summary.push_str(&format!(
-        "wrote {}\nsigning key fingerprint (sha256 of the public key DER): {}\n",
-        out_dir.display(),
+        "signing key fingerprint (sha256 of the public key DER): {}\n",
         signer.fingerprint()
     ));
     write_out(out, &summary)
+}
+
+/// `diff` without bundles: the previous generation against the current one, per node.
+fn diff_generations(
+    config: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
+    format: OutputFormat,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    let current = match out_dir {
+        Some(dir) => absolute(&dir)?,
+        None => {
+            let config = config.unwrap_or_else(|| PathBuf::from("cluster.yaml"));
+            // Only the cluster's name is needed; a version newer than the table is fine.
+            let validated = load(&ConfigArgs {
+                config: config.clone(),
+                allow_untested_version: true,
+            })?;
+            config_folder(&config)?
+                .join("bundles")
+                .join(validated.cluster.name.as_str())
+        }
+    };
+    let previous = output::previous_of(&current);
+    write_err(
+        err,
+        &format!("comparing {} → {}\n", previous.display(), current.display()),
+    )?;
+    if !previous.is_dir() {
+        return Err(Error::Input(format!(
+            "{}: no previous generation to compare with; it appears after the second \
+             `kube-bundle build` into {}",
+            previous.display(),
+            current.display()
+        )));
+    }
+    let mut nodes: Vec<String> = bundled_nodes(&previous)?;
+    nodes.extend(bundled_nodes(&current)?);
+    nodes.sort();
+    nodes.dedup();
+    let mut text = String::new();
+    let mut json = serde_json::Map::new();
+    for node in nodes {
+        let name = format!("{node}.tar.gz");
+        let (old, new) = (previous.join(&name), current.join(&name));
+        let (line, value) = match (old.is_file(), new.is_file()) {
+            (true, true) => {
+                let diff = crate::diff::diff(&old, &new)?;
+                let value = serde_json::to_value(&diff)
+                    .map_err(|e| Error::Input(format!("cannot encode the diff: {e}")))?;
+                (crate::diff::to_text(&diff), value)
+            }
+            (false, _) => (
+                format!("node {node}: new in this generation\n"),
+                serde_json::json!({ "change": "added" }),
+            ),
+            (true, false) => (
+                format!("node {node}: removed in this generation\n"),
+                serde_json::json!({ "change": "removed" }),
+            ),
+        };
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        json.insert(node, value);
+    }
+    match format {
+        OutputFormat::Text => write_out(out, &text),
+        OutputFormat::Json => write_out(out, &to_json(&json)?),
+    }
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, Error> {
+    serde_json::to_string_pretty(value)
+        .map(|json| json + "\n")
+        .map_err(|e| Error::Input(format!("cannot encode the output: {e}")))
+}
+
+/// Refuses to mix two cluster identities in one output unless the operator says so.
+fn check_output_identity(
+    output: &OutputDir,
+    cluster: &Cluster,
+    identity: &pki::Identity,
+    secrets_dir: &Path,
+    replace: bool,
+) -> Result<(), Error> {
+    let Some(marker) = output.marker()? else {
+        return Ok(());
+    };
+    let same_identity = identity.fingerprint() == Some(marker.ca_fingerprint.as_str());
+    if same_identity && marker.cluster == cluster.name.as_str() || replace {
+        return Ok(());
+    }
+    let ours = match identity {
+        pki::Identity::New => "a NEW CA (no CA stored yet)".to_owned(),
+        other => format!("CA {}", other.fingerprint().unwrap_or_default()),
+    };
+    Err(Error::Input(format!(
+        "{}: holds bundles of cluster {} with CA {} built from {}, but this build uses {ours} \
+         from {}. Installing them would make every node and client distrust the others. If \
+         the secrets folder is wrong, pass the right one with --secrets; if replacing the \
+         cluster identity is intended, pass --replace-cluster-identity",
+        output.path().display(),
+        marker.cluster,
+        marker.ca_fingerprint,
+        marker.secrets.display(),
+        secrets_dir.display()
+    )))
+}
+
+/// Node names with a bundle in an output folder.
+fn bundled_nodes(dir: &Path) -> Result<Vec<String>, Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut nodes = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if let Some(node) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_suffix(".tar.gz"))
+        {
+            nodes.push(node.to_owned());
+        }
+    }
+    nodes.sort();
+    Ok(nodes)
+}
+
+/// new / unchanged / changed (and which files) against the current generation.
+fn generation_change(
+    current: &Path,
+    staging: &Path,
+    name: &str,
+    digest: &str,
+) -> Result<String, Error> {
+    let old = current.join(name);
+    if !old.is_file() {
+        return Ok("new".into());
+    }
+    if bundle::file_sha256(&old)? == digest {
+        return Ok("unchanged".into());
+    }
+    // The old bundle is ours but may be damaged; the new one is complete either way.
+    match crate::diff::diff(&old, &staging.join(name)) {
+        Ok(diff) => {
+            let files: Vec<&str> = diff.files.iter().map(|f| f.path.as_str()).collect();
+            Ok(format!("changed ({})", files.join(", ")))
+        }
+        Err(_) => Ok("changed (the previous bundle could not be read)".into()),
+    }
 }
 
 fn certs(command: CertsCommand, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
@@ -412,8 +680,9 @@ fn rotate(
     let validated = load(config)?;
     report_warnings(&validated, err)?;
     let cluster = &validated.cluster;
-    let dir = secrets.unwrap_or_else(|| default_secrets_dir(cluster));
-    let store = SecretStore::open(&dir, Access::ReadWrite)?;
+    let dir = secrets_folder(&config.config, cluster, secrets.as_deref())?;
+    write_err(err, &format!("secrets: {}\n", dir.display()))?;
+    let store = open_store(&dir, Access::ReadWrite, err)?;
     let step = encryption::rotate(cluster, &store, confirm_rewritten)?;
     let masters: Vec<&str> = cluster.masters.iter().map(|m| m.name.as_str()).collect();
     let reload = if cluster.kubernetes_version.minor() >= 26 {
@@ -495,100 +764,57 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     file.write_all(bytes).map_err(|e| Error::io(path, e))
 }
 
-/// The output directory being built: a temp dir beside the target, renamed into place
-/// only when every bundle is written, so bundles/ never holds a half-written set.
-struct Staging {
-    dir: tempfile::TempDir,
+/// With --node, the other masters' bundles in the output stay; a node no longer in
+/// cluster.yaml is never carried over.
+fn keep_other_nodes(
+    current: &Path,
+    staging: &Path,
+    plan: &Plan,
+    selected: &[&plan::NodePlan],
+) -> Result<(), Error> {
+    for node in bundled_nodes(current)? {
+        if !plan.nodes.contains_key(&node) || selected.iter().any(|n| n.name == node) {
+            continue;
+        }
+        for name in [format!("{node}.tar.gz"), format!("{node}.tar.gz.sig")] {
+            let (from, to) = (current.join(&name), staging.join(&name));
+            std::fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
+        }
+    }
+    Ok(())
 }
 
-impl Staging {
-    fn new(out_dir: &Path) -> Result<Self, Error> {
-        let parent = match out_dir.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-        let dir = tempfile::Builder::new()
-            .prefix(".kube-bundle-staging-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir_in(&parent)
-            .map_err(|e| Error::io(&parent, e))?;
-        Ok(Self { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// With --node, the other masters' bundles already in the output stay.
-    fn keep_other_nodes(&self, out_dir: &Path, selected: &[&plan::NodePlan]) -> Result<(), Error> {
-        let Ok(entries) = std::fs::read_dir(out_dir) else {
-            return Ok(());
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(out_dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let node = name
-                .strip_suffix(".tar.gz.sig")
-                .or_else(|| name.strip_suffix(".tar.gz"));
-            if let Some(node) = node
-                && !selected.iter().any(|n| n.name == node)
-            {
-                let target = self.path().join(&name);
-                std::fs::copy(entry.path(), &target).map_err(|e| Error::io(&target, e))?;
-            }
+/// signing.pub, INSTALL.md and SHA256SUMS over every tarball and signature.
+/// `digests` holds the tarballs hashed while they were written.
+fn finish_output(
+    dir: &Path,
+    cluster: &Cluster,
+    signer: &Signer,
+    digests: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))
+    };
+    write("signing.pub", signer.public_key_pem().as_bytes())?;
+    write(
+        "INSTALL.md",
+        render::install_guide(cluster, &signer.fingerprint())?.as_bytes(),
+    )?;
+    let mut sums = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tar.gz") || name.ends_with(".tar.gz.sig") {
+            let digest = match digests.get(&name) {
+                Some(digest) => digest.clone(),
+                None => bundle::file_sha256(&entry.path())?,
+            };
+            sums.push((name, digest));
         }
-        Ok(())
     }
-
-    /// signing.pub, INSTALL.md and SHA256SUMS over every tarball and signature.
-    /// `digests` holds the tarballs hashed while they were written.
-    fn finish(
-        &self,
-        cluster: &Cluster,
-        signer: &Signer,
-        digests: &BTreeMap<String, String>,
-    ) -> Result<(), Error> {
-        let dir = self.path();
-        let write = |name: &str, bytes: &[u8]| {
-            let path = dir.join(name);
-            std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))
-        };
-        write("signing.pub", signer.public_key_pem().as_bytes())?;
-        write(
-            "INSTALL.md",
-            render::install_guide(cluster, &signer.fingerprint())?.as_bytes(),
-        )?;
-        let mut sums = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-            let entry = entry.map_err(|e| Error::io(dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".tar.gz") || name.ends_with(".tar.gz.sig") {
-                let digest = match digests.get(&name) {
-                    Some(digest) => digest.clone(),
-                    None => bundle::file_sha256(&entry.path())?,
-                };
-                sums.push((name, digest));
-            }
-        }
-        let text = crate::sign::checksum_file(sums.iter().map(|(n, h)| (n.as_str(), h.as_str())));
-        write("SHA256SUMS", text.as_bytes())
-    }
-
-    /// Swaps the finished directory in for the old one.
-    fn commit(self, out_dir: &Path) -> Result<(), Error> {
-        let staged = self.dir.keep();
-        let old = out_dir.with_extension("old");
-        if out_dir.exists() {
-            let _ = std::fs::remove_dir_all(&old);
-            std::fs::rename(out_dir, &old).map_err(|e| Error::io(out_dir, e))?;
-        }
-        std::fs::rename(&staged, out_dir).map_err(|e| Error::io(out_dir, e))?;
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-        }
-        Ok(())
-    }
+    let text = crate::sign::checksum_file(sums.iter().map(|(n, h)| (n.as_str(), h.as_str())));
+    write("SHA256SUMS", text.as_bytes())
 }
 
 /// What most commands start with: the validated cluster (warnings reported), its plan
@@ -601,6 +827,18 @@ fn prepare(
     only: &[String],
     err: &mut dyn Write,
 ) -> Result<(Validated, Plan, SecretStore), Error> {
+    let (validated, plan) = load_and_plan(config, only, err)?;
+    let dir = secrets_folder(&config.config, &validated.cluster, secrets.as_deref())?;
+    write_err(err, &format!("secrets: {}\n", dir.display()))?;
+    let store = open_store(&dir, access, err)?;
+    Ok((validated, plan, store))
+}
+
+fn load_and_plan(
+    config: &ConfigArgs,
+    only: &[String],
+    err: &mut dyn Write,
+) -> Result<(Validated, Plan), Error> {
     let validated = load(config)?;
     report_warnings(&validated, err)?;
     let plan = plan::plan(&validated.cluster);
@@ -611,9 +849,52 @@ fn prepare(
             known.join(", ")
         )));
     }
-    let dir = secrets.unwrap_or_else(|| default_secrets_dir(&validated.cluster));
-    let store = SecretStore::open(&dir, access)?;
-    Ok((validated, plan, store))
+    Ok((validated, plan))
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, Error> {
+    output::resolve(path).map_err(|e| Error::io(path, e))
+}
+
+/// The folder cluster.yaml is in: the defaults for secrets/ and bundles/ resolve against
+/// it, like `pki.importCA`, so a build from any working folder finds the same identity.
+fn config_folder(config: &Path) -> Result<PathBuf, Error> {
+    let config = absolute(config)?;
+    Ok(config
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf))
+}
+
+/// `--secrets` as given (relative to the working folder), else `secrets/<cluster>` beside
+/// cluster.yaml; absolute either way.
+fn secrets_folder(
+    config: &Path,
+    cluster: &Cluster,
+    explicit: Option<&Path>,
+) -> Result<PathBuf, Error> {
+    match explicit {
+        Some(dir) => absolute(dir),
+        None => Ok(config_folder(config)?
+            .join("secrets")
+            .join(cluster.name.as_str())),
+    }
+}
+
+/// Opens the secrets store and says what a killed earlier run left there and was removed.
+fn open_store(dir: &Path, access: Access, err: &mut dyn Write) -> Result<SecretStore, Error> {
+    let store = SecretStore::open(dir, access)?;
+    let leftovers = store.removed_leftovers();
+    if !leftovers.is_empty() {
+        write_err(
+            err,
+            &format!(
+                "note: removed {} temp file(s) left by an interrupted kube-bundle run in {}\n",
+                leftovers.len(),
+                store.dir().display()
+            ),
+        )?;
+    }
+    Ok(store)
 }
 
 fn load(args: &ConfigArgs) -> Result<Validated, Error> {
@@ -621,11 +902,6 @@ fn load(args: &ConfigArgs) -> Result<Validated, Error> {
         allow_untested_version: args.allow_untested_version,
     };
     crate::load_cluster(&args.config, options)
-}
-
-/// design.md §2: `secrets/<cluster name>`, relative to the working directory.
-fn default_secrets_dir(cluster: &Cluster) -> PathBuf {
-    Path::new("secrets").join(cluster.name.as_str())
 }
 
 fn report_warnings(validated: &Validated, err: &mut dyn Write) -> Result<(), Error> {
@@ -666,10 +942,47 @@ fn init(dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
     )
 }
 
+/// What a build would do with the cluster-wide secrets: whose identity, what it creates.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlannedSecrets {
+    folder: PathBuf,
+    /// `new`, `import` or `reuse`.
+    identity: &'static str,
+    ca_fingerprint: Option<String>,
+    /// Files the build creates in the folder.
+    create: Vec<String>,
+}
+
+fn planned_secrets(cluster: &Cluster, store: &SecretStore) -> Result<PlannedSecrets, Error> {
+    let identity = pki::cluster_identity(cluster, store)?;
+    let mut create = pki::missing_cluster_secrets(cluster, store)?;
+    for file in [encryption::ENCRYPTION_FILE, crate::sign::SIGNING_KEY_FILE] {
+        if store.read(file)?.is_none() {
+            create.push(file.to_owned());
+        }
+    }
+    Ok(PlannedSecrets {
+        folder: store.dir().to_path_buf(),
+        identity: match identity {
+            pki::Identity::New => "new",
+            pki::Identity::Imported(_) => "import",
+            pki::Identity::Stored(_) => "reuse",
+        },
+        ca_fingerprint: identity.fingerprint().map(str::to_owned),
+        create,
+    })
+}
+
 /// The plan as JSON, each certificate carrying what this build will do with it.
-fn plan_json(plan: &Plan, decisions: &pki::Assessment) -> Result<String, Error> {
+fn plan_json(
+    plan: &Plan,
+    decisions: &pki::Assessment,
+    secrets: &PlannedSecrets,
+) -> Result<String, Error> {
     let encode = |e: serde_json::Error| Error::Input(format!("cannot encode the plan: {e}"));
     let mut value = serde_json::to_value(plan).map_err(encode)?;
+    value["secrets"] = serde_json::to_value(secrets).map_err(encode)?;
     for (node, certs) in decisions {
         for (cert, decision) in certs {
             let entry = &mut value["nodes"][node]["certificates"][cert];
@@ -685,7 +998,7 @@ fn plan_json(plan: &Plan, decisions: &pki::Assessment) -> Result<String, Error> 
     Ok(json)
 }
 
-fn plan_text(plan: &Plan, decisions: &pki::Assessment) -> String {
+fn plan_text(plan: &Plan, decisions: &pki::Assessment, secrets: &PlannedSecrets) -> String {
     use std::fmt::Write as _;
     let mut text = String::new();
     let _ = writeln!(
@@ -693,6 +1006,22 @@ fn plan_text(plan: &Plan, decisions: &pki::Assessment) -> String {
         "cluster {} · Kubernetes {} · kubernetes service IP {}",
         plan.cluster, plan.kubernetes_version, plan.kubernetes_service_ip
     );
+    let folder = secrets.folder.display();
+    let fingerprint = secrets.ca_fingerprint.as_deref().unwrap_or_default();
+    let _ = match secrets.identity {
+        "new" => writeln!(
+            text,
+            "secrets: a build creates a NEW cluster identity in {folder} (no CA there yet)"
+        ),
+        "import" => writeln!(
+            text,
+            "secrets: a build imports CA {fingerprint} (pki.importCA) into {folder}"
+        ),
+        _ => writeln!(text, "secrets: {folder} holds CA {fingerprint}"),
+    };
+    if !secrets.create.is_empty() {
+        let _ = writeln!(text, "  to create: {}", secrets.create.join(", "));
+    }
     for node in plan.nodes.values() {
         let client = node.role == plan::Role::Client;
         let role = if client { "client " } else { "" };

@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod config;
 pub mod diff;
 pub mod encryption;
+pub mod output;
 pub mod pki;
 pub mod plan;
 pub mod render;

@@ -384,6 +384,74 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// The cluster's identity: sha256 of the cluster CA certificate's DER.
+    pub fn ca_fingerprint(&self) -> Result<String, Error> {
+        let der = parse_pem(&self.ca_cert_pem)
+            .ok()
+            .and_then(|blocks| blocks.into_iter().find(|b| b.tag() == PEM_CERTIFICATE))
+            .ok_or_else(|| {
+                Error::Input("internal: the cluster CA is not a PEM certificate".into())
+            })?;
+        Ok(crate::sign::sha256_hex(der.contents()))
+    }
+}
+
+/// Where the cluster's identity comes from before a build runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// The CA stored in secrets/, with its fingerprint.
+    Stored(String),
+    /// No CA stored yet; `pki.importCA` names this one, with its fingerprint.
+    Imported(String),
+    /// No CA stored and none to import: a build creates a new one.
+    New,
+}
+
+impl Identity {
+    pub fn fingerprint(&self) -> Option<&str> {
+        match self {
+            Self::Stored(fingerprint) | Self::Imported(fingerprint) => Some(fingerprint),
+            Self::New => None,
+        }
+    }
+}
+
+/// The cluster CA a build will use, read without writing anything.
+pub fn cluster_identity(cluster: &Cluster, store: &SecretStore) -> Result<Identity, Error> {
+    let file = ca_file(CaName::Cluster);
+    if let Some(text) = store.read_text(&file)? {
+        let ca = Credential::parse(&text).map_err(|why| corrupt(store, &file, &why))?;
+        return Ok(Identity::Stored(crate::sign::sha256_hex(&ca.cert_der)));
+    }
+    let Some(import) = &cluster.pki.import_ca else {
+        return Ok(Identity::New);
+    };
+    let certs = read_pem_file(&import.cert)?;
+    let cert = certs
+        .iter()
+        .find(|b| b.tag() == PEM_CERTIFICATE)
+        .ok_or_else(|| Error::Input(format!("{}: no CERTIFICATE block", import.cert.display())))?;
+    Ok(Identity::Imported(crate::sign::sha256_hex(cert.contents())))
+}
+
+/// The cluster-wide secrets a build would create because the store lacks them (leaves
+/// are in the per-certificate decisions): CAs and the service-account key.
+pub fn missing_cluster_secrets(
+    cluster: &Cluster,
+    store: &SecretStore,
+) -> Result<Vec<String>, Error> {
+    let mut files: Vec<String> = needed_cas(cluster).into_iter().map(ca_file).collect();
+    files.push(SERVICE_ACCOUNT_FILE.to_owned());
+    let mut missing = Vec::new();
+    for file in files {
+        if store.read(&file)?.is_none() {
+            missing.push(file);
+        }
+    }
+    Ok(missing)
+}
+
 fn ca_file(name: CaName) -> String {
     format!("{}.pem", name.file_stem())
 }

@@ -2,9 +2,11 @@
 //!
 //! Each credential is one file (certificate and key together as PEM blocks), written to a
 //! temp file in the same directory and renamed into place, so a build killed at any point
-//! leaves every credential either absent or complete. Directories are 0700 and files 0600.
-//! A lock file keeps two builds from writing at once. Nothing here decides *what* to write;
-//! `pki` does.
+//! leaves every credential either absent or complete. What such a kill can leave is our
+//! temp files (`.tmp-` and six letters or digits), which may hold key bytes: the next
+//! process that takes the lock removes them before it reads anything. Directories are 0700
+//! and files 0600. A lock file keeps two builds from writing at once. Nothing here decides
+//! *what* to write; `pki` does.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -14,6 +16,21 @@ use std::path::{Component, Path, PathBuf};
 use crate::error::Error;
 
 const LOCK_FILE: &str = ".lock";
+
+/// Per-node credentials live in `nodes/<node>/`; those of removed nodes in `retired/`.
+const NODES_DIR: &str = "nodes";
+const RETIRED_DIR: &str = "retired";
+
+/// The prefix of every temp file `write_atomically` creates; tempfile adds
+/// [`TEMP_SUFFIX_LEN`] random letters and digits.
+const TEMP_PREFIX: &str = ".tmp-";
+const TEMP_SUFFIX_LEN: usize = 6;
+
+/// Keeps an operator's repository from committing the CA key by accident.
+const GITIGNORE: (&str, &[u8]) = (
+    ".gitignore",
+    b"# kube-bundle: every file here is secret; never commit it.\n*\n",
+);
 
 /// How a store is opened: `plan` only reads, `build` creates, locks and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +45,8 @@ pub struct SecretStore {
     access: Access,
     /// Held for the store's lifetime; the OS drops the lock when the process dies.
     _lock: Option<File>,
+    /// Temp files an interrupted earlier process left, removed when the lock was taken.
+    removed_leftovers: Vec<PathBuf>,
 }
 
 impl SecretStore {
@@ -39,6 +58,7 @@ impl SecretStore {
                 dir: dir.to_path_buf(),
                 access,
                 _lock: None,
+                removed_leftovers: Vec::new(),
             });
         }
         fs::DirBuilder::new()
@@ -78,15 +98,27 @@ impl SecretStore {
             }
             Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
-        Ok(Self {
+        // Under the lock no other writer is running, so any temp file is a dead one's.
+        let removed_leftovers = remove_stale_temp_files(dir)?;
+        let store = Self {
             dir: dir.to_path_buf(),
             access,
             _lock: Some(lock),
-        })
+            removed_leftovers,
+        };
+        if store.read(GITIGNORE.0)?.is_none() {
+            store.write(GITIGNORE.0, GITIGNORE.1)?;
+        }
+        Ok(store)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The temp files of an interrupted process that opening this store removed.
+    pub fn removed_leftovers(&self) -> &[PathBuf] {
+        &self.removed_leftovers
     }
 
     /// The full path of a stored file, for messages.
@@ -135,6 +167,49 @@ impl SecretStore {
         write_atomically(&path, bytes, 0o600)
     }
 
+    /// Nodes that have credentials in the store (`nodes/<name>/`).
+    pub fn stored_nodes(&self) -> Result<Vec<String>, Error> {
+        let dir = self.dir.join(NODES_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut nodes = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                nodes.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        nodes.sort();
+        Ok(nodes)
+    }
+
+    /// Moves a node's credentials to `retired/<node>-<date>/` (never deletes them): the
+    /// node left cluster.yaml, and its keys must not be issued into bundles again, but an
+    /// operator may still need them to revoke or audit. Returns the new folder.
+    pub fn retire_node(&self, node: &str, date: &str) -> Result<PathBuf, Error> {
+        let from = self.checked_path(&format!("{NODES_DIR}/{node}"))?;
+        let retired = self.dir.join(RETIRED_DIR);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&retired)
+            .map_err(|e| Error::io(&retired, e))?;
+        let mut to = retired.join(format!("{node}-{date}"));
+        let mut attempt = 1;
+        while to.symlink_metadata().is_ok() {
+            attempt += 1;
+            to = retired.join(format!("{node}-{date}.{attempt}"));
+        }
+        fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| Error::io(&self.dir, e))?;
+        Ok(to)
+    }
+
     /// Refuses names that could leave the store: they are built by this program, but a
     /// node name reaches them and the check costs nothing.
     fn checked_path(&self, name: &str) -> Result<PathBuf, Error> {
@@ -158,7 +233,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Erro
         .parent()
         .ok_or_else(|| Error::Input(format!("{}: no parent", path.display())))?;
     let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TEMP_PREFIX)
+        .rand_bytes(TEMP_SUFFIX_LEN)
         .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(parent)
         .map_err(|e| Error::io(parent, e))?;
@@ -172,6 +248,37 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Erro
         .and_then(|dir| dir.sync_all())
         .map_err(|e| Error::io(parent, e))?;
     Ok(())
+}
+
+/// Whether `name` is one of `write_atomically`'s temp files, and nothing else: an
+/// operator's `.tmp-notes` or `.tmp-backup.pem` does not match.
+fn is_our_temp_file(name: &std::ffi::OsStr) -> bool {
+    let Some(suffix) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+        return false;
+    };
+    suffix.len() == TEMP_SUFFIX_LEN && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Removes our temp files anywhere under `dir` (regular files only; symbolic links are
+/// neither followed nor removed) and returns what it removed.
+fn remove_stale_temp_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut removed = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in fs::read_dir(&current).map_err(|e| Error::io(&current, e))? {
+            let entry = entry.map_err(|e| Error::io(&current, e))?;
+            let file_type = entry.file_type().map_err(|e| Error::io(&entry.path(), e))?;
+            if file_type.is_dir() {
+                pending.push(entry.path());
+            } else if file_type.is_file() && is_our_temp_file(&entry.file_name()) {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                removed.push(path);
+            }
+        }
+    }
+    removed.sort();
+    Ok(removed)
 }
 
 /// Creates (or truncates) a file readable by its owner only, whatever the umask: for
@@ -211,6 +318,47 @@ mod tests {
         assert_eq!(mode(store.dir()), 0o700);
         let leftovers: Vec<_> = fs::read_dir(store.path("nodes/m1")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files left behind");
+    }
+
+    #[test]
+    fn opening_for_writing_removes_our_temp_files_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        let nodes = root.join("nodes/cp1");
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&nodes)
+            .unwrap();
+        let ours = [root.join(".tmp-a1B2c3"), nodes.join(".tmp-Zz9yX8")];
+        let theirs = [
+            root.join(".tmp-notes"),
+            root.join(".tmp-a1B2c3.bak"),
+            root.join("tmp-a1B2c3"),
+            nodes.join(".tmp-abc-12"),
+            nodes.join("apiserver.pem"),
+        ];
+        for path in ours.iter().chain(&theirs) {
+            fs::write(path, "x").unwrap();
+        }
+        std::os::unix::fs::symlink(&theirs[4], root.join(".tmp-link01")).unwrap();
+
+        let store = SecretStore::open(&root, Access::ReadWrite).unwrap();
+        let mut expected = ours.to_vec();
+        expected.sort();
+        assert_eq!(store.removed_leftovers(), expected);
+        assert!(ours.iter().all(|p| !p.exists()));
+        assert!(theirs.iter().all(|p| p.exists()));
+        assert!(root.join(".tmp-link01").symlink_metadata().is_ok());
+        assert!(SecretStore::open(&root, Access::ReadOnly).is_ok());
+    }
+
+    #[test]
+    fn a_new_store_keeps_itself_out_of_version_control() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecretStore::open(&dir.path().join("s"), Access::ReadWrite).unwrap();
+        let ignore = store.read_text(".gitignore").unwrap().unwrap();
+        assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
     }
 
     #[test]

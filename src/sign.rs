@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::pki::PrivateKey;
 use crate::secrets::SecretStore;
 
-const SIGNING_KEY_FILE: &str = "signing-key.pem";
+pub const SIGNING_KEY_FILE: &str = "signing-key.pem";
 
 /// The bundle signing key and the public half operators pin.
 #[derive(Debug)]

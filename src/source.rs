@@ -53,6 +53,14 @@ impl SourceFile {
                 err.utf8_error().valid_up_to()
             ))
         })?;
+        if let Some(kind) = key_material_kind(&text) {
+            // Diagnostics quote lines of the file; these lines must never reach a terminal.
+            return Err(Error::Input(format!(
+                "{}: this file holds {kind}, not a cluster description; kube-bundle does not \
+                 quote it. Name your cluster.yaml as the CONFIG argument",
+                path.display()
+            )));
+        }
         Ok(Self::new(path, text))
     }
 
@@ -113,6 +121,31 @@ impl SourceFile {
     }
 }
 
+/// Shortest base64 text of 32 bytes (a 256-bit key) without padding.
+const KEY_BASE64_CHARS: usize = 43;
+
+/// What key material `text` holds, if any: a PEM block, or base64 of 32 or more
+/// random-looking bytes (an encryption key, a DER key pasted as text). A cluster
+/// description never holds either.
+fn key_material_kind(text: &str) -> Option<&'static str> {
+    if text.contains("PRIVATE KEY-----") {
+        return Some("a PEM private key");
+    }
+    if text.contains("-----BEGIN ") {
+        return Some("a PEM block (a certificate or key)");
+    }
+    let is_base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/');
+    let random_looking = |run: &str| {
+        run.len() >= KEY_BASE64_CHARS
+            && run.contains(|c: char| c.is_ascii_uppercase())
+            && run.contains(|c: char| c.is_ascii_lowercase())
+            && run.contains(|c: char| c.is_ascii_digit())
+    };
+    text.split(|c: char| !is_base64(c))
+        .any(random_looking)
+        .then_some("what looks like key material (a long base64 string)")
+}
+
 /// Converts a 1-based line and (character) column into a byte offset into `text`.
 fn span_for_line_col(text: &str, line: usize, column: usize) -> Option<usize> {
     if line == 0 || column == 0 {
@@ -135,7 +168,25 @@ fn span_for_line_col(text: &str, line: usize, column: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::span_for_line_col;
+    use super::{key_material_kind, span_for_line_col};
+
+    #[test]
+    fn key_material_is_recognised_and_configs_are_not() {
+        let pem = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB...\n-----END EC PRIVATE KEY-----\n";
+        assert_eq!(key_material_kind(pem), Some("a PEM private key"));
+        let secret = "secret: q3Vh7cX9kP2mN8rT5wY1zA4bC6dE0fG9hJ2kL5mN8pQ=\n";
+        assert!(key_material_kind(secret).is_some());
+        let config = include_str!("../examples/cluster.yaml");
+        assert_eq!(key_material_kind(config), None);
+        let seed = include_str!("../examples/seed-ha.yaml");
+        assert_eq!(key_material_kind(seed), None);
+        // Long but not random: a repeated letter, a path.
+        assert_eq!(key_material_kind(&"a".repeat(200)), None);
+        assert_eq!(
+            key_material_kind("binDir: /opt/kubernetes/bin/current/release/x86/amd/v1"),
+            None
+        );
+    }
 
     #[test]
     fn line_and_column_map_to_byte_offsets() {

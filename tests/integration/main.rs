@@ -11,3 +11,4 @@ mod keepalived;
 mod lifecycle;
 mod pki;
 mod render;
+mod safety;

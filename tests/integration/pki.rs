@@ -883,7 +883,9 @@ fn import_fails_at(now: OffsetDateTime, make_ca: impl FnOnce(&Path), fragments: 
     assert_eq!(after, before, "the user's files were touched");
     let stored = snapshot(&dir.path().join("secrets"));
     assert!(
-        stored.iter().all(|(p, _)| p.ends_with(".lock")),
+        stored
+            .iter()
+            .all(|(p, _)| p.ends_with(".lock") || p.ends_with(".gitignore")),
         "secrets were written: {stored:?}"
     );
 }

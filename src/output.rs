@@ -1,0 +1,365 @@
+//! Where bundles land: the output folder, which is kube-bundle's alone.
+//!
+//! A build never writes into the output in place. It stages the new generation in a
+//! folder beside it (`.<out>.staging-XXXXXX`), then swaps: the current generation becomes
+//! `<out>.previous` (one generation is kept, for `diff`), the one before is removed. A
+//! marker file in each generation names the cluster, its CA fingerprint and its secrets
+//! folder, so kube-bundle only ever replaces or removes folders it wrote, and never lets
+//! bundles of two cluster identities mix. A build killed at any point leaves at most
+//! our staging or retiring folders (which may hold private keys): the next build removes
+//! them under the same lock before it writes anything.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The marker file in every generation kube-bundle writes.
+pub const MARKER_FILE: &str = ".kube-bundle-output";
+const MARKER_FORMAT: u32 = 1;
+/// tempfile's random suffix after our prefixes: letters and digits.
+const RANDOM_SUFFIX_LEN: usize = 6;
+
+/// What the marker records: whose bundles these are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Marker {
+    pub format_version: u32,
+    pub cluster: String,
+    /// sha256 of the cluster CA certificate's DER: the cluster's identity.
+    pub ca_fingerprint: String,
+    /// The secrets folder the bundles were built from, absolute.
+    pub secrets: PathBuf,
+}
+
+impl Marker {
+    pub fn new(cluster: &str, ca_fingerprint: &str, secrets: &Path) -> Self {
+        Self {
+            format_version: MARKER_FORMAT,
+            cluster: cluster.to_owned(),
+            ca_fingerprint: ca_fingerprint.to_owned(),
+            secrets: secrets.to_path_buf(),
+        }
+    }
+
+    fn to_json(&self) -> Result<String, Error> {
+        serde_json::to_string_pretty(self)
+            .map(|json| json + "\n")
+            .map_err(|e| Error::Input(format!("cannot encode the output marker: {e}")))
+    }
+}
+
+/// Paths the output may never contain or replace, with what they are for messages.
+pub struct Protected<'a> {
+    pub what: &'a str,
+    pub path: &'a Path,
+    /// Whether the output may live inside `path` (under the working folder, yes; under
+    /// the secrets folder, no).
+    pub output_may_nest: bool,
+}
+
+/// The output folder, checked and locked for one build.
+#[derive(Debug)]
+pub struct OutputDir {
+    path: PathBuf,
+    parent: PathBuf,
+    name: OsString,
+    /// A lock on the parent folder: one build at a time swaps generations in it.
+    _lock: File,
+}
+
+impl OutputDir {
+    /// Checks that `requested` can be kube-bundle's output (see the refusals below),
+    /// creates its parent, takes the lock and removes what a killed build left there.
+    pub fn claim(requested: &Path, protected: &[Protected<'_>]) -> Result<Self, Error> {
+        // `requested` as the user wrote it, for messages; resolved for every decision.
+        let path = resolve(requested).map_err(|e| Error::io(requested, e))?;
+        let refuse = |why: String| {
+            Error::Usage(format!(
+                "--out {}: refusing to use {} as the output folder: {why}; pick a folder \
+                 of its own, e.g. bundles/<cluster> beside cluster.yaml",
+                requested.display(),
+                path.display()
+            ))
+        };
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(refuse("it is the root folder".into()));
+        };
+        if std::env::var_os("HOME")
+            .is_some_and(|home| resolve(Path::new(&home)).ok() == Some(path.clone()))
+        {
+            return Err(refuse("it is your home folder".into()));
+        }
+        for protected in protected {
+            if protected.path.starts_with(&path) {
+                let relation = if protected.path == path {
+                    "it is"
+                } else {
+                    "it holds"
+                };
+                return Err(refuse(format!(
+                    "{relation} {} ({}), and a build replaces the whole output folder",
+                    protected.what,
+                    protected.path.display()
+                )));
+            }
+            if !protected.output_may_nest && path.starts_with(protected.path) {
+                return Err(refuse(format!(
+                    "it is inside {} ({})",
+                    protected.what,
+                    protected.path.display()
+                )));
+            }
+        }
+        let output = Self {
+            parent: parent.to_path_buf(),
+            name: name.to_os_string(),
+            _lock: lock_parent(parent)?,
+            path: path.clone(),
+        };
+        for generation in [output.path.clone(), output.previous()] {
+            check_ours(&generation).map_err(refuse)?;
+        }
+        output.remove_leftovers()?;
+        Ok(output)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The generation before the current one.
+    pub fn previous(&self) -> PathBuf {
+        previous_of(&self.path)
+    }
+
+    /// The marker of the newest generation on disk: the current one, or the previous one
+    /// when a killed swap left only that.
+    pub fn marker(&self) -> Result<Option<Marker>, Error> {
+        for generation in [self.path.clone(), self.previous()] {
+            if let Some(marker) = read_marker(&generation)? {
+                return Ok(Some(marker));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A fresh staging folder beside the output, removed on drop unless committed.
+    pub fn stage(&self) -> Result<Staging, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix(&self.prefix("staging"))
+            .rand_bytes(RANDOM_SUFFIX_LEN)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir_in(&self.parent)
+            .map_err(|e| Error::io(&self.parent, e))?;
+        Ok(Staging { dir })
+    }
+
+    /// Swaps `staging` in: current → previous, staging → current; the generation
+    /// before is removed only after both renames succeeded.
+    pub fn commit(&self, staging: Staging, marker: &Marker) -> Result<(), Error> {
+        let marker_path = staging.path().join(MARKER_FILE);
+        fs::write(&marker_path, marker.to_json()?).map_err(|e| Error::io(&marker_path, e))?;
+        let staged = staging.dir.keep();
+        let previous = self.previous();
+        let retiring = if previous.exists() {
+            // A random name no one else uses, so nothing foreign can be in the way.
+            let retiring = tempfile::Builder::new()
+                .prefix(&self.prefix("retiring"))
+                .rand_bytes(RANDOM_SUFFIX_LEN)
+                .tempdir_in(&self.parent)
+                .map_err(|e| Error::io(&self.parent, e))?
+                .keep();
+            fs::rename(&previous, &retiring).map_err(|e| Error::io(&previous, e))?;
+            Some(retiring)
+        } else {
+            None
+        };
+        if self.path.exists() {
+            fs::rename(&self.path, &previous).map_err(|e| Error::io(&self.path, e))?;
+        }
+        fs::rename(&staged, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        if let Some(retiring) = retiring {
+            fs::remove_dir_all(&retiring).map_err(|e| Error::io(&retiring, e))?;
+        }
+        sync_dir(&self.parent)
+    }
+
+    /// `.<out>.<purpose>-`: the prefix of our scratch folders beside the output.
+    fn prefix(&self, purpose: &str) -> String {
+        format!(".{}.{purpose}-", self.name.to_string_lossy())
+    }
+
+    /// Staging and retiring folders of a killed build: ours by name, so removable.
+    fn remove_leftovers(&self) -> Result<(), Error> {
+        let prefixes = [self.prefix("staging"), self.prefix("retiring")];
+        for entry in fs::read_dir(&self.parent).map_err(|e| Error::io(&self.parent, e))? {
+            let entry = entry.map_err(|e| Error::io(&self.parent, e))?;
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir
+                && prefixes
+                    .iter()
+                    .any(|p| has_random_suffix(&entry.file_name(), p))
+            {
+                let path = entry.path();
+                fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `<out>.previous`: where the generation before `out` is kept.
+pub fn previous_of(out: &Path) -> PathBuf {
+    let mut name = out.file_name().map(OsStr::to_os_string).unwrap_or_default();
+    name.push(".previous");
+    out.with_file_name(name)
+}
+
+/// A generation being written; removed (with every key it holds) when dropped.
+pub struct Staging {
+    dir: tempfile::TempDir,
+}
+
+impl Staging {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// `name` is `prefix` and exactly the random suffix tempfile adds.
+fn has_random_suffix(name: &OsStr, prefix: &str) -> bool {
+    name.to_str()
+        .and_then(|n| n.strip_prefix(prefix))
+        .is_some_and(|s| {
+            s.len() == RANDOM_SUFFIX_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+}
+
+/// An absent folder, an empty one or one that holds our marker is ours to replace.
+fn check_ours(generation: &Path) -> Result<(), String> {
+    let metadata = match fs::symlink_metadata(generation) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", generation.display())),
+    };
+    if !metadata.is_dir() {
+        return Err(format!(
+            "{} exists and is not a folder",
+            generation.display()
+        ));
+    }
+    let mut entries =
+        fs::read_dir(generation).map_err(|e| format!("{}: {e}", generation.display()))?;
+    if entries.next().is_none() || generation.join(MARKER_FILE).is_file() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} holds files kube-bundle did not write (it has no {MARKER_FILE} marker), and a \
+         build replaces the whole folder",
+        generation.display()
+    ))
+}
+
+fn read_marker(generation: &Path) -> Result<Option<Marker>, Error> {
+    let path = generation.join(MARKER_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        Error::Input(format!(
+            "{}: not a marker kube-bundle wrote ({e}); if this folder is yours, pick \
+             another --out",
+            path.display()
+        ))
+    })
+}
+
+/// Locks `parent` (a folder can be flock'ed like a file) for the build's lifetime. Two
+/// builds into one parent wait for each other instead of swapping the same folders.
+fn lock_parent(parent: &Path) -> Result<File, Error> {
+    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let lock = File::open(parent).map_err(|e| Error::io(parent, e))?;
+    lock.lock().map_err(|e| Error::io(parent, e))?;
+    Ok(lock)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// The absolute form of `path` with every symbolic link and `..` of its existing part
+/// resolved, so `.`, `sub/..` and a link to the home folder are all recognised for what
+/// they are. The part that does not exist yet is appended as written.
+pub fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    let absolute = std::path::absolute(path)?;
+    let mut resolved = PathBuf::from("/");
+    let mut exists = true;
+    for component in absolute.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            Component::Normal(part) => {
+                resolved.push(part);
+                if exists {
+                    match fs::canonicalize(&resolved) {
+                        Ok(canonical) => resolved = canonical,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => exists = false,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_sees_through_dots_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = fs::canonicalize(dir.path()).unwrap();
+        fs::create_dir(real.join("a")).unwrap();
+        std::os::unix::fs::symlink(real.join("a"), real.join("link")).unwrap();
+        assert_eq!(resolve(&real.join("a/./../a")).unwrap(), real.join("a"));
+        assert_eq!(resolve(&real.join("link")).unwrap(), real.join("a"));
+        assert_eq!(
+            resolve(&real.join("link/new/x")).unwrap(),
+            real.join("a/new/x")
+        );
+        assert_eq!(resolve(&real.join("a/..")).unwrap(), real);
+    }
+
+    #[test]
+    fn only_our_random_suffixes_count_as_leftovers() {
+        let prefix = ".prod.staging-";
+        assert!(has_random_suffix(
+            OsStr::new(".prod.staging-aB3xY9"),
+            prefix
+        ));
+        assert!(!has_random_suffix(
+            OsStr::new(".prod.staging-aB3xY"),
+            prefix
+        ));
+        assert!(!has_random_suffix(
+            OsStr::new(".prod.staging-aB3xY9.keep"),
+            prefix
+        ));
+        assert!(!has_random_suffix(
+            OsStr::new(".other.staging-aB3xY9"),
+            prefix
+        ));
+    }
+}
