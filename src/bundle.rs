@@ -581,7 +581,7 @@ pub fn assemble(
         kubernetes_version: cluster.kubernetes_version.to_string(),
         config_sha256: config_sha256.to_owned(),
         bundle_id: bundle_id.clone(),
-        allowed_hosts: allowed_hosts(cluster, node),
+        allowed_hosts: allowed_hosts(cluster),
         files: records,
     };
     let mut json = serde_json::to_vec_pretty(&provenance)
@@ -627,31 +627,40 @@ fn record(file: &BundleFile, shared: &SharedFiles) -> Result<FileRecord, Error> 
     })
 }
 
-/// The hosts this node's files may name. Other masters are not among them, so that
-/// changing one master leaves the others' bundles byte-identical.
-fn allowed_hosts(cluster: &crate::validate::Cluster, node: &crate::plan::NodePlan) -> Vec<String> {
-    // 0.0.0.0 is a wildcard install.sh matches listeners against, never a destination.
-    let mut hosts = BTreeSet::from([
-        "127.0.0.1".to_owned(),
-        "localhost".to_owned(),
-        "0.0.0.0".to_owned(),
-    ]);
+/// The hosts any file of this cluster's bundles may name, from the config alone: the
+/// masters and clients (the front lists every master), etcd, the endpoint and its VIP,
+/// extraSANs, the front's listen address and the kubernetes service. Every node records
+/// the same set, so `verify` never flags an address the config itself put there.
+fn allowed_hosts(cluster: &crate::validate::Cluster) -> Vec<String> {
+    use crate::validate::Host;
+    // 0.0.0.0 and :: are wildcards install.sh matches listeners against, never destinations.
+    let mut hosts =
+        BTreeSet::from(["127.0.0.1", "::1", "localhost", "0.0.0.0", "::"].map(str::to_owned));
+    let host_name = |host: &Host| match host {
+        Host::Ip(ip) => ip.to_string(),
+        Host::Dns(name) => name.to_string(),
+    };
+    for node in cluster.masters.iter().chain(&cluster.clients) {
+        hosts.insert(node.ip.to_string());
+        hosts.insert(node.name.to_string());
+    }
     if let Some(front) = &cluster.ha_front {
         hosts.insert(front.listen_ip.to_string());
     }
-    hosts.insert(node.ip.to_string());
-    hosts.insert(node.name.clone());
     if let Some(endpoint) = &cluster.control_plane_endpoint {
-        hosts.insert(endpoint.host.to_string());
+        hosts.insert(host_name(&endpoint.host));
     }
+    if let Some(keepalived) = &cluster.keepalived {
+        hosts.insert(keepalived.vip.to_string());
+    }
+    hosts.extend(cluster.pki.extra_sans.iter().map(host_name));
     for url in &cluster.etcd.endpoints {
-        if let Some(host) = url.host_str() {
-            hosts.insert(
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
-            );
-        }
+        match url.host() {
+            Some(url::Host::Ipv4(ip)) => hosts.insert(ip.to_string()),
+            Some(url::Host::Ipv6(ip)) => hosts.insert(ip.to_string()),
+            Some(url::Host::Domain(name)) => hosts.insert(name.to_owned()),
+            None => false,
+        };
     }
     hosts.insert(
         cluster
@@ -660,9 +669,14 @@ fn allowed_hosts(cluster: &crate::validate::Cluster, node: &crate::plan::NodePla
             .kubernetes_service_ip()
             .to_string(),
     );
-    hosts.insert(format!(
-        "kubernetes.default.svc.{}",
-        cluster.network.dns_domain
-    ));
+    let domain = &cluster.network.dns_domain;
+    for name in [
+        "kubernetes".to_owned(),
+        "kubernetes.default".to_owned(),
+        "kubernetes.default.svc".to_owned(),
+        format!("kubernetes.default.svc.{domain}"),
+    ] {
+        hosts.insert(name);
+    }
     hosts.into_iter().collect()
 }

@@ -80,6 +80,11 @@ pub enum Command {
         /// beside cluster.yaml].
         #[arg(long, value_name = "DIR", conflicts_with = "old")]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        pin: PinArgs,
+        /// Compare without checking signatures; the output says UNVERIFIED.
+        #[arg(long, conflicts_with_all = ["fingerprint", "pubkey"])]
+        unverified: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
@@ -88,10 +93,27 @@ pub enum Command {
     Verify {
         /// The bundle, e.g. bundles/prod-eu1/cp1.tar.gz; its signature is TARBALL.sig.
         tarball: PathBuf,
-        /// The signing public key [default: signing.pub beside the tarball].
-        #[arg(long, value_name = "FILE")]
-        pubkey: Option<PathBuf>,
+        #[command(flatten)]
+        pin: PinArgs,
+        /// Accept a signature by a key neither --fingerprint nor --pubkey pinned (it is
+        /// still checked, and its fingerprint printed).
+        #[arg(long)]
+        allow_unpinned: bool,
     },
+}
+
+/// How the bundle signing key is pinned: the key lying next to a tarball is replaceable
+/// with it, so it is trusted only when its fingerprint or the file itself comes from you.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PinArgs {
+    /// The signing key's fingerprint as `build` printed it (sha256 of the public key DER;
+    /// `openssl pkey -pubin -in signing.pub -outform DER | sha256sum` shows it).
+    #[arg(long, value_name = "SHA256")]
+    pub fingerprint: Option<String>,
+    /// A signing public key you keep yourself [default: signing.pub beside the tarball,
+    /// trusted only with --fingerprint].
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,19 +219,26 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
             new,
             config,
             out: out_dir,
+            pin,
+            unverified,
             output,
         } => match (old, new) {
             (Some(old), Some(new)) => {
-                let diff = crate::diff::diff(&old, &new)?;
-                let text = match output {
-                    OutputFormat::Text => crate::diff::to_text(&diff),
-                    OutputFormat::Json => to_json(&diff)?,
+                let trust = if unverified {
+                    Trust::Unverified
+                } else {
+                    Trust::from_args(&pin)?
                 };
+                let text = diff_pair(&old, &new, &trust, output, err)?;
                 write_out(out, &text)
             }
-            _ => diff_generations(config, out_dir, output, out, err),
+            _ => diff_generations(config, out_dir, unverified, output, out, err),
         },
-        Command::Verify { tarball, pubkey } => verify(&tarball, pubkey.as_deref(), out),
+        Command::Verify {
+            tarball,
+            pin,
+            allow_unpinned,
+        } => verify(&tarball, &Trust::from_args(&pin)?, allow_unpinned, out, err),
         Command::Check(args) => {
             let validated = load(&args)?;
             report_warnings(&validated, err)?;
@@ -298,6 +327,18 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     let staging = output.stage()?;
 
     let store = open_store(&secrets_dir, Access::ReadWrite, err)?;
+    // Another build may have created the CA between the first look and the lock.
+    let locked_identity = pki::cluster_identity(cluster, &store)?;
+    if locked_identity != identity {
+        check_output_identity(
+            &output,
+            cluster,
+            &locked_identity,
+            &secrets_dir,
+            args.replace_cluster_identity,
+        )?;
+    }
+    let identity = locked_identity;
     let pki = pki::provision(cluster, &plan, &store, OffsetDateTime::now_utc())?;
     let ca_fingerprint = pki.ca_fingerprint()?;
     match &identity {
@@ -383,7 +424,12 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     finish_output(staging.path(), cluster, &signer, &digests)?;
     output.commit(
         staging,
-        &output::Marker::new(cluster.name.as_str(), &ca_fingerprint, store.dir()),
+        &output::Marker::new(
+            cluster.name.as_str(),
+            &ca_fingerprint,
+            store.dir(),
+            &signer.fingerprint(),
+        ),
     )?;
     if args.nodes.is_empty() {
         // Only a build of every master completes a rotation phase.
@@ -419,6 +465,7 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
 fn diff_generations(
     config: Option<PathBuf>,
     out_dir: Option<PathBuf>,
+    unverified: bool,
     format: OutputFormat,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -450,6 +497,25 @@ fn diff_generations(
             current.display()
         )));
     }
+    // Each generation is checked against the signing key its own marker recorded when
+    // this host built it.
+    let trust = |generation: &Path| -> Result<Trust, Error> {
+        if unverified {
+            return Ok(Trust::Unverified);
+        }
+        let marker = output::read_marker(generation)?.ok_or_else(|| {
+            Error::Input(format!(
+                "{}: no {} marker; kube-bundle did not write this folder",
+                generation.display(),
+                output::MARKER_FILE
+            ))
+        })?;
+        Ok(Trust::Fingerprint {
+            fingerprint: marker.signing_key_fingerprint,
+            pubkey: None,
+        })
+    };
+    let (old_trust, new_trust) = (trust(&previous)?, trust(&current)?);
     let mut nodes: Vec<String> = bundled_nodes(&previous)?;
     nodes.extend(bundled_nodes(&current)?);
     nodes.sort();
@@ -461,7 +527,7 @@ fn diff_generations(
         let (old, new) = (previous.join(&name), current.join(&name));
         let (line, value) = match (old.is_file(), new.is_file()) {
             (true, true) => {
-                let diff = crate::diff::diff(&old, &new)?;
+                let diff = verified_diff((&old, &old_trust), (&new, &new_trust))?;
                 let value = serde_json::to_value(&diff)
                     .map_err(|e| Error::Input(format!("cannot encode the diff: {e}")))?;
                 (crate::diff::to_text(&diff), value)
@@ -726,25 +792,154 @@ fn rotate(
     )
 }
 
-fn verify(tarball: &Path, pubkey: Option<&Path>, out: &mut dyn Write) -> Result<(), Error> {
-    let beside = tarball
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("signing.pub");
-    let pubkey = pubkey.map_or(beside, Path::to_path_buf);
+/// How `verify` and `diff` trust a bundle's signing key.
+enum Trust {
+    /// The key's fingerprint, as the operator recorded it; the key file may lie anywhere.
+    Fingerprint {
+        fingerprint: String,
+        pubkey: Option<PathBuf>,
+    },
+    /// A key file the operator keeps.
+    KeyFile(PathBuf),
+    /// Whatever signing.pub lies beside the tarball: checked, but proves nothing alone.
+    Unpinned,
+    /// `diff --unverified`: no signature check at all.
+    Unverified,
+}
+
+impl Trust {
+    fn from_args(pin: &PinArgs) -> Result<Self, Error> {
+        match (&pin.fingerprint, &pin.pubkey) {
+            (Some(text), pubkey) => Ok(Self::Fingerprint {
+                fingerprint: crate::sign::normalize_fingerprint(text)
+                    .map_err(|why| Error::Usage(format!("--fingerprint {text:?}: {why}")))?,
+                pubkey: pubkey.clone(),
+            }),
+            (None, Some(pubkey)) => Ok(Self::KeyFile(pubkey.clone())),
+            (None, None) => Ok(Self::Unpinned),
+        }
+    }
+}
+
+/// Verifies `tarball` under `trust`; `None` for `Trust::Unverified`.
+fn verify_bundle(tarball: &Path, trust: &Trust) -> Result<Option<crate::verify::Verified>, Error> {
+    let beside = || {
+        tarball
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("signing.pub")
+    };
+    let (pubkey, pinned) = match trust {
+        Trust::Unverified => return Ok(None),
+        Trust::Fingerprint {
+            fingerprint,
+            pubkey,
+        } => (
+            pubkey.clone().unwrap_or_else(beside),
+            Some(fingerprint.as_str()),
+        ),
+        Trust::KeyFile(pubkey) => (pubkey.clone(), None),
+        Trust::Unpinned => (beside(), None),
+    };
     let mut signature = tarball.as_os_str().to_owned();
     signature.push(".sig");
-    let verified = crate::verify::verify(tarball, &pubkey, Path::new(&signature))?;
+    crate::verify::verify(tarball, &pubkey, Path::new(&signature), pinned).map(Some)
+}
+
+/// The message for a key nobody pinned, and how to pin it.
+fn unpinned_refusal(fingerprint: &str) -> Error {
+    Error::Verification(format!(
+        "the signature is good, but by a key you did not pin ({fingerprint}): whoever \
+         replaced the tarball could have replaced signing.pub with it. Compare it with the \
+         fingerprint you recorded at the first build and pass --fingerprint, or pass \
+         --pubkey with the signing.pub you keep; --allow-unpinned accepts it as is"
+    ))
+}
+
+fn verify(
+    tarball: &Path,
+    trust: &Trust,
+    allow_unpinned: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    let Some(verified) = verify_bundle(tarball, trust)? else {
+        return Err(Error::Usage("verify always checks the signature".into()));
+    };
+    let key = match trust {
+        Trust::Fingerprint { .. } => format!("the pinned key {}", verified.key_fingerprint),
+        Trust::KeyFile(path) => format!(
+            "the key in {} ({})",
+            path.display(),
+            verified.key_fingerprint
+        ),
+        Trust::Unpinned | Trust::Unverified => {
+            write_err(
+                err,
+                &format!(
+                    "signature OK with an UNPINNED key {}\n",
+                    verified.key_fingerprint
+                ),
+            )?;
+            if !allow_unpinned {
+                return Err(unpinned_refusal(&verified.key_fingerprint));
+            }
+            format!("an UNPINNED key {}", verified.key_fingerprint)
+        }
+    };
     write_out(
         out,
         &format!(
-            "{}: OK (node {}, bundle {}, {} files; signature, paths, checksums, provenance and air gap checked)\n",
+            "{}: OK (node {}, bundle {}, {} files; signed by {key}; paths, checksums, provenance and air gap checked)\n",
             tarball.display(),
             verified.node,
             verified.bundle_id,
             verified.files
         ),
     )
+}
+
+/// The diff of two bundles, each verified under its own trust first.
+fn verified_diff(
+    (old, old_trust): (&Path, &Trust),
+    (new, new_trust): (&Path, &Trust),
+) -> Result<crate::diff::BundleDiff, Error> {
+    for (tarball, trust) in [(old, old_trust), (new, new_trust)] {
+        if let Some(verified) = verify_bundle(tarball, trust)?
+            && matches!(trust, Trust::Unpinned)
+        {
+            return Err(unpinned_refusal(&verified.key_fingerprint));
+        }
+    }
+    crate::diff::diff(old, new)
+}
+
+/// `diff OLD NEW`: both verified under `trust` first (or labelled UNVERIFIED).
+fn diff_pair(
+    old: &Path,
+    new: &Path,
+    trust: &Trust,
+    format: OutputFormat,
+    err: &mut dyn Write,
+) -> Result<String, Error> {
+    let diff = verified_diff((old, trust), (new, trust))?;
+    let unverified = matches!(trust, Trust::Unverified);
+    if unverified {
+        write_err(
+            err,
+            "UNVERIFIED: signatures were not checked (--unverified)\n",
+        )?;
+    }
+    Ok(match format {
+        OutputFormat::Text if unverified => format!("UNVERIFIED\n{}", crate::diff::to_text(&diff)),
+        OutputFormat::Text => crate::diff::to_text(&diff),
+        OutputFormat::Json => {
+            let mut value = serde_json::to_value(&diff)
+                .map_err(|e| Error::Input(format!("cannot encode the diff: {e}")))?;
+            value["verified"] = serde_json::Value::Bool(!unverified);
+            to_json(&value)?
+        }
+    })
 }
 
 /// SOURCE_DATE_EPOCH (reproducible-builds.org), when set, is every bundle timestamp.

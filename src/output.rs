@@ -33,15 +33,23 @@ pub struct Marker {
     pub ca_fingerprint: String,
     /// The secrets folder the bundles were built from, absolute.
     pub secrets: PathBuf,
+    /// The bundles' signing key, as `verify --fingerprint` takes it.
+    pub signing_key_fingerprint: String,
 }
 
 impl Marker {
-    pub fn new(cluster: &str, ca_fingerprint: &str, secrets: &Path) -> Self {
+    pub fn new(
+        cluster: &str,
+        ca_fingerprint: &str,
+        secrets: &Path,
+        signing_key_fingerprint: &str,
+    ) -> Self {
         Self {
             format_version: MARKER_FORMAT,
             cluster: cluster.to_owned(),
             ca_fingerprint: ca_fingerprint.to_owned(),
             secrets: secrets.to_path_buf(),
+            signing_key_fingerprint: signing_key_fingerprint.to_owned(),
         }
     }
 
@@ -264,7 +272,7 @@ fn check_ours(generation: &Path) -> Result<(), String> {
     ))
 }
 
-fn read_marker(generation: &Path) -> Result<Option<Marker>, Error> {
+pub fn read_marker(generation: &Path) -> Result<Option<Marker>, Error> {
     let path = generation.join(MARKER_FILE);
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,

@@ -570,13 +570,11 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
         .endpoints
         .iter()
         .map(|url| {
-            let host = url
-                .host_str()
-                .unwrap_or_default()
-                .trim_start_matches('[')
-                .trim_end_matches(']');
+            // host_str keeps IPv6 in brackets: `[fd00::11]:2379` is unambiguous to read,
+            // and install.sh strips the brackets before connecting.
             q(&format!(
-                "{host}:{}",
+                "{}:{}",
+                url.host_str().unwrap_or_default(),
                 url.port_or_known_default().unwrap_or(2379)
             ))
         })

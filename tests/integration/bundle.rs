@@ -303,7 +303,11 @@ fn stock_openssl_and_verify_accept_every_bundle() {
         );
         kube_bundle(
             project.path(),
-            &["verify", &format!("bundles/prod-eu1/{node}.tar.gz")],
+            &[
+                "verify",
+                &format!("bundles/prod-eu1/{node}.tar.gz"),
+                "--allow-unpinned",
+            ],
         )
         .code(0)
         .stdout_has("OK");
@@ -397,7 +401,11 @@ fn every_flipped_byte_is_caught_by_verify_and_sampled_bytes_by_openssl() {
         );
         kube_bundle(
             project.path(),
-            &["verify", "bundles/prod-eu1/flipped.tar.gz"],
+            &[
+                "verify",
+                "bundles/prod-eu1/flipped.tar.gz",
+                "--allow-unpinned",
+            ],
         )
         .code(3)
         .stderr_has("signature does not match");
@@ -411,7 +419,11 @@ fn another_nodes_signature_is_refused() {
     let out = project.path().join("bundles/prod-eu1");
     fs::copy(out.join("cp2.tar.gz.sig"), out.join("cp1.tar.gz.sig")).unwrap();
     assert!(!openssl_verifies(&out, "cp1.tar.gz"));
-    kube_bundle(project.path(), &["verify", "bundles/prod-eu1/cp1.tar.gz"]).code(3);
+    kube_bundle(
+        project.path(),
+        &["verify", "bundles/prod-eu1/cp1.tar.gz", "--allow-unpinned"],
+    )
+    .code(3);
 }
 
 /// A tar entry as written raw: path, type, content.
@@ -433,7 +445,15 @@ fn hostile_bundle(
         let raw = &mut header.as_old_mut().name;
         raw[..path.len()].copy_from_slice(path.as_bytes());
         header.set_entry_type(*kind);
-        header.set_mode(0o644);
+        // Otherwise what our writer writes, so only the flaw under test is wrong.
+        header.set_mode(if *kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
         header.set_size(data.len() as u64);
         if *kind == tar::EntryType::Symlink {
             header.set_link_name("/etc/shadow").unwrap();
@@ -512,7 +532,7 @@ fn hostile_archives_signed_with_the_right_key_are_refused() {
     ];
     for (name, entries, reason) in cases {
         let relative = hostile_bundle(&project, name, entries);
-        let run = kube_bundle(project.path(), &["verify", &relative]);
+        let run = kube_bundle(project.path(), &["verify", &relative, "--allow-unpinned"]);
         run.code(3).stderr_has(reason);
         assert!(
             openssl_verifies(
@@ -555,7 +575,7 @@ fn a_bundle_whose_checksums_lie_is_refused() {
         .map(|(p, k, c)| (p.as_str(), *k, c.as_slice()))
         .collect();
     let relative = hostile_bundle(&project, "lying", &borrowed);
-    kube_bundle(project.path(), &["verify", &relative])
+    kube_bundle(project.path(), &["verify", &relative, "--allow-unpinned"])
         .code(3)
         .stderr_has("sha256 differs from SHA256SUMS");
 }
@@ -675,7 +695,11 @@ fn a_shipped_binary_lands_in_bin_dir_with_its_hash() {
         provenance["files"]["rootfs/usr/local/bin/kube-apiserver"]["mode"],
         "0755"
     );
-    kube_bundle(project.path(), &["verify", "bundles/prod-eu1/cp1.tar.gz"]).code(0);
+    kube_bundle(
+        project.path(),
+        &["verify", "bundles/prod-eu1/cp1.tar.gz", "--allow-unpinned"],
+    )
+    .code(0);
 
     // The binary is compressed once and spliced into each node's stream as its own gzip
     // member: stock tar still reads it whole, and a rebuild gives the same bytes.
@@ -741,7 +765,11 @@ fn truncated_and_extended_tarballs_are_refused_by_verify_and_openssl() {
         );
         kube_bundle(
             project.path(),
-            &["verify", &format!("bundles/prod-eu1/{name}.tar.gz")],
+            &[
+                "verify",
+                &format!("bundles/prod-eu1/{name}.tar.gz"),
+                "--allow-unpinned",
+            ],
         )
         .code(3);
     }
@@ -771,5 +799,9 @@ fn a_shipped_front_binary_lands_at_the_front_binary_path() {
         installer.contains("  '0755 /usr/sbin/nginx kube-nginx.service'"),
         "{installer}"
     );
-    kube_bundle(project.path(), &["verify", "bundles/prod-eu1/cp1.tar.gz"]).code(0);
+    kube_bundle(
+        project.path(),
+        &["verify", "bundles/prod-eu1/cp1.tar.gz", "--allow-unpinned"],
+    )
+    .code(0);
 }

@@ -166,7 +166,11 @@ fn builds_killed_at_arbitrary_points_never_leave_partial_secrets() {
             ["prod-eu1"],
             "a killed build's staging folder survived the next build"
         );
-        kube_bundle(dir.path(), &["verify", "bundles/prod-eu1/cp1.tar.gz"]).code(0);
+        kube_bundle(
+            dir.path(),
+            &["verify", "bundles/prod-eu1/cp1.tar.gz", "--allow-unpinned"],
+        )
+        .code(0);
     }
 }
 
@@ -212,7 +216,11 @@ fn a_build_removes_the_temp_files_a_killed_build_left_and_nothing_else() {
         "a file other than our temp files changed"
     );
     run.stderr_has("removed 2 temp file(s) left by an interrupted kube-bundle run");
-    kube_bundle(project.path(), &["verify", "bundles/prod-eu1/cp1.tar.gz"]).code(0);
+    kube_bundle(
+        project.path(),
+        &["verify", "bundles/prod-eu1/cp1.tar.gz", "--allow-unpinned"],
+    )
+    .code(0);
 }
 
 #[test]

@@ -158,6 +158,7 @@ fn renewed_certs_verify_keep_their_sans_and_change_only_their_files() {
             "diff",
             old_bundle.to_str().unwrap(),
             project.bundle("cp1").to_str().unwrap(),
+            "--unverified",
         ],
     );
     let text = run.stdout();
@@ -315,6 +316,7 @@ fn diff_of_a_rebuild_with_one_changed_flag_names_exactly_that_flag() {
             "diff",
             old.to_str().unwrap(),
             project.bundle("cp1").to_str().unwrap(),
+            "--unverified",
             "--output",
             "json",
         ],
@@ -347,6 +349,8 @@ fn diff_of_a_rebuild_with_one_changed_flag_names_exactly_that_flag() {
             "diff",
             project.bundle("cp1").to_str().unwrap(),
             project.bundle("cp1").to_str().unwrap(),
+            "--pubkey",
+            "bundles/prod-eu1/signing.pub",
         ],
     );
     same.code(0)
@@ -406,15 +410,22 @@ fn no_output_contains_key_material() {
         vec!["check"],
         vec!["certs", "expiry"],
         vec!["certs", "expiry", "--output", "json"],
-        vec!["diff", old.to_str().unwrap(), new.to_str().unwrap()],
         vec![
             "diff",
             old.to_str().unwrap(),
             new.to_str().unwrap(),
+            "--unverified",
+        ],
+        vec![
+            "diff",
+            old.to_str().unwrap(),
+            new.to_str().unwrap(),
+            "--unverified",
             "--output",
             "json",
         ],
-        vec!["verify", new.to_str().unwrap()],
+        vec!["diff"],
+        vec!["verify", new.to_str().unwrap(), "--allow-unpinned"],
     ] {
         outputs.push(kube_bundle(project.path(), &args));
     }
@@ -462,6 +473,7 @@ fn diff_reports_a_master_list_change_as_a_front_restart_on_every_node() {
             "diff",
             old_bundle.to_str().unwrap(),
             new_bundle.to_str().unwrap(),
+            "--unverified",
         ];
         let text = kube_bundle(project.path(), &args).code(0).stdout();
         assert!(

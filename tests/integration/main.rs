@@ -12,3 +12,4 @@ mod lifecycle;
 mod pki;
 mod render;
 mod safety;
+mod trust;

@@ -275,7 +275,11 @@ fn generations_say_what_changed_and_a_removed_master_retires() {
         .code(0)
         .stdout_has("node cp3: removed in this generation")
         .stdout_has("node cp1 → cp1");
-    kube_bundle(project.path(), &["verify", "bundles/prod-eu1/cp1.tar.gz"]).code(0);
+    kube_bundle(
+        project.path(),
+        &["verify", "bundles/prod-eu1/cp1.tar.gz", "--allow-unpinned"],
+    )
+    .code(0);
 
     // cp3 comes back: new credentials, a new bundle.
     project.edit(
@@ -352,7 +356,11 @@ fn killed_builds_leave_no_keys_outside_secrets_and_the_output() {
                 "round {round}: {name} appeared in the project"
             );
         }
-        kube_bundle(project.path(), &["verify", "bundles/prod-eu1/cp2.tar.gz"]).code(0);
+        kube_bundle(
+            project.path(),
+            &["verify", "bundles/prod-eu1/cp2.tar.gz", "--allow-unpinned"],
+        )
+        .code(0);
     }
 }
 
