@@ -274,6 +274,13 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
 }
 
 fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
+    if args.replace_cluster_identity && !args.nodes.is_empty() {
+        return Err(Error::Usage(
+            "--replace-cluster-identity rebuilds every node: drop --node, so no bundle of \
+             the old identity stays beside the new ones"
+                .into(),
+        ));
+    }
     let (validated, plan) = load_and_plan(&args.config, &args.nodes, err)?;
     let cluster = &validated.cluster;
     let config_path = absolute(&args.config.config)?;
@@ -373,7 +380,7 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         .values()
         .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.name))
         .collect();
-    keep_other_nodes(output.path(), staging.path(), &plan, &selected)?;
+    keep_other_nodes(output.path(), staging.path(), &plan, &selected, &signer)?;
     let shared = bundle::SharedFiles::new(staging.path().join(".shared"));
     // Nodes are independent: render, compress and sign them in parallel.
     let written = selected
@@ -479,9 +486,11 @@ fn diff_generations(
                 config: config.clone(),
                 allow_untested_version: true,
             })?;
-            config_folder(&config)?
-                .join("bundles")
-                .join(validated.cluster.name.as_str())
+            absolute(
+                &config_folder(&config)?
+                    .join("bundles")
+                    .join(validated.cluster.name.as_str()),
+            )?
         }
     };
     let previous = output::previous_of(&current);
@@ -960,19 +969,43 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 }
 
 /// With --node, the other masters' bundles in the output stay; a node no longer in
-/// cluster.yaml is never carried over.
+/// cluster.yaml is never carried over. Only regular files are carried (a link could
+/// point into secrets/), and only when the current key signed them: one output never
+/// mixes two signing keys.
 fn keep_other_nodes(
     current: &Path,
     staging: &Path,
     plan: &Plan,
     selected: &[&plan::NodePlan],
+    signer: &Signer,
 ) -> Result<(), Error> {
     for node in bundled_nodes(current)? {
         if !plan.nodes.contains_key(&node) || selected.iter().any(|n| n.name == node) {
             continue;
         }
-        for name in [format!("{node}.tar.gz"), format!("{node}.tar.gz.sig")] {
-            let (from, to) = (current.join(&name), staging.join(&name));
+        let tarball = current.join(format!("{node}.tar.gz"));
+        let signature = current.join(format!("{node}.tar.gz.sig"));
+        for path in [&tarball, &signature] {
+            let metadata = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+            if !metadata.is_file() {
+                return Err(Error::Input(format!(
+                    "{}: not a regular file; kube-bundle wrote none such. Remove it and \
+                     build every node",
+                    path.display()
+                )));
+            }
+        }
+        let signature_bytes = std::fs::read(&signature).map_err(|e| Error::io(&signature, e))?;
+        crate::sign::verify_file_signature(&signer.public_key_pem(), &tarball, &signature_bytes)
+            .map_err(|why| {
+                Error::Input(format!(
+                    "--node: {node}'s bundle in the output does not verify with this build's \
+                     signing key ({why}); build every node (without --node) so the output \
+                     holds one key's signatures"
+                ))
+            })?;
+        for from in [tarball, signature] {
+            let to = staging.join(from.file_name().unwrap_or_default());
             std::fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
         }
     }
@@ -1069,9 +1102,11 @@ fn secrets_folder(
 ) -> Result<PathBuf, Error> {
     match explicit {
         Some(dir) => absolute(dir),
-        None => Ok(config_folder(config)?
-            .join("secrets")
-            .join(cluster.name.as_str())),
+        None => absolute(
+            &config_folder(config)?
+                .join("secrets")
+                .join(cluster.name.as_str()),
+        ),
     }
 }
 

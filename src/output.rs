@@ -101,15 +101,35 @@ impl OutputDir {
         {
             return Err(refuse("it is your home folder".into()));
         }
+        let previous = previous_of(&path);
+        let scratch = scratch_prefix(name);
         for protected in protected {
-            if protected.path.starts_with(&path) {
-                let relation = if protected.path == path {
-                    "it is"
-                } else {
-                    "it holds"
-                };
+            // The output, its previous generation and our scratch folders beside it are
+            // all replaced or removed by builds: none may hold what the operator keeps.
+            let previous_role = format!("its previous generation {}", previous.display());
+            for (generation, role) in [(&path, "it"), (&previous, previous_role.as_str())] {
+                if protected.path.starts_with(generation) {
+                    let relation = if protected.path == *generation {
+                        "is"
+                    } else {
+                        "holds"
+                    };
+                    return Err(refuse(format!(
+                        "{role} {relation} {} ({}), and builds replace those folders whole",
+                        protected.what,
+                        protected.path.display()
+                    )));
+                }
+            }
+            let in_scratch = protected
+                .path
+                .strip_prefix(parent)
+                .ok()
+                .and_then(|rest| rest.components().next())
+                .is_some_and(|first| first.as_os_str().to_string_lossy().starts_with(&scratch));
+            if in_scratch {
                 return Err(refuse(format!(
-                    "{relation} {} ({}), and a build replaces the whole output folder",
+                    "{} ({}) has a name builds use for their scratch folders ({scratch}…)",
                     protected.what,
                     protected.path.display()
                 )));
@@ -128,11 +148,23 @@ impl OutputDir {
             _lock: lock_parent(parent)?,
             path: path.clone(),
         };
-        for generation in [output.path.clone(), output.previous()] {
-            check_ours(&generation).map_err(refuse)?;
+        for generation in [&output.path, &previous] {
+            check_ours(generation, parent).map_err(refuse)?;
         }
         output.remove_leftovers()?;
+        output.recover_interrupted_swap()?;
         Ok(output)
+    }
+
+    /// A build killed between its two renames left the last generation only as
+    /// `<out>.previous`: it becomes the current one again, so a `--node` build that
+    /// follows keeps every other node.
+    fn recover_interrupted_swap(&self) -> Result<(), Error> {
+        let previous = self.previous();
+        if !self.path.exists() && read_marker(&previous)?.is_some() {
+            fs::rename(&previous, &self.path).map_err(|e| Error::io(&previous, e))?;
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -171,8 +203,9 @@ impl OutputDir {
     pub fn commit(&self, staging: Staging, marker: &Marker) -> Result<(), Error> {
         let marker_path = staging.path().join(MARKER_FILE);
         fs::write(&marker_path, marker.to_json()?).map_err(|e| Error::io(&marker_path, e))?;
-        let staged = staging.dir.keep();
         let previous = self.previous();
+        // Checked again right before it is retired: it must still be ours.
+        check_ours(&previous, &self.parent).map_err(Error::Input)?;
         let retiring = if previous.exists() {
             // A random name no one else uses, so nothing foreign can be in the way.
             let retiring = tempfile::Builder::new()
@@ -186,10 +219,27 @@ impl OutputDir {
         } else {
             None
         };
-        if self.path.exists() {
-            fs::rename(&self.path, &previous).map_err(|e| Error::io(&self.path, e))?;
+        // Undoes the retiring rename when a later step fails; the staging folder (with
+        // its keys) is removed when `staging` drops.
+        let put_back = |retiring: &Option<PathBuf>| {
+            if let Some(retiring) = retiring {
+                let _ = fs::rename(retiring, &previous);
+            }
+        };
+        let had_current = self.path.exists();
+        if had_current && let Err(e) = fs::rename(&self.path, &previous) {
+            put_back(&retiring);
+            return Err(Error::io(&self.path, e));
         }
-        fs::rename(&staged, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        if let Err(e) = fs::rename(staging.path(), &self.path) {
+            if had_current {
+                let _ = fs::rename(&previous, &self.path);
+            }
+            put_back(&retiring);
+            return Err(Error::io(&self.path, e));
+        }
+        // The staging folder is the output now: nothing left to remove on drop.
+        let _ = staging.dir.keep();
         if let Some(retiring) = retiring {
             fs::remove_dir_all(&retiring).map_err(|e| Error::io(&retiring, e))?;
         }
@@ -198,7 +248,7 @@ impl OutputDir {
 
     /// `.<out>.<purpose>-`: the prefix of our scratch folders beside the output.
     fn prefix(&self, purpose: &str) -> String {
-        format!(".{}.{purpose}-", self.name.to_string_lossy())
+        format!("{}{purpose}-", scratch_prefix(&self.name))
     }
 
     /// Staging and retiring folders of a killed build: ours by name, so removable.
@@ -218,6 +268,11 @@ impl OutputDir {
         }
         Ok(())
     }
+}
+
+/// `.<out>.`: what the names of our scratch folders beside the output start with.
+fn scratch_prefix(name: &OsStr) -> String {
+    format!(".{}.", name.to_string_lossy())
 }
 
 /// `<out>.previous`: where the generation before `out` is kept.
@@ -247,8 +302,10 @@ fn has_random_suffix(name: &OsStr, prefix: &str) -> bool {
         })
 }
 
-/// An absent folder, an empty one or one that holds our marker is ours to replace.
-fn check_ours(generation: &Path) -> Result<(), String> {
+/// An absent folder, or an empty one or one that holds our marker, owned by us and
+/// writable by no one else, on the same filesystem as its parent, is ours to replace.
+fn check_ours(generation: &Path, parent: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
     let metadata = match fs::symlink_metadata(generation) {
         Ok(metadata) => metadata,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -260,16 +317,48 @@ fn check_ours(generation: &Path) -> Result<(), String> {
             generation.display()
         ));
     }
+    let me = current_uid();
+    if metadata.uid() != me || metadata.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} belongs to another user or others may write to it (owner uid {}, mode \
+             {:04o}); kube-bundle replaces only folders that are its own",
+            generation.display(),
+            metadata.uid(),
+            metadata.mode() & 0o7777
+        ));
+    }
+    if fs::metadata(parent).is_ok_and(|p| p.dev() != metadata.dev()) {
+        return Err(format!(
+            "{} is a mount point; a build swaps generations by renaming folders, which a \
+             mount point does not allow: use a folder inside it",
+            generation.display()
+        ));
+    }
     let mut entries =
         fs::read_dir(generation).map_err(|e| format!("{}: {e}", generation.display()))?;
-    if entries.next().is_none() || generation.join(MARKER_FILE).is_file() {
+    if entries.next().is_none() {
         return Ok(());
     }
-    Err(format!(
-        "{} holds files kube-bundle did not write (it has no {MARKER_FILE} marker), and a \
-         build replaces the whole folder",
-        generation.display()
-    ))
+    let marker = generation.join(MARKER_FILE);
+    match fs::symlink_metadata(&marker) {
+        Ok(m) if m.is_file() && m.uid() == me && m.mode() & 0o022 == 0 => Ok(()),
+        Ok(_) => Err(format!(
+            "{} is not a marker kube-bundle wrote (a link, another user's, or writable by \
+             others)",
+            marker.display()
+        )),
+        Err(_) => Err(format!(
+            "{} holds files kube-bundle did not write (it has no {MARKER_FILE} marker), and a \
+             build replaces the whole folder",
+            generation.display()
+        )),
+    }
+}
+
+/// The user this process runs as (Linux gives /proc/self to the effective uid).
+fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").map_or(0, |m| m.uid())
 }
 
 pub fn read_marker(generation: &Path) -> Result<Option<Marker>, Error> {
@@ -309,21 +398,27 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
 pub fn resolve(path: &Path) -> std::io::Result<PathBuf> {
     let absolute = std::path::absolute(path)?;
     let mut resolved = PathBuf::from("/");
-    let mut exists = true;
+    // How many trailing components of `resolved` do not exist (and were not resolved).
+    let mut missing = 0usize;
     for component in absolute.components() {
         match component {
             Component::Prefix(_) | Component::RootDir | Component::CurDir => {}
             Component::ParentDir => {
+                // `resolved` is canonical up to its missing tail, so popping is exact;
+                // once back in the existing part, later links are resolved again.
                 resolved.pop();
+                missing = missing.saturating_sub(1);
             }
             Component::Normal(part) => {
                 resolved.push(part);
-                if exists {
-                    match fs::canonicalize(&resolved) {
-                        Ok(canonical) => resolved = canonical,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => exists = false,
-                        Err(e) => return Err(e),
-                    }
+                if missing > 0 {
+                    missing += 1;
+                    continue;
+                }
+                match fs::canonicalize(&resolved) {
+                    Ok(canonical) => resolved = canonical,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing = 1,
+                    Err(e) => return Err(e),
                 }
             }
         }
@@ -348,6 +443,11 @@ mod tests {
             real.join("a/new/x")
         );
         assert_eq!(resolve(&real.join("a/..")).unwrap(), real);
+        // A missing folder and `..` lead back into the existing part, where links count.
+        assert_eq!(
+            resolve(&real.join("nope/../link/x")).unwrap(),
+            real.join("a/x")
+        );
     }
 
     #[test]

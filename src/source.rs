@@ -53,11 +53,17 @@ impl SourceFile {
                 err.utf8_error().valid_up_to()
             ))
         })?;
-        if let Some(kind) = key_material_kind(&text) {
+        // A file with neither key is no cluster description at all, and may be anything
+        // (a hex or age key): it is named, never quoted.
+        let kind = key_material_kind(&text).or_else(|| {
+            (!(text.contains("apiVersion") && text.contains("kind")))
+                .then_some("no `apiVersion` and `kind`, so it is not a cluster description")
+        });
+        if let Some(kind) = kind {
             // Diagnostics quote lines of the file; these lines must never reach a terminal.
             return Err(Error::Input(format!(
-                "{}: this file holds {kind}, not a cluster description; kube-bundle does not \
-                 quote it. Name your cluster.yaml as the CONFIG argument",
+                "{}: this file holds {kind}; kube-bundle does not quote it. Name your \
+                 cluster.yaml as the CONFIG argument",
                 path.display()
             )));
         }

@@ -458,3 +458,172 @@ fn no_command_quotes_a_key_file_given_as_its_config() {
         }
     }
 }
+
+/// Ways to make the swap move or delete the secrets folder: each is refused up front,
+/// and the secrets survive.
+#[test]
+fn the_secrets_folder_can_never_be_a_generation_or_scratch_folder() {
+    let project = Project::new();
+    let path = project.path();
+    fs::create_dir(path.join("vault")).unwrap();
+    std::os::unix::fs::symlink(path.join("vault"), path.join("linked")).unwrap();
+    for (args, why) in [
+        (
+            vec!["build", "--out", "out", "--secrets", "out.previous"],
+            "its previous generation",
+        ),
+        (
+            vec!["build", "--out", "out", "--secrets", ".out.retiring-secret"],
+            "scratch folders",
+        ),
+        (
+            vec!["build", "--out", "vault", "--secrets", "linked/s"],
+            "holds the secrets folder",
+        ),
+        (
+            vec!["build", "--out", "nope/../secrets/prod-eu1/x"],
+            "inside the secrets folder",
+        ),
+    ] {
+        kube_bundle(path, &args).code(2).stderr_has(why);
+    }
+    // The default secrets folder is resolved through links too.
+    let second = tempfile::tempdir().unwrap();
+    fs::copy(
+        path.join("cluster.yaml"),
+        second.path().join("cluster.yaml"),
+    )
+    .unwrap();
+    fs::create_dir(second.path().join("vault")).unwrap();
+    std::os::unix::fs::symlink(second.path().join("vault"), second.path().join("secrets")).unwrap();
+    kube_bundle(second.path(), &["build", "--out", "vault"])
+        .code(2)
+        .stderr_has("holds the secrets folder");
+    assert_eq!(names(&second.path().join("vault")), Vec::<String>::new());
+}
+
+#[test]
+fn a_marker_someone_else_could_write_is_not_trusted() {
+    let project = Project::new();
+    project.build();
+    let shared = project.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::write(shared.join("report.txt"), "theirs").unwrap();
+    fs::copy(
+        project.path().join("bundles/prod-eu1/.kube-bundle-output"),
+        shared.join(".kube-bundle-output"),
+    )
+    .unwrap();
+    // World-writable folder, or a marker owned by someone else: refused.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    kube_bundle(project.path(), &["build", "--out", "shared"])
+        .code(2)
+        .stderr_has("others may write to it");
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(shared.join(".kube-bundle-output"), Some(65534), Some(65534)).unwrap();
+    kube_bundle(project.path(), &["build", "--out", "shared"])
+        .code(2)
+        .stderr_has("is not a marker kube-bundle wrote");
+    assert_eq!(fs::read(shared.join("report.txt")).unwrap(), b"theirs");
+}
+
+#[test]
+fn a_node_build_carries_over_only_bundles_its_key_signed() {
+    let project = Project::new();
+    project.build();
+    let out = project.path().join("bundles/prod-eu1");
+    // Links into secrets/ posing as cp3's bundle: never copied into the output.
+    fs::remove_file(out.join("cp3.tar.gz")).unwrap();
+    fs::remove_file(out.join("cp3.tar.gz.sig")).unwrap();
+    let secrets = project.path().join("secrets/prod-eu1");
+    std::os::unix::fs::symlink(secrets.join("ca.pem"), out.join("cp3.tar.gz")).unwrap();
+    std::os::unix::fs::symlink(secrets.join("signing-key.pem"), out.join("cp3.tar.gz.sig"))
+        .unwrap();
+    kube_bundle(project.path(), &["build", "--node", "cp1"])
+        .code(1)
+        .stderr_has("not a regular file");
+    for (path, bytes) in tree(&out) {
+        if fs::symlink_metadata(&path).unwrap().is_file() {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("PRIVATE KEY"),
+                "{}",
+                path.display()
+            );
+        }
+    }
+    fs::remove_file(out.join("cp3.tar.gz")).unwrap();
+    fs::remove_file(out.join("cp3.tar.gz.sig")).unwrap();
+    project.build();
+
+    // Another signing key for one node: the others would not verify.
+    let other_key = tempfile::tempdir().unwrap();
+    let store = kube_bundle::secrets::SecretStore::open(
+        &other_key.path().join("s"),
+        kube_bundle::secrets::Access::ReadWrite,
+    )
+    .unwrap();
+    kube_bundle::sign::Signer::load_or_create(&store, None).unwrap();
+    let key = other_key.path().join("s/signing-key.pem");
+    kube_bundle(
+        project.path(),
+        &[
+            "build",
+            "--node",
+            "cp1",
+            "--signing-key",
+            key.to_str().unwrap(),
+        ],
+    )
+    .code(1)
+    .stderr_has("build every node");
+    kube_bundle(
+        project.path(),
+        &["build", "--node", "cp1", "--replace-cluster-identity"],
+    )
+    .code(2);
+}
+
+#[test]
+fn a_swap_killed_between_its_renames_loses_no_node() {
+    let project = Project::new();
+    project.build();
+    let bundles = project.path().join("bundles");
+    // What a kill between "current → previous" and "staging → current" leaves.
+    fs::rename(bundles.join("prod-eu1"), bundles.join("prod-eu1.previous")).unwrap();
+    kube_bundle(project.path(), &["build", "--node", "cp1"]).code(0);
+    let listing = names(&bundles.join("prod-eu1"));
+    for node in ["cp1", "cp2", "cp3"] {
+        assert!(listing.contains(&format!("{node}.tar.gz")), "{listing:?}");
+    }
+}
+
+#[test]
+fn a_mount_point_output_is_refused_before_anything_is_written() {
+    let project = Project::new();
+    let mount = project.path().join("mnt");
+    fs::create_dir(&mount).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount needs root (CI runs as root)");
+    let run = kube_bundle(project.path(), &["build", "--out", "mnt"]);
+    let _ = Command::new("umount").arg("-l").arg(&mount).status();
+    run.code(2).stderr_has("mount point");
+    assert_eq!(names(project.path()), ["cluster.yaml", "mnt", "secrets"]);
+}
+
+#[test]
+fn key_files_in_any_encoding_are_named_not_quoted() {
+    let project = Project::new();
+    let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n";
+    let age = "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQS3HZ7NM\n";
+    for (name, text) in [("hex.key", hex), ("age.key", age)] {
+        fs::write(project.path().join(name), text).unwrap();
+        let run = kube_bundle(project.path(), &["check", name]);
+        run.code(1).stderr_has("not a cluster description");
+        assert!(!run.stderr().contains(&text[..20]), "{}", run.stderr());
+    }
+}
