@@ -147,7 +147,10 @@ impl Sandbox {
         let mut command = Command::new("bash");
         command
             .arg(bundle.join("install.sh"))
-            .args(["--root", root.to_str().unwrap(), "--timeout", "15"])
+            // A generous health deadline: the success path returns as soon as the unit is
+            // healthy. install.sh takes the last --timeout, so a test's own (a short one,
+            // where it expects the unit never to turn healthy) wins.
+            .args(["--root", root.to_str().unwrap(), "--timeout", "120"])
             .args(args)
             .env("PATH", path)
             .env("STUB_DIR", self.stub_dir())
@@ -208,24 +211,67 @@ impl Sandbox {
         }
     }
 
+    /// SIGTERM, up to 5 s of grace, then SIGKILL to the process and its group (nginx's
+    /// workers), and waits until nothing of it runs. The 60 s limit is a hang guard, never
+    /// reached on the success path: past it the test fails, as a survivor would hold the
+    /// address the next run binds.
     fn stop_pid(&self, name: &str) {
+        use std::time::{Duration, Instant};
         let pidfile = self.stub_dir().join(name);
         if let Ok(pid) = fs::read_to_string(&pidfile) {
             let pid = pid.trim().to_owned();
-            let _ = Command::new("kill").arg(&pid).status();
-            for _ in 0..100 {
-                let alive = Command::new("kill")
-                    .args(["-0", &pid])
-                    .stderr(std::process::Stdio::null())
-                    .status();
-                if !alive.is_ok_and(|s| s.success()) {
-                    break;
+            if let Ok(number) = pid.parse::<u32>() {
+                let signal = |args: &[&str]| {
+                    let _ = Command::new("kill")
+                        .args(args)
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                };
+                signal(&[&pid]);
+                let grace = Instant::now() + Duration::from_secs(5);
+                while group_alive(number) && Instant::now() < grace {
+                    std::thread::sleep(Duration::from_millis(50));
                 }
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                if group_alive(number) {
+                    signal(&["-KILL", "--", &format!("-{pid}")]);
+                    signal(&["-KILL", &pid]);
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while group_alive(number) {
+                        assert!(
+                            Instant::now() < deadline,
+                            "{name}: pid {pid} still runs 60 s after SIGKILL"
+                        );
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
             }
             let _ = fs::remove_file(&pidfile);
         }
     }
+}
+
+/// Whether `pid`, or a process in the group it leads, still runs. Zombies count as gone:
+/// they hold no socket, and the daemons' adoptive parent may never reap them.
+fn group_alive(pid: u32) -> bool {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(this) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            return false;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // After the command name in parentheses: state, ppid, pgrp.
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        fields.first().is_some_and(|state| *state != "Z")
+            && (this == pid || fields.get(2) == Some(&pid.to_string().as_str()))
+    })
 }
 
 impl Drop for Sandbox {
