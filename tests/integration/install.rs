@@ -15,6 +15,9 @@ use tempfile::TempDir;
 
 use crate::harness::{kube_bundle, repo_root};
 
+/// Not an install.sh option: tells the harness to leave out --run-units.
+const NO_UNITS: &str = "(no --run-units)";
+
 /// Each sandbox gets its own 127.0.N.0/24 so tests can run in parallel.
 static NEXT_SUBNET: AtomicU8 = AtomicU8::new(10);
 
@@ -151,7 +154,14 @@ impl Sandbox {
             // healthy. install.sh takes the last --timeout, so a test's own (a short one,
             // where it expects the unit never to turn healthy) wins.
             .args(["--root", root.to_str().unwrap(), "--timeout", "120"])
-            .args(args)
+            // A sandbox root never drives units, unless --run-units says PATH holds
+            // stand-ins (ours, first on PATH); a test of that default passes NO_UNITS.
+            .args(if args.contains(&NO_UNITS) {
+                &[][..]
+            } else {
+                &["--run-units"][..]
+            })
+            .args(args.iter().filter(|a| **a != NO_UNITS))
             .env("PATH", path)
             .env("STUB_DIR", self.stub_dir())
             .env("STUB_ROOT", root)
@@ -352,6 +362,9 @@ fn first_install_puts_every_file_in_place_and_starts_the_unit() {
     assert_eq!(
         log,
         [
+            // Which units ran before: a rollback restarts exactly those.
+            "is-active --quiet kube-apiserver.service",
+            "is-active --quiet kube-nginx.service",
             "daemon-reload",
             "enable --quiet kube-apiserver.service",
             "restart kube-apiserver.service",
@@ -746,7 +759,7 @@ fn preflight_names_what_is_wrong() {
 }
 
 #[test]
-fn uninstall_removes_exactly_the_bundles_files_and_keeps_backups() {
+fn uninstall_removes_exactly_the_bundles_files_and_its_backups_unless_kept() {
     let sandbox = Sandbox::new();
     let bundle = sandbox.build_and_extract("b1");
     let unrelated = sandbox.root().join("etc/kubernetes/other.conf");
@@ -756,21 +769,21 @@ fn uninstall_removes_exactly_the_bundles_files_and_keeps_backups() {
     sandbox.edit("extraArgs: {}", "extraArgs: { event-ttl: 2h }");
     let second = sandbox.build_and_extract("b2");
     succeeded(&sandbox.install(&second, &[]));
-    succeeded(&sandbox.install(&second, &["--uninstall"]));
+    succeeded(&sandbox.install(&second, &["--uninstall", "--keep-backups"]));
     let left: Vec<String> = sandbox.tree().into_keys().collect();
     assert_eq!(
         left,
         ["etc/kubernetes/other.conf", "usr/local/bin/kube-apiserver"]
     );
+    let backups = sandbox.root().join("var/lib/kube-bundle/backups");
     assert!(
-        sandbox
-            .root()
-            .join("var/lib/kube-bundle/backups")
-            .read_dir()
-            .unwrap()
-            .count()
-            > 0
+        backups.read_dir().unwrap().count() > 0,
+        "--keep-backups kept them"
     );
+    // Without --keep-backups the backups (old keys among them) go too.
+    succeeded(&sandbox.install(&second, &[]));
+    succeeded(&sandbox.install(&second, &["--uninstall"]));
+    assert!(!backups.exists(), "backups survived an uninstall");
     assert!(
         sandbox
             .systemctl_log()
@@ -838,4 +851,306 @@ fn status_runs_the_seed_checks() {
         text.contains("installed bundle") && text.contains("cp1-"),
         "{text}"
     );
+}
+
+/// Generation 1 installed and healthy, generation 2 (one changed flag) extracted.
+fn two_generations(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
+    let first = sandbox.build_and_extract("b1");
+    succeeded(&sandbox.install(&first, &[]));
+    sandbox.edit("extraArgs: {}", "extraArgs: { event-ttl: 2h }");
+    let second = sandbox.build_and_extract("b2");
+    (first, second)
+}
+
+/// The node is exactly as generation 1 left it: files, modes, owners, no temp files or
+/// old-content links, no pending marker, no backup of the failed run.
+#[track_caller]
+fn assert_back_at(sandbox: &Sandbox, before: &BTreeMap<String, (u32, u32, Vec<u8>)>, why: &str) {
+    assert_eq!(&sandbox.tree(), before, "{why}: the node is not as it was");
+    let state = sandbox.root().join("var/lib/kube-bundle");
+    assert!(
+        !state.join("pending").exists(),
+        "{why}: pending marker left"
+    );
+    let backups: Vec<_> = fs::read_dir(state.join("backups"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        backups.len() <= 1,
+        "{why}: the failed run's backup stayed: {backups:?}"
+    );
+}
+
+#[test]
+fn every_failing_systemctl_step_rolls_back_to_the_previous_generation() {
+    let sandbox = Sandbox::new();
+    let (_, second) = two_generations(&sandbox);
+    let before = sandbox.tree();
+    for verb in ["restart", "daemon-reload", "enable"] {
+        let flag = sandbox.stub_dir().join(format!("fail-{verb}"));
+        fs::write(&flag, "").unwrap();
+        sandbox.clear_logs();
+        let output = sandbox.install(&second, &[]);
+        fs::remove_file(&flag).unwrap();
+        let text = stdout(&output);
+        assert!(!output.status.success(), "{verb}: {text}");
+        assert!(
+            text.contains(&format!("systemctl {verb}")) && text.contains("rolled back"),
+            "{verb}: the failing step is not named:\n{text}"
+        );
+        assert!(
+            text.contains("journal lines"),
+            "{verb}: no journal:\n{text}"
+        );
+        assert_back_at(&sandbox, &before, verb);
+        // A failed restart restarts the previous apiserver on the restored files; a
+        // failure before any restart leaves the running units alone.
+        let log = sandbox.systemctl_log();
+        let restarts = log.iter().filter(|c| c.starts_with("restart")).count();
+        match verb {
+            "restart" => assert!(
+                log.last()
+                    .is_some_and(|c| c == "restart kube-apiserver.service")
+                    && restarts == 2,
+                "{verb}: the previous unit was not restarted: {log:?}"
+            ),
+            _ => assert_eq!(restarts, 0, "{verb}: {log:?}"),
+        }
+    }
+    // And the same generation installs cleanly once nothing fails.
+    succeeded(&sandbox.install(&second, &[]));
+    assert_installed(&sandbox, &second);
+}
+
+#[test]
+fn sigterm_at_any_step_ends_back_at_the_previous_generation() {
+    let sandbox = Sandbox::new();
+    let (first, second) = two_generations(&sandbox);
+    let before = sandbox.tree();
+    let mut term_at = 1;
+    loop {
+        let count_file = sandbox.stub_dir().join("mv.count");
+        let _ = fs::remove_file(&count_file);
+        let output = sandbox.install_with(&second, &[], &[("TERM_AT_MV", &term_at.to_string())]);
+        let calls: u32 = fs::read_to_string(&count_file)
+            .map(|c| c.trim().parse().unwrap())
+            .unwrap_or(0);
+        if calls < term_at {
+            assert!(output.status.success(), "{}", stdout(&output));
+            break;
+        }
+        let text = stdout(&output);
+        assert!(
+            !output.status.success(),
+            "SIGTERM at rename #{term_at}: {text}"
+        );
+        assert!(
+            text.contains("SIGTERM") && text.contains("rolled back"),
+            "{text}"
+        );
+        assert_back_at(&sandbox, &before, &format!("SIGTERM at rename #{term_at}"));
+        term_at += 1;
+    }
+    assert!(term_at > 3, "only {term_at} steps were interrupted");
+    assert_installed(&sandbox, &second);
+    let _ = first;
+}
+
+#[test]
+fn a_full_disk_ends_byte_identical_with_no_temp_files() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    let root = sandbox.root();
+    let binary = fs::read(root.join("usr/local/bin/kube-apiserver")).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount needs root (CI runs as root)");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(root.clone());
+    let bin = root.join("usr/local/bin/kube-apiserver");
+    fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    fs::write(&bin, &binary).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let before = sandbox.tree();
+    let output = sandbox.install(&bundle, &[]);
+    let text = stdout(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("free space"), "{text}");
+    assert_eq!(sandbox.tree(), before, "{text}");
+    assert!(!root.join("var/lib/kube-bundle/pending").exists());
+}
+
+#[test]
+fn a_sandbox_root_never_drives_this_hosts_units() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    sandbox.clear_logs();
+    let text = succeeded(&sandbox.install(&bundle, &[NO_UNITS]));
+    assert!(text.contains("sandbox root"), "{text}");
+    assert_installed(&sandbox, &bundle);
+    succeeded(&sandbox.install(&bundle, &["--uninstall", NO_UNITS]));
+    assert_eq!(
+        sandbox.systemctl_log(),
+        Vec::<String>::new(),
+        "systemctl was called under --root"
+    );
+    // Parent folders are readable by non-root tools; the key files are not.
+    let tree = sandbox.tree();
+    assert!(tree.is_empty() || tree.keys().all(|k| !k.starts_with("etc/kubernetes/pki/")));
+    succeeded(&sandbox.install(&bundle, &[]));
+    for folder in ["etc/kubernetes", "etc/kubernetes/pki", "var/lib/kubernetes"] {
+        let mode = fs::metadata(sandbox.root().join(folder)).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o755, "{folder}");
+    }
+    assert_eq!(sandbox.tree()["etc/kubernetes/pki/apiserver.key"].0, 0o600);
+}
+
+#[test]
+fn after_renewal_and_rotation_only_one_generation_of_old_keys_stays() {
+    let sandbox = Sandbox::new();
+    let first = sandbox.build_and_extract("b1");
+    succeeded(&sandbox.install(&first, &[]));
+    let original_key = fs::read(sandbox.root().join("etc/kubernetes/pki/apiserver.key")).unwrap();
+    kube_bundle(sandbox.path(), &["certs", "renew", "--all"]).code(0);
+    let second = sandbox.build_and_extract("b2");
+    succeeded(&sandbox.install(&second, &[]));
+    kube_bundle(sandbox.path(), &["encryption", "rotate"]).code(0);
+    let third = sandbox.build_and_extract("b3");
+    succeeded(&sandbox.install(&third, &[]));
+    let backups = sandbox.root().join("var/lib/kube-bundle/backups");
+    let generations: Vec<_> = fs::read_dir(&backups).unwrap().collect();
+    assert_eq!(generations.len(), 1, "one generation of backups");
+    let mut stack = vec![backups];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = fs::read(&path).unwrap();
+                assert_ne!(
+                    bytes,
+                    original_key,
+                    "{} holds the first key",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// Whoever owns the extracted folder swaps the unit right after the checksum check:
+/// install.sh installs from its own copy, so the swap changes nothing.
+#[test]
+fn a_file_swapped_after_the_check_is_never_installed() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    let swapper = sandbox.path().join("swapper");
+    fs::create_dir_all(&swapper).unwrap();
+    let unit = bundle.join("rootfs/etc/systemd/system/kube-apiserver.service");
+    let script = format!(
+        "#!/bin/sh\n/usr/bin/sha256sum \"$@\"; status=$?\n\
+         echo 'ExecStartPre=/bin/sh -c evil' >> '{}'\nexit $status\n",
+        unit.display()
+    );
+    fs::write(swapper.join("sha256sum"), script).unwrap();
+    fs::set_permissions(swapper.join("sha256sum"), fs::Permissions::from_mode(0o755)).unwrap();
+    let stubs = repo_root().join("tests/stubs");
+    let path = format!(
+        "{}:{}:{}",
+        swapper.display(),
+        stubs.display(),
+        std::env::var("PATH").unwrap()
+    );
+    let text = succeeded(&sandbox.install_with(&bundle, &[], &[("PATH", &path)]));
+    assert!(
+        fs::read_to_string(&unit).unwrap().contains("evil"),
+        "the swap did happen in the extracted folder"
+    );
+    let installed = sandbox.tree()["etc/systemd/system/kube-apiserver.service"]
+        .2
+        .clone();
+    assert!(
+        !String::from_utf8_lossy(&installed).contains("evil"),
+        "the swapped unit was installed:\n{text}"
+    );
+}
+
+#[test]
+fn status_fails_when_a_check_fails_and_dry_run_shows_the_whole_plan() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    succeeded(&sandbox.install(&bundle, &[]));
+    succeeded(&sandbox.install(&bundle, &["--status"]));
+    sandbox.stop_apiserver();
+    let output = sandbox.install(&bundle, &["--status"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAILED"), "{text}");
+
+    // A node whose binary is missing: the dry run still lists every file, then fails.
+    let fresh = Sandbox::new();
+    let bundle = fresh.build_and_extract("b1");
+    fs::remove_file(fresh.root().join("usr/local/bin/kube-apiserver")).unwrap();
+    let output = fresh.install(&bundle, &["--dry-run"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("kube-apiserver binary") && text.contains("FAILED"),
+        "{text}"
+    );
+    assert!(
+        text.contains("new       /etc/systemd/system/kube-apiserver.service"),
+        "the plan is missing:\n{text}"
+    );
+    assert_eq!(fresh.tree().len(), 0, "a dry run changed the node");
+}
+
+#[test]
+fn uninstall_on_a_real_root_needs_confirmation() {
+    let sandbox = Sandbox::new();
+    let bundle = sandbox.build_and_extract("b1");
+    // No --root: the real host. Without --yes and without a terminal nothing happens.
+    let stubs = repo_root().join("tests/stubs");
+    let output = Command::new("bash")
+        .arg(bundle.join("install.sh"))
+        .arg("--uninstall")
+        .env(
+            "PATH",
+            format!("{}:{}", stubs.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("STUB_DIR", sandbox.stub_dir())
+        .env("STUB_HOSTNAME", "cp1")
+        .env("STUB_ADDRESSES", "192.0.2.10")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("--yes"), "{text}");
+    assert_eq!(sandbox.systemctl_log(), Vec::<String>::new());
+    // The wrong node is refused before the question.
+    let output = Command::new("bash")
+        .arg(bundle.join("install.sh"))
+        .args(["--uninstall", "--yes"])
+        .env(
+            "PATH",
+            format!("{}:{}", stubs.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("STUB_DIR", sandbox.stub_dir())
+        .env("STUB_HOSTNAME", "somewhere-else")
+        .env("STUB_ADDRESSES", "192.0.2.10")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(stdout(&output).contains("this bundle is for cp1"));
+    assert_eq!(sandbox.systemctl_log(), Vec::<String>::new());
 }
