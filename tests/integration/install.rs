@@ -1154,3 +1154,31 @@ fn uninstall_on_a_real_root_needs_confirmation() {
     assert!(stdout(&output).contains("this bundle is for cp1"));
     assert_eq!(sandbox.systemctl_log(), Vec::<String>::new());
 }
+
+/// A copy failing as on a full disk, at every copy the install makes in turn: the node
+/// always ends as generation 1 left it.
+#[test]
+fn a_copy_failing_at_any_point_ends_back_at_the_previous_generation() {
+    let sandbox = Sandbox::new();
+    let (_, second) = two_generations(&sandbox);
+    let before = sandbox.tree();
+    let mut fail_at = 1;
+    loop {
+        let count_file = sandbox.stub_dir().join("cp.count");
+        let _ = fs::remove_file(&count_file);
+        let output = sandbox.install_with(&second, &[], &[("FAIL_AT_CP", &fail_at.to_string())]);
+        let calls: u32 = fs::read_to_string(&count_file)
+            .map(|c| c.trim().parse().unwrap())
+            .unwrap_or(0);
+        if calls < fail_at {
+            assert!(output.status.success(), "{}", stdout(&output));
+            break;
+        }
+        let text = stdout(&output);
+        assert!(!output.status.success(), "cp #{fail_at} failed: {text}");
+        assert_back_at(&sandbox, &before, &format!("cp #{fail_at} failed"));
+        fail_at += 1;
+    }
+    assert!(fail_at > 2, "only {fail_at} copies were failed");
+    assert_installed(&sandbox, &second);
+}
