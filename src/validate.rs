@@ -829,6 +829,9 @@ pub fn validate(
     });
     let mut taken = TakenNames::default();
     let masters = check_masters(&mut c, &raw.masters, &mut taken);
+    if let (Some(version), Some(masters)) = (&version, &masters) {
+        check_advertise_addresses(&mut c, version, &raw.masters.value, masters);
+    }
     let clients = check_clients(&mut c, raw.clients.as_ref(), raw.ha_front.kind, &mut taken);
     let network = check_network(&mut c, &raw.network, masters.as_deref());
     let etcd = check_etcd(&mut c, &raw.etcd);
@@ -1074,6 +1077,39 @@ fn check_version(
             "check the rendered unit against that release's flag reference");
     }
     Some(version)
+}
+
+/// From 1.37 the apiserver refuses to advertise a loopback, link-local or unspecified
+/// address (its lease endpoint reconciler validates the IP at start-up), and a master's
+/// address is its advertise address.
+fn check_advertise_addresses(
+    c: &mut Checker<'_>,
+    version: &KubeVersion,
+    raw: &[crate::config::RawNode],
+    masters: &[Master],
+) {
+    if version.minor() < crate::versions::ADVERTISE_MUST_BE_ROUTABLE_FROM {
+        return;
+    }
+    for (index, (node, master)) in raw.iter().zip(masters).enumerate() {
+        let link_local = match master.ip {
+            IpAddr::V4(v4) => v4.is_link_local(),
+            IpAddr::V6(v6) => v6.is_unicast_link_local(),
+        };
+        if master.ip.is_loopback() || link_local {
+            c.error(
+                node.ip.referenced,
+                &format!("masters[{index}].ip"),
+                format!(
+                    "{} is a loopback or link-local address, which kube-apiserver {version} \
+                     refuses as its advertise address",
+                    master.ip
+                ),
+                "use the master's routable address (for a test bed on one host, give each \
+                 master its own network namespace and address)",
+            );
+        }
+    }
 }
 
 fn check_masters(
@@ -2075,7 +2111,7 @@ mod tests {
 
     #[test]
     fn kubernetes_version_parses_and_is_in_range() {
-        let version = "kubernetesVersion: v1.36.1";
+        let version = "kubernetesVersion: v1.37.2";
         rejects(
             version,
             "kubernetesVersion: v1.x",
@@ -2083,7 +2119,7 @@ mod tests {
         );
         rejects(version, "kubernetesVersion: v1.11.9", &["older than v1.12"]);
         rejects(version, "kubernetesVersion: v2.0.0", &["older than v1.12"]);
-        rejects(version, "kubernetesVersion: v1.40.0", &["newer than v1.36"]);
+        rejects(version, "kubernetesVersion: v1.40.0", &["newer than v1.37"]);
         let yaml = example_with(version, "kubernetesVersion: v1.40.0");
         let options = ValidateOptions {
             allow_untested_version: true,
@@ -2137,20 +2173,40 @@ mod tests {
     }
 
     #[test]
+    fn from_1_37_a_master_address_must_be_routable() {
+        let master = "{ name: cp1, ip: 10.20.0.11 }";
+        rejects(
+            master,
+            "{ name: cp1, ip: 127.0.0.11 }",
+            &[
+                "127.0.0.11 is a loopback or link-local address",
+                "v1.37.2 refuses",
+            ],
+        );
+        rejects(master, "{ name: cp1, ip: 169.254.0.11 }", &["link-local"]);
+        let yaml =
+            example_with(master, "{ name: cp1, ip: 127.0.0.11 }").replace("v1.37.2", "v1.36.1");
+        assert!(
+            run(&yaml, ValidateOptions::default()).is_ok(),
+            "1.36 accepts a loopback master (with a warning)"
+        );
+    }
+
+    #[test]
     fn extra_args_the_target_rejects_are_errors_naming_the_replacement() {
         let arg = "profiling: \"false\"";
         rejects(
             arg,
             "insecure-port: \"0\"",
             &[
-                "--insecure-port is not accepted by v1.36.1",
+                "--insecure-port is not accepted by v1.37.2",
                 "removed in 1.24",
             ],
         );
         rejects(
             arg,
             "experimental-encryption-provider-config: /etc/x.yaml",
-            &["not accepted by v1.36.1"],
+            &["not accepted by v1.37.2"],
         );
         rejects(
             arg,
@@ -2162,7 +2218,7 @@ mod tests {
             "feature-gates: DynamicAuditing=true",
             &["DynamicAuditing"],
         );
-        let yaml = example_with(arg, "kubelet-https: \"true\"").replace("v1.36.1", "v1.21.0");
+        let yaml = example_with(arg, "kubelet-https: \"true\"").replace("v1.37.2", "v1.21.0");
         assert!(
             run(&yaml, ValidateOptions::default()).is_ok(),
             "1.21 still accepts --kubelet-https"

@@ -7,9 +7,12 @@
 /// The seed guide's era; nothing older is rendered.
 pub const OLDEST_MINOR: u64 = 12;
 /// The newest minor the tables below were checked against (design.md §7).
-pub const NEWEST_MINOR: u64 = 36;
+pub const NEWEST_MINOR: u64 = 37;
 /// What `init` writes: the newest release of the newest minor the table knows.
-pub const NEWEST_RELEASE: &str = "v1.36.1";
+pub const NEWEST_RELEASE: &str = "v1.37.2";
+/// From this minor the apiserver refuses loopback and link-local advertise addresses
+/// (the lease endpoint reconciler validates them; checked on a real v1.37.2, §3.3).
+pub const ADVERTISE_MUST_BE_ROUTABLE_FROM: u64 = 37;
 
 /// One kube-apiserver flag: the minors that accept it, what replaces it, whether required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,20 +78,22 @@ const fn since(name: &'static str, first: u64, note: &'static str) -> Flag {
 pub const FLAGS: &[Flag] = &[
     Flag {
         replacement: Some("enable-admission-plugins"),
-        ..until(
+        ..since(
             "admission-control",
-            23,
-            "deprecated since 1.10; absent from the 1.31 reference (exact removal unconfirmed; §3.1)",
+            OLDEST_MINOR,
+            "deprecated since 1.10 in favour of --enable-admission-plugins, yet still listed \
+             and accepted (with a warning) by real v1.33.13 and v1.37.2 binaries",
         )
     },
     always("advertise-address"),
     always("allow-privileged"),
     always("anonymous-auth"),
     always("api-audiences"),
-    until(
+    since(
         "apiserver-count",
-        NEWEST_MINOR,
-        "deprecated: only used by the master-count reconciler; lease is the default since 1.11 (§3.1)",
+        OLDEST_MINOR,
+        "deprecated: only used by the master-count reconciler; lease is the default since 1.11 \
+         (§3.1); hidden from --help but still accepted by v1.37.2",
     ),
     until(
         "audit-dynamic-configuration",
@@ -120,7 +125,11 @@ pub const FLAGS: &[Flag] = &[
     always("cors-allowed-origins"),
     always("default-not-ready-toleration-seconds"),
     always("default-unreachable-toleration-seconds"),
-    always("default-watch-cache-size"),
+    since(
+        "default-watch-cache-size",
+        OLDEST_MINOR,
+        "deprecated and hidden from --help in 1.33; a no-op in 1.37.2 (its --help says so)",
+    ),
     always("delete-collection-workers"),
     always("enable-admission-plugins"),
     always("enable-aggregator-routing"),

@@ -670,7 +670,7 @@ fn a_failed_build_leaves_the_previous_bundles_in_place() {
 fn a_shipped_binary_lands_in_bin_dir_with_its_hash() {
     let project = Project::new();
     // A stand-in binary: a script that answers --version, padded to a few MB.
-    let mut binary = b"#!/bin/sh\necho 'Kubernetes v1.36.1'\nexit 0\n".to_vec();
+    let mut binary = b"#!/bin/sh\necho 'Kubernetes v1.37.2'\nexit 0\n".to_vec();
     binary.extend((0..4_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
     fs::write(project.path().join("kube-apiserver"), &binary).unwrap();
     project.edit("kubeApiserver: null", "kubeApiserver: kube-apiserver");

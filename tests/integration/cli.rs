@@ -73,7 +73,7 @@ fn init_writes_a_valid_example_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     kube_bundle(dir.path(), &["init", "site"]).code(0);
     let written = fs::read_to_string(dir.path().join("site/cluster.yaml")).unwrap();
-    assert!(written.contains("kubernetesVersion: v1.36.1"));
+    assert!(written.contains("kubernetesVersion: v1.37.2"));
     kube_bundle(dir.path(), &["check", "site/cluster.yaml"]).code(0);
     fs::write(dir.path().join("site/cluster.yaml"), "mine").unwrap();
     kube_bundle(dir.path(), &["init", "site"])
@@ -117,7 +117,7 @@ fn plan_json_has_the_documented_shape() {
     let plan: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
     assert_eq!(plan["formatVersion"], 1);
     assert_eq!(plan["cluster"], "prod-eu1");
-    assert_eq!(plan["kubernetesVersion"], "v1.36.1");
+    assert_eq!(plan["kubernetesVersion"], "v1.37.2");
     assert_eq!(plan["kubernetesServiceIp"], "10.96.0.1");
     let node = &plan["nodes"]["cp2"];
     assert_eq!(node["ip"], "10.20.0.12");

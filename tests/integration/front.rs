@@ -7,18 +7,16 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use tempfile::TempDir;
 
 use crate::harness::{KillOnDrop, kube_bundle, repo_root, s_client_get, wait_for};
 
-/// Each test gets its own 127.0.N.0/24 (distinct from the installer tests' range).
-static NEXT_SUBNET: AtomicU8 = AtomicU8::new(200);
-
 struct Front {
     dir: TempDir,
+    /// Its own 127.0.N.0/24 (distinct from the installer tests' range).
     subnet: u8,
+    _subnet_lock: std::fs::File,
     /// Files of cp1's bundle by path under the node directory.
     files: BTreeMap<String, String>,
     /// The serving cert and key of each master, by name.
@@ -27,7 +25,7 @@ struct Front {
 
 impl Front {
     fn build(kind: &str) -> Self {
-        let subnet = NEXT_SUBNET.fetch_add(1, Ordering::SeqCst);
+        let (subnet, subnet_lock) = crate::harness::claim_subnet(200..=250);
         let dir = tempfile::tempdir().unwrap();
         let masters: String = (1..=3)
             .map(|n| format!("  - {{ name: cp{n}, ip: 127.0.{subnet}.{n} }}\n"))
@@ -63,6 +61,7 @@ impl Front {
         Self {
             dir,
             subnet,
+            _subnet_lock: subnet_lock,
             files,
             serving,
         }

@@ -120,3 +120,22 @@ pub fn s_client_get(dir: &Path, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
     )
 }
+
+/// A 127.0.N.0/24 of `range` that no other test, in this process or another one on the
+/// machine (two checkouts testing at once), is using: held until the returned lock drops.
+pub fn claim_subnet(range: std::ops::RangeInclusive<u8>) -> (u8, std::fs::File) {
+    let dir = std::env::temp_dir().join("kube-bundle-test-subnets");
+    std::fs::create_dir_all(&dir).unwrap();
+    for subnet in range.clone() {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("127.0.{subnet}.lock")))
+            .unwrap();
+        if lock.try_lock().is_ok() {
+            return (subnet, lock);
+        }
+    }
+    panic!("every 127.0.N.0/24 in {range:?} is in use by other tests");
+}

@@ -9,7 +9,6 @@ use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use tempfile::TempDir;
 
@@ -18,19 +17,18 @@ use crate::harness::{kube_bundle, repo_root};
 /// Not an install.sh option: tells the harness to leave out --run-units.
 const NO_UNITS: &str = "(no --run-units)";
 
-/// Each sandbox gets its own 127.0.N.0/24 so tests can run in parallel.
-static NEXT_SUBNET: AtomicU8 = AtomicU8::new(10);
-
 struct Sandbox {
     dir: TempDir,
+    /// Its own 127.0.N.0/24, so tests (and test runs) can go in parallel.
     subnet: u8,
+    _subnet_lock: fs::File,
     /// Three TCP listeners standing in for etcd members (the pre-flight dials them).
     _etcd: Vec<TcpListener>,
 }
 
 impl Sandbox {
     fn new() -> Self {
-        let subnet = NEXT_SUBNET.fetch_add(1, Ordering::SeqCst);
+        let (subnet, subnet_lock) = crate::harness::claim_subnet(10..=199);
         let dir = tempfile::tempdir().unwrap();
         let etcd: Vec<TcpListener> = (0..3)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
@@ -61,6 +59,7 @@ impl Sandbox {
         let sandbox = Self {
             dir,
             subnet,
+            _subnet_lock: subnet_lock,
             _etcd: etcd,
         };
         fs::create_dir_all(sandbox.stub_dir()).unwrap();

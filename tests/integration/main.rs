@@ -2,6 +2,7 @@
 
 mod bundle;
 mod cli;
+mod e2e;
 mod front;
 mod fuzz;
 mod harness;
@@ -9,6 +10,7 @@ mod hostile;
 mod install;
 mod keepalived;
 mod lifecycle;
+mod oracle;
 mod pki;
 mod render;
 mod safety;

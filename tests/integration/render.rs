@@ -26,6 +26,7 @@ const MATRIX: &[(&str, &str, Option<&str>)] = &[
     ("cluster-v1.29.15", "cluster.yaml", Some("v1.29.15")),
     ("cluster-v1.33.12", "cluster.yaml", Some("v1.33.12")),
     ("cluster-v1.36.1", "cluster.yaml", Some("v1.36.1")),
+    ("cluster-v1.37.2", "cluster.yaml", Some("v1.37.2")),
 ];
 
 /// Fixed key material, so the encryption config can be a golden file.

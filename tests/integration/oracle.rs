@@ -1,0 +1,317 @@
+//! The real kube-apiserver is the oracle for the version table (issue 17, item 4).
+//!
+//! For every release pinned in tests/e2e/kube-versions, the binary that
+//! tests/e2e/build-kube.sh built from the Go module proxy is asked for `--help`, and:
+//! - every flag `versions::FLAGS` says that minor accepts must be listed there (a flag the
+//!   binary hides because it is deprecated, but still accepts, passes with a note);
+//! - every flag the table says that minor does not accept must be neither listed nor accepted
+//!   (`--<flag>= --version` must fail with `unknown flag`);
+//! - the unit kube-bundle renders for examples/cluster.yaml at that release must use only flags
+//!   listed in `--help`, and its whole command line must parse (`… --version` exits 0).
+//!
+//! A missing binary is a failure, never a skip: run tests/e2e/build-kube.sh.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use kube_bundle::plan;
+use kube_bundle::render;
+use kube_bundle::validate::ValidateOptions;
+use kube_bundle::versions::{self, FLAGS};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The releases of tests/e2e/kube-versions, in file order.
+fn pinned_versions() -> Vec<String> {
+    let path = repo_root().join("tests/e2e/kube-versions");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|line| line.split('#').next().unwrap().trim())
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn cache_dir() -> PathBuf {
+    match std::env::var_os("KUBE_BUNDLE_CACHE") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/kube-bundle")
+        }
+    }
+}
+
+fn minor_of(version: &str) -> u64 {
+    version
+        .strip_prefix("v1.")
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|minor| minor.parse().ok())
+        .unwrap_or_else(|| panic!("{version} is not v1.Y.Z"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The cached kube-apiserver for `version`; panics, saying how to build it, when it is
+/// missing or is another release.
+fn apiserver(version: &str) -> PathBuf {
+    let path = cache_dir()
+        .join("kube")
+        .join(version)
+        .join("kube-apiserver");
+    let fix = format!(
+        "\n\n*** The version-table oracle needs a real kube-apiserver {version}.\n\
+         *** Build it (≈3–7 min cold, cached afterwards):  tests/e2e/build-kube.sh {version}\n\
+         *** (cache: $KUBE_BUNDLE_CACHE, default ~/.cache/kube-bundle). This test never skips.\n"
+    );
+    assert!(path.is_file(), "{} is missing.{fix}", path.display());
+    let out = Command::new(&path)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{} does not run: {e}{fix}", path.display()));
+    let said = text(&out.stdout);
+    assert!(
+        out.status.success() && said.trim() == format!("Kubernetes {version}"),
+        "{} --version says {said:?} (stderr {:?}), not \"Kubernetes {version}\".{fix}",
+        path.display(),
+        text(&out.stderr)
+    );
+    path
+}
+
+/// Flag name (no dashes) → its line in `--help`.
+fn help_flags(binary: &Path) -> BTreeMap<String, String> {
+    let out = Command::new(binary).arg("--help").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} --help failed: {out:?}",
+        binary.display()
+    );
+    let help = text(&out.stdout);
+    let mut flags = BTreeMap::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        // "  -h, --help" and "      --advertise-address ip   The IP address …"
+        let long = match trimmed.get(..4) {
+            Some(short) if short.starts_with('-') && short.ends_with(", ") => &trimmed[4..],
+            _ => trimmed,
+        };
+        let Some(rest) = long.strip_prefix("--") else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        if !name.is_empty() && line.starts_with(' ') {
+            flags.insert(name, trimmed.chars().take(160).collect());
+        }
+    }
+    assert!(
+        flags.len() > 50 && flags.contains_key("etcd-servers"),
+        "could not read the flags of {} --help:\n{help}",
+        binary.display()
+    );
+    flags
+}
+
+fn run(binary: &Path, args: &[String]) -> Output {
+    Command::new(binary).args(args).output().unwrap()
+}
+
+/// What the flag parser makes of `--name=VALUE --version` (`--version` exits before any
+/// semantic validation): `Err(unknown-flag line)`, or `Ok(first stderr line)` — a
+/// deprecation notice, or nothing. Values are tried until the parser takes one, so that a
+/// typed flag shows its deprecation notice instead of an invalid-value complaint.
+fn probe(binary: &Path, name: &str) -> Result<String, String> {
+    let mut first = String::new();
+    for value in ["", "1", "true", "1s"] {
+        let out = run(binary, &[format!("--{name}={value}"), "--version".into()]);
+        let stderr = text(&out.stderr);
+        if let Some(line) = stderr.lines().find(|l| l.contains("unknown flag")) {
+            return Err(line.trim().to_owned());
+        }
+        let line = stderr.lines().next().unwrap_or("").trim().to_owned();
+        if out.status.success() {
+            return Ok(line);
+        }
+        if first.is_empty() {
+            first = line;
+        }
+    }
+    Ok(first)
+}
+
+/// examples/cluster.yaml with kubernetesVersion set to `version`, through the public
+/// pipeline: load_cluster → plan → render::apiserver_unit of the first master.
+fn rendered_unit(version: &str) -> String {
+    let example = repo_root().join("examples/cluster.yaml");
+    let yaml = fs::read_to_string(&example).unwrap();
+    let line = yaml
+        .lines()
+        .find(|l| l.starts_with("kubernetesVersion:"))
+        .expect("examples/cluster.yaml has a kubernetesVersion line");
+    let yaml = yaml.replace(line, &format!("kubernetesVersion: {version}"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    fs::write(&path, yaml).unwrap();
+    let options = ValidateOptions {
+        allow_untested_version: minor_of(version) > versions::NEWEST_MINOR,
+    };
+    let cluster = kube_bundle::load_cluster(&path, options)
+        .unwrap_or_else(|e| panic!("examples/cluster.yaml at {version}: {e:?}"))
+        .cluster;
+    let plan = plan::plan(&cluster);
+    let node = &plan.nodes[cluster.masters[0].name.as_str()];
+    render::apiserver_unit(&cluster, node).unwrap()
+}
+
+/// The `--name=value` arguments of the unit's ExecStart, in order.
+fn exec_start_args(unit: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut in_exec = false;
+    for line in unit.lines() {
+        if line.starts_with("ExecStart=") {
+            in_exec = true;
+        } else if in_exec {
+            let arg = line.trim().trim_end_matches('\\').trim();
+            if arg.starts_with("--") {
+                args.push(arg.to_owned());
+            }
+        }
+        if in_exec && !line.trim_end().ends_with('\\') {
+            break;
+        }
+    }
+    assert!(!args.is_empty(), "no flags found in the unit:\n{unit}");
+    args
+}
+
+fn check(version: &str) {
+    let minor = minor_of(version);
+    let binary = apiserver(version);
+    let help = help_flags(&binary);
+    let mut problems = Vec::new();
+    let mut notes = Vec::new();
+
+    // 1. The table against --help.
+    for row in FLAGS {
+        let listed = help.get(row.name);
+        if row.accepted_in(minor) {
+            if listed.is_some() {
+                continue;
+            }
+            match probe(&binary, row.name) {
+                Ok(stderr) => notes.push(format!(
+                    "--{}: accepted but hidden from --help: {stderr:?}",
+                    row.name
+                )),
+                Err(unknown) => problems.push(format!(
+                    "--{}: the table says 1.{minor} accepts it (first 1.{}, last {:?}), but \
+                     --help does not list it and the binary refuses it: {unknown:?}",
+                    row.name, row.first, row.last
+                )),
+            }
+        } else if let Some(line) = listed {
+            problems.push(format!(
+                "--{}: the table says 1.{minor} does not accept it (first 1.{}, last {:?}; {}), \
+                 but --help lists it: {line:?}",
+                row.name, row.first, row.last, row.note
+            ));
+        } else if let Ok(stderr) = probe(&binary, row.name) {
+            problems.push(format!(
+                "--{}: the table says 1.{minor} does not accept it (first 1.{}, last {:?}; {}); \
+                 --help hides it but the binary still accepts it: {stderr:?}",
+                row.name, row.first, row.last, row.note
+            ));
+        }
+    }
+
+    // 2. The rendered unit against --help, then its command line against the parser.
+    let unit = rendered_unit(version);
+    let args = exec_start_args(&unit);
+    let names: BTreeSet<&str> = args
+        .iter()
+        .map(|a| a[2..].split('=').next().unwrap())
+        .collect();
+    for name in &names {
+        if !help.contains_key(*name) {
+            problems.push(format!(
+                "rendered unit uses --{name}, which {version} --help does not list ({})",
+                match probe(&binary, name) {
+                    Ok(stderr) => format!("hidden but accepted: {stderr:?}"),
+                    Err(unknown) => format!("refused: {unknown:?}"),
+                }
+            ));
+        }
+    }
+    let mut parse = args.clone();
+    parse.push("--version".into());
+    let out = run(&binary, &parse);
+    let stderr = text(&out.stderr);
+    if !out.status.success() || text(&out.stdout).trim() != format!("Kubernetes {version}") {
+        problems.push(format!(
+            "the rendered command line does not parse: exit {:?}, stderr:\n{stderr}",
+            out.status.code()
+        ));
+    }
+    for line in stderr.lines().filter(|l| l.contains("deprecated")) {
+        notes.push(format!("rendered unit: {}", line.trim()));
+    }
+
+    eprintln!(
+        "oracle {version}: {} table rows, {} flags in --help, {} flags in the rendered unit",
+        FLAGS.len(),
+        help.len(),
+        names.len()
+    );
+    for note in &notes {
+        eprintln!("oracle {version}: note: {note}");
+    }
+    assert!(
+        problems.is_empty(),
+        "kube-apiserver {version} disagrees with src/versions.rs / the rendered unit \
+         ({} problems):\n  - {}\n",
+        problems.len(),
+        problems.join("\n  - ")
+    );
+}
+
+/// One test per pinned release; `every_pinned_version_has_a_test` keeps this list equal to
+/// tests/e2e/kube-versions.
+macro_rules! oracle_tests {
+    ($($test:ident => $version:literal,)*) => {
+        const TESTED: &[&str] = &[$($version),*];
+        $(
+            #[test]
+            fn $test() {
+                check($version);
+            }
+        )*
+    };
+}
+
+oracle_tests! {
+    v1_37_2 => "v1.37.2",
+    v1_33_13 => "v1.33.13",
+}
+
+#[test]
+fn every_pinned_version_has_a_test() {
+    let pinned = pinned_versions();
+    assert!(
+        !pinned.is_empty(),
+        "tests/e2e/kube-versions lists no release"
+    );
+    let tested: Vec<String> = TESTED.iter().map(|v| (*v).to_owned()).collect();
+    assert_eq!(
+        pinned, tested,
+        "tests/e2e/kube-versions and oracle_tests! in tests/integration/oracle.rs must list \
+         the same releases in the same order"
+    );
+}
