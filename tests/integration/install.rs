@@ -83,6 +83,21 @@ impl Sandbox {
         self.path().join("stub")
     }
 
+    fn tmp_dir(&self) -> PathBuf {
+        let dir = self.path().join("tmp");
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// install.sh's private copies of the bundle (with keys) still in the temp folder.
+    fn private_copies(&self) -> Vec<String> {
+        fs::read_dir(self.tmp_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("kube-bundle."))
+            .collect()
+    }
+
     fn node_ip(&self) -> String {
         format!("127.0.{}.1", self.subnet)
     }
@@ -163,6 +178,8 @@ impl Sandbox {
             .args(args.iter().filter(|a| **a != NO_UNITS))
             .env("PATH", path)
             .env("STUB_DIR", self.stub_dir())
+            // install.sh's private copies land here, where a test can look for leftovers.
+            .env("TMPDIR", self.tmp_dir())
             .env("STUB_ROOT", root)
             .env("STUB_NODE_IP", self.node_ip())
             .env("STUB_HOSTNAME", hostname)
@@ -649,6 +666,11 @@ fn a_run_killed_after_any_step_converges_when_rerun() {
             "a run killed at rename #{kill_at} reported success"
         );
         let rerun = sandbox.install(&bundle, &[]);
+        assert_eq!(
+            sandbox.private_copies(),
+            Vec::<String>::new(),
+            "the killed run's private copy (keys) survived the re-run"
+        );
         assert!(
             rerun.status.success(),
             "re-run after a kill at rename #{kill_at}:\n{}",
@@ -870,6 +892,11 @@ fn assert_back_at(sandbox: &Sandbox, before: &BTreeMap<String, (u32, u32, Vec<u8
     assert!(
         !state.join("pending").exists(),
         "{why}: pending marker left"
+    );
+    assert_eq!(
+        sandbox.private_copies(),
+        Vec::<String>::new(),
+        "{why}: private copy left"
     );
     let backups: Vec<_> = fs::read_dir(state.join("backups"))
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
