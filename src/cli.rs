@@ -1177,11 +1177,22 @@ fn init(dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
 #[serde(rename_all = "camelCase")]
 struct PlannedSecrets {
     folder: PathBuf,
-    /// `new`, `import` or `reuse`.
-    identity: &'static str,
+    identity: IdentityAction,
     ca_fingerprint: Option<String>,
     /// Files the build creates in the folder.
     create: Vec<String>,
+}
+
+/// What a build does about the cluster CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum IdentityAction {
+    /// No CA stored and none to import: a new one is created.
+    New,
+    /// `pki.importCA` is copied into the store.
+    Import,
+    /// The stored CA is used.
+    Reuse,
 }
 
 fn planned_secrets(cluster: &Cluster, store: &SecretStore) -> Result<PlannedSecrets, Error> {
@@ -1195,9 +1206,9 @@ fn planned_secrets(cluster: &Cluster, store: &SecretStore) -> Result<PlannedSecr
     Ok(PlannedSecrets {
         folder: store.dir().to_path_buf(),
         identity: match identity {
-            pki::Identity::New => "new",
-            pki::Identity::Imported(_) => "import",
-            pki::Identity::Stored(_) => "reuse",
+            pki::Identity::New => IdentityAction::New,
+            pki::Identity::Imported(_) => IdentityAction::Import,
+            pki::Identity::Stored(_) => IdentityAction::Reuse,
         },
         ca_fingerprint: identity.fingerprint().map(str::to_owned),
         create,
@@ -1239,15 +1250,15 @@ fn plan_text(plan: &Plan, decisions: &pki::Assessment, secrets: &PlannedSecrets)
     let folder = secrets.folder.display();
     let fingerprint = secrets.ca_fingerprint.as_deref().unwrap_or_default();
     let _ = match secrets.identity {
-        "new" => writeln!(
+        IdentityAction::New => writeln!(
             text,
             "secrets: a build creates a NEW cluster identity in {folder} (no CA there yet)"
         ),
-        "import" => writeln!(
+        IdentityAction::Import => writeln!(
             text,
             "secrets: a build imports CA {fingerprint} (pki.importCA) into {folder}"
         ),
-        _ => writeln!(text, "secrets: {folder} holds CA {fingerprint}"),
+        IdentityAction::Reuse => writeln!(text, "secrets: {folder} holds CA {fingerprint}"),
     };
     if !secrets.create.is_empty() {
         let _ = writeln!(text, "  to create: {}", secrets.create.join(", "));
