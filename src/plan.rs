@@ -827,6 +827,18 @@ pub fn apiserver_flags(
         );
     }
     set("event-ttl", "168h".into(), FlagReason::Seed);
+    // The seed's own release keeps the seed's flags; every other one is hardened.
+    if minor > versions::OLDEST_MINOR {
+        set(
+            "profiling",
+            "false".into(),
+            FlagReason::KubeBundle(
+                "CIS API-server item: profiling exposes program internals over HTTP; \
+                 `profiling: \"true\"` in extraArgs turns it back on"
+                    .into(),
+            ),
+        );
+    }
     if minor <= 22 {
         set("logtostderr", "true".into(), FlagReason::Seed);
     }

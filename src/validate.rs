@@ -1664,9 +1664,44 @@ fn check_extra_args(
         if let Some(version) = version {
             check_flag_against_version(c, &field, key, value, version);
         }
+        if let Some(why) = weakens_security(key, &value.value) {
+            c.warn(
+                value.referenced,
+                &field,
+                format!("--{key}={} weakens the apiserver: {why}", value.value),
+                "remove it unless you mean it (the CIS Kubernetes Benchmark's API-server items \
+                 ask for the opposite)",
+            );
+        }
         args.insert(key.clone(), value.value.clone());
     }
     args
+}
+
+/// Why an extraArgs value turns off a protection the apiserver has by default or by
+/// kube-bundle's choice, if it does.
+fn weakens_security(key: &str, value: &str) -> Option<&'static str> {
+    let items = || value.split(',').map(str::trim);
+    match key {
+        "anonymous-auth" if value == "true" => Some("unauthenticated requests are served"),
+        "authorization-mode" if items().any(|m| m == "AlwaysAllow") => {
+            Some("AlwaysAllow authorizes every request")
+        }
+        "enable-admission-plugins" if items().any(|p| p == "AlwaysAdmit") => {
+            Some("AlwaysAdmit admits every request")
+        }
+        "service-account-lookup" if value == "false" => {
+            Some("tokens of deleted service accounts stay valid")
+        }
+        "tls-min-version" if matches!(value, "VersionTLS10" | "VersionTLS11") => {
+            Some("TLS below 1.2 is broken")
+        }
+        "kubelet-certificate-authority" if value.is_empty() => {
+            Some("kubelet serving certificates are not verified")
+        }
+        "profiling" if value == "true" => Some("profiling exposes program internals over HTTP"),
+        _ => None,
+    }
 }
 
 /// A flag the target version rejects is an error naming its replacement; one the table
@@ -2169,6 +2204,53 @@ mod tests {
             arg,
             "profiling: \"168h\\n--evil\"",
             &["not printable ASCII"],
+        );
+    }
+
+    #[test]
+    fn extra_args_that_weaken_security_are_named_in_a_warning() {
+        let arg = "profiling: \"false\"";
+        for (weak, fragment) in [
+            ("anonymous-auth: \"true\"", "unauthenticated requests"),
+            ("authorization-mode: \"Node,AlwaysAllow\"", "AlwaysAllow"),
+            (
+                "enable-admission-plugins: \"NodeRestriction,AlwaysAdmit\"",
+                "AlwaysAdmit",
+            ),
+            (
+                "service-account-lookup: \"false\"",
+                "deleted service accounts",
+            ),
+            ("tls-min-version: VersionTLS11", "below 1.2"),
+            ("kubelet-certificate-authority: \"\"", "not verified"),
+            ("profiling: \"true\"", "profiling exposes"),
+        ] {
+            let yaml = example_with(arg, weak);
+            let validated = run(&yaml, ValidateOptions::default()).expect(weak);
+            assert!(
+                validated
+                    .warnings
+                    .iter()
+                    .any(|w| w.message.contains("weakens the apiserver")
+                        && w.message.contains(fragment)),
+                "{weak}: {:?}",
+                validated
+                    .warnings
+                    .iter()
+                    .map(|w| &w.message)
+                    .collect::<Vec<_>>()
+            );
+        }
+        let quiet = run(
+            &example_with(arg, "profiling: \"false\""),
+            ValidateOptions::default(),
+        )
+        .unwrap();
+        assert!(
+            quiet
+                .warnings
+                .iter()
+                .all(|w| !w.message.contains("weakens"))
         );
     }
 

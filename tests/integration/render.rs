@@ -402,3 +402,22 @@ fn the_kubeconfig_is_accepted_by_kubectl_and_points_at_the_endpoint() {
     );
     assert!(Path::new(&path).exists());
 }
+
+#[test]
+fn profiling_is_off_by_default_except_at_the_seeds_own_release() {
+    let seed = first_node(&load("seed-ha.yaml", None));
+    assert!(
+        !seed.flags.contains_key("profiling"),
+        "the seed's v1.12 unit keeps seed parity"
+    );
+    for version in ["v1.19.16", "v1.33.12", "v1.37.2"] {
+        let node = first_node(&load("seed-ha.yaml", Some(version)));
+        let flag = &node.flags["profiling"];
+        assert_eq!(flag.value, "false", "{version}");
+        assert!(
+            matches!(flag.reason, kube_bundle::plan::FlagReason::KubeBundle(_)),
+            "{version}: {:?}",
+            flag.reason
+        );
+    }
+}
