@@ -438,13 +438,7 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
     fs::write(project.join("cluster.yaml"), yaml).unwrap();
     let build = kube_bundle(&project, &["build", "--allow-untested-version"]);
     build.code(0);
-    let all = format!("{}{}", build.stdout(), build.stderr());
-    let fingerprint = all
-        .lines()
-        .find_map(|l| l.strip_prefix("signing key fingerprint (sha256 of the public key DER): "))
-        .unwrap_or_else(|| panic!("build printed no fingerprint:\n{all}"))
-        .trim()
-        .to_owned();
+    let fingerprint = build.signing_fingerprint();
     let bundles = project.join("bundles").join(CLUSTER);
     // The fingerprint as INSTALL.md has the operator compute it, with stock openssl.
     let digest = ok(Command::new("sh")

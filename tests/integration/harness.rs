@@ -27,6 +27,20 @@ pub fn kube_bundle(dir: &Path, args: &[&str]) -> Run {
 }
 
 impl Run {
+    /// The signing key fingerprint a `build` printed.
+    #[track_caller]
+    pub fn signing_fingerprint(&self) -> String {
+        let stdout = self.stdout();
+        stdout
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("signing key fingerprint (sha256 of the public key DER): ")
+            })
+            .unwrap_or_else(|| panic!("build printed no fingerprint:\n{stdout}"))
+            .trim()
+            .to_owned()
+    }
+
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
     }
@@ -138,4 +152,61 @@ pub fn claim_subnet(range: std::ops::RangeInclusive<u8>) -> (u8, std::fs::File) 
         }
     }
     panic!("every 127.0.N.0/24 in {range:?} is in use by other tests");
+}
+
+/// Every file under `dir` with its content, the secrets lock aside.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        for entry in std::fs::read_dir(&path).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !path.ends_with(".lock") {
+                files.insert(path.clone(), std::fs::read(&path).unwrap_or_default());
+            }
+        }
+    }
+    files
+}
+
+/// The names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A tmpfs mounted on `path` until dropped. Root ignores permission bits, so only a real
+/// read-only, full or separate filesystem tests those failures; CI runs as root, and a
+/// test fails rather than skips if it cannot mount.
+pub struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(path: &Path, options: &str) -> Self {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mount -t tmpfs -o {options} failed: these tests need root (CI runs as root)"
+        );
+        Self {
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
 }

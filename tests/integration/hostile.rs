@@ -3,30 +3,13 @@
 //! were; builds killed at arbitrary points leave every secret absent or complete; two
 //! builds on one secrets/ directory do not corrupt it.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::bundle::Project;
-use crate::harness::{kube_bundle, repo_root};
-
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        for entry in fs::read_dir(&path).into_iter().flatten() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !path.ends_with(".lock") {
-                files.insert(path.clone(), fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
-}
+use crate::harness::{Tmpfs, kube_bundle, names, repo_root, snapshot};
 
 #[test]
 fn every_hostile_input_is_refused_cleanly_and_changes_nothing() {
@@ -265,56 +248,12 @@ fn two_concurrent_builds_do_not_corrupt_the_secrets() {
     }
 }
 
-/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop. Root ignores
-/// permission bits, so only a real read-only or full filesystem tests those failures;
-/// CI runs as root, and the test fails rather than skips if it cannot mount.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(options: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "mount -t tmpfs -o {options} failed: these tests need root (CI runs as root)"
-        );
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn a_read_only_output_fails_cleanly_and_writes_nothing() {
     let project = Project::new();
     let secrets_before = snapshot(&project.path().join("secrets"));
-    let out = Tmpfs::mount("size=1m,ro");
+    let out = tempfile::tempdir().unwrap();
+    let _mounted = Tmpfs::mount(out.path(), "size=1m,ro");
     let target = out.path().join("prod-eu1");
     let run = kube_bundle(
         project.path(),
@@ -337,7 +276,8 @@ fn a_read_only_output_fails_cleanly_and_writes_nothing() {
 #[test]
 fn a_full_output_fails_cleanly_and_keeps_the_previous_bundles() {
     let project = Project::new();
-    let out = Tmpfs::mount("size=1m");
+    let out = tempfile::tempdir().unwrap();
+    let _mounted = Tmpfs::mount(out.path(), "size=1m");
     let target = out.path().join("prod-eu1");
     let target_arg = target.to_str().unwrap();
     kube_bundle(project.path(), &["build", "--out", target_arg]).code(0);

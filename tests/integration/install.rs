@@ -948,38 +948,53 @@ fn every_failing_systemctl_step_rolls_back_to_the_previous_generation() {
     assert_installed(&sandbox, &second);
 }
 
-#[test]
-fn sigterm_at_any_step_ends_back_at_the_previous_generation() {
-    let sandbox = Sandbox::new();
-    let (first, second) = two_generations(&sandbox);
-    let before = sandbox.tree();
-    let mut term_at = 1;
+/// Installs `bundle` with a stub told by `variable` to strike at its Nth call, for
+/// N = 1, 2, … until a run finishes before the stub's Nth call; `check` sees each struck
+/// run. Returns how many runs were struck.
+fn strike_each_call(
+    sandbox: &Sandbox,
+    bundle: &Path,
+    (variable, count_file): (&str, &str),
+    mut check: impl FnMut(u32, &Output),
+) -> u32 {
+    let mut strike_at = 1;
     loop {
-        let count_file = sandbox.stub_dir().join("mv.count");
+        let count_file = sandbox.stub_dir().join(count_file);
         let _ = fs::remove_file(&count_file);
-        let output = sandbox.install_with(&second, &[], &[("TERM_AT_MV", &term_at.to_string())]);
+        let output = sandbox.install_with(bundle, &[], &[(variable, &strike_at.to_string())]);
         let calls: u32 = fs::read_to_string(&count_file)
             .map(|c| c.trim().parse().unwrap())
             .unwrap_or(0);
-        if calls < term_at {
+        if calls < strike_at {
             assert!(output.status.success(), "{}", stdout(&output));
-            break;
+            return strike_at - 1;
         }
-        let text = stdout(&output);
-        assert!(
-            !output.status.success(),
-            "SIGTERM at rename #{term_at}: {text}"
-        );
-        assert!(
-            text.contains("SIGTERM") && text.contains("rolled back"),
-            "{text}"
-        );
-        assert_back_at(&sandbox, &before, &format!("SIGTERM at rename #{term_at}"));
-        term_at += 1;
+        check(strike_at, &output);
+        strike_at += 1;
     }
-    assert!(term_at > 3, "only {term_at} steps were interrupted");
+}
+
+#[test]
+fn sigterm_at_any_step_ends_back_at_the_previous_generation() {
+    let sandbox = Sandbox::new();
+    let (_, second) = two_generations(&sandbox);
+    let before = sandbox.tree();
+    let struck = strike_each_call(
+        &sandbox,
+        &second,
+        ("TERM_AT_MV", "mv.count"),
+        |n, output| {
+            let text = stdout(output);
+            assert!(!output.status.success(), "SIGTERM at rename #{n}: {text}");
+            assert!(
+                text.contains("SIGTERM") && text.contains("rolled back"),
+                "{text}"
+            );
+            assert_back_at(&sandbox, &before, &format!("SIGTERM at rename #{n}"));
+        },
+    );
+    assert!(struck >= 3, "only {struck} steps were interrupted");
     assert_installed(&sandbox, &second);
-    let _ = first;
 }
 
 #[test]
@@ -988,19 +1003,7 @@ fn a_full_disk_ends_byte_identical_with_no_temp_files() {
     let bundle = sandbox.build_and_extract("b1");
     let root = sandbox.root();
     let binary = fs::read(root.join("usr/local/bin/kube-apiserver")).unwrap();
-    let status = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs"])
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(status.success(), "mount needs root (CI runs as root)");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(root.clone());
+    let _mounted = crate::harness::Tmpfs::mount(&root, "size=64k,mode=0755");
     let bin = root.join("usr/local/bin/kube-apiserver");
     fs::create_dir_all(bin.parent().unwrap()).unwrap();
     fs::write(&bin, &binary).unwrap();
@@ -1188,23 +1191,16 @@ fn a_copy_failing_at_any_point_ends_back_at_the_previous_generation() {
     let sandbox = Sandbox::new();
     let (_, second) = two_generations(&sandbox);
     let before = sandbox.tree();
-    let mut fail_at = 1;
-    loop {
-        let count_file = sandbox.stub_dir().join("cp.count");
-        let _ = fs::remove_file(&count_file);
-        let output = sandbox.install_with(&second, &[], &[("FAIL_AT_CP", &fail_at.to_string())]);
-        let calls: u32 = fs::read_to_string(&count_file)
-            .map(|c| c.trim().parse().unwrap())
-            .unwrap_or(0);
-        if calls < fail_at {
-            assert!(output.status.success(), "{}", stdout(&output));
-            break;
-        }
-        let text = stdout(&output);
-        assert!(!output.status.success(), "cp #{fail_at} failed: {text}");
-        assert_back_at(&sandbox, &before, &format!("cp #{fail_at} failed"));
-        fail_at += 1;
-    }
-    assert!(fail_at > 2, "only {fail_at} copies were failed");
+    let struck = strike_each_call(
+        &sandbox,
+        &second,
+        ("FAIL_AT_CP", "cp.count"),
+        |n, output| {
+            let text = stdout(output);
+            assert!(!output.status.success(), "cp #{n} failed: {text}");
+            assert_back_at(&sandbox, &before, &format!("cp #{n} failed"));
+        },
+    );
+    assert!(struck >= 2, "only {struck} copies were failed");
     assert_installed(&sandbox, &second);
 }

@@ -3,40 +3,13 @@
 //! cluster.yaml, removed masters retire their credentials, killed builds leave nothing
 //! with keys behind, and no diagnostic quotes key material.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::bundle::Project;
-use crate::harness::{kube_bundle, repo_root};
-
-/// Every file under `dir` with its content (the secrets lock aside).
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        for entry in fs::read_dir(&path).into_iter().flatten() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !path.ends_with(".lock") {
-                files.insert(path.clone(), fs::read(&path).unwrap_or_default());
-            }
-        }
-    }
-    files
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use crate::harness::{Tmpfs, kube_bundle, names, repo_root, snapshot};
 
 #[test]
 fn outputs_that_hold_or_are_what_the_operator_keeps_are_refused() {
@@ -45,7 +18,7 @@ fn outputs_that_hold_or_are_what_the_operator_keeps_are_refused() {
     let docs = project.path().join("docs");
     fs::create_dir(&docs).unwrap();
     fs::write(docs.join("runbook.md"), "mine").unwrap();
-    let before = tree(project.path());
+    let before = snapshot(project.path());
     let home = tempfile::tempdir().unwrap();
     for (out, why) in [
         (".", "it is the current folder"),
@@ -92,7 +65,7 @@ fn outputs_that_hold_or_are_what_the_operator_keeps_are_refused() {
     fs::remove_dir_all(project.path().join("clusters")).unwrap();
     fs::remove_dir(&sub).unwrap();
     assert_eq!(
-        tree(project.path()),
+        snapshot(project.path()),
         before,
         "a refused build changed files"
     );
@@ -126,7 +99,7 @@ fn an_output_of_another_cluster_identity_is_refused_unless_replaced() {
     let project = Project::new();
     project.build();
     let bundles = project.path().join("bundles/prod-eu1");
-    let before = tree(&bundles);
+    let before = snapshot(&bundles);
     let fingerprint = |dir: &Path| {
         let marker: serde_json::Value =
             serde_json::from_slice(&fs::read(dir.join(".kube-bundle-output")).unwrap()).unwrap();
@@ -152,7 +125,7 @@ fn an_output_of_another_cluster_identity_is_refused_unless_replaced() {
         !project.path().join("fresh").exists(),
         "secrets were created"
     );
-    assert_eq!(tree(&bundles), before, "the output changed");
+    assert_eq!(snapshot(&bundles), before, "the output changed");
 
     // Another stored CA: both fingerprints are named.
     kube_bundle(
@@ -165,7 +138,7 @@ fn an_output_of_another_cluster_identity_is_refused_unless_replaced() {
         .code(1)
         .stderr_has(&old)
         .stderr_has(&other);
-    assert_eq!(tree(&bundles), before);
+    assert_eq!(snapshot(&bundles), before);
 
     kube_bundle(
         project.path(),
@@ -242,7 +215,7 @@ fn generations_say_what_changed_and_a_removed_master_retires() {
     // cp3 leaves: the others' front configs lose an upstream, cp3's bundle leaves.
     project.edit("  - { name: cp3, ip: 10.20.0.13 }\n", "");
     let secrets = project.path().join("secrets/prod-eu1");
-    let cp3_credentials = tree(&secrets.join("nodes/cp3"));
+    let cp3_credentials = snapshot(&secrets.join("nodes/cp3"));
     assert!(!cp3_credentials.is_empty());
     let run = project.build();
     run.stdout_has("cp1: changed (")
@@ -260,7 +233,7 @@ fn generations_say_what_changed_and_a_removed_master_retires() {
     let retired: Vec<String> = names(&secrets.join("retired"));
     assert_eq!(retired.len(), 1);
     assert!(retired[0].starts_with("cp3-"), "{retired:?}");
-    let moved: Vec<Vec<u8>> = tree(&secrets.join("retired").join(&retired[0]))
+    let moved: Vec<Vec<u8>> = snapshot(&secrets.join("retired").join(&retired[0]))
         .into_values()
         .collect();
     assert_eq!(moved, cp3_credentials.into_values().collect::<Vec<_>>());
@@ -367,7 +340,7 @@ fn killed_builds_leave_no_keys_outside_secrets_and_the_output() {
 /// Fragments of every private key and encryption secret in `secrets`.
 fn key_fragments(secrets: &Path) -> Vec<String> {
     let mut fragments = Vec::new();
-    for (_, bytes) in tree(secrets) {
+    for (_, bytes) in snapshot(secrets) {
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let mut in_key = false;
         for line in text.lines() {
@@ -543,7 +516,7 @@ fn a_node_build_carries_over_only_bundles_its_key_signed() {
     kube_bundle(project.path(), &["build", "--node", "cp1"])
         .code(1)
         .stderr_has("not a regular file");
-    for (path, bytes) in tree(&out) {
+    for (path, bytes) in snapshot(&out) {
         if fs::symlink_metadata(&path).unwrap().is_file() {
             assert!(
                 !String::from_utf8_lossy(&bytes).contains("PRIVATE KEY"),
@@ -603,14 +576,9 @@ fn a_mount_point_output_is_refused_before_anything_is_written() {
     let project = Project::new();
     let mount = project.path().join("mnt");
     fs::create_dir(&mount).unwrap();
-    let status = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
-        .arg(&mount)
-        .status()
-        .unwrap();
-    assert!(status.success(), "mount needs root (CI runs as root)");
+    let mounted = Tmpfs::mount(&mount, "size=4m,mode=0700");
     let run = kube_bundle(project.path(), &["build", "--out", "mnt"]);
-    let _ = Command::new("umount").arg("-l").arg(&mount).status();
+    drop(mounted);
     run.code(2).stderr_has("mount point");
     assert_eq!(names(project.path()), ["cluster.yaml", "mnt", "secrets"]);
 }

@@ -13,13 +13,7 @@ use crate::harness::{kube_bundle, repo_root};
 
 /// The fixture signing key's fingerprint, as `build` prints it.
 fn fingerprint(project: &Project) -> String {
-    let run = project.build();
-    let stdout = run.stdout();
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("signing key fingerprint (sha256 of the public key DER): "))
-        .expect("build prints the fingerprint");
-    line.to_owned()
+    project.build().signing_fingerprint()
 }
 
 fn signer(project: &Project) -> kube_bundle::sign::Signer {
@@ -446,14 +440,7 @@ fn builds_and_verifies(label: &str, yaml: &str) -> tempfile::TempDir {
 }
 
 fn rebuild_and_verify(label: &str, dir: &Path) {
-    let run = kube_bundle(dir, &["build"]);
-    run.code(0);
-    let stdout = run.stdout();
-    let pinned = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("signing key fingerprint (sha256 of the public key DER): "))
-        .unwrap()
-        .to_owned();
+    let pinned = kube_bundle(dir, &["build"]).code(0).signing_fingerprint();
     let bundles = dir.join("bundles");
     let out: PathBuf = fs::read_dir(&bundles)
         .unwrap()
