@@ -368,10 +368,7 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     }
     let encryption = encryption::keys_for_build(cluster, &store)?;
     let signer = Signer::load_or_create(&store, args.signing_key.as_deref())?;
-    let epoch = match source_date_epoch()? {
-        Some(epoch) => epoch,
-        None => pki.issued_at(),
-    };
+    let source_date_epoch = source_date_epoch()?;
     let config_bytes = std::fs::read(&config_path).map_err(|e| Error::io(&config_path, e))?;
     let config_sha256 = crate::sign::sha256_hex(&config_bytes);
 
@@ -390,6 +387,7 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
             let assembled = bundle::assemble(cluster, node, rendered, &config_sha256, &shared)?;
             let name = format!("{}.tar.gz", node.name);
             let tarball = staging.path().join(&name);
+            let epoch = source_date_epoch.unwrap_or_else(|| pki.issued_at(&node.name));
             let digest =
                 bundle::write_tarball(&tarball, &node.name, &assembled.tree, epoch, &shared)?;
             let signature = signer.sign_digest(&digest)?;

@@ -356,22 +356,32 @@ impl fmt::Debug for Pki {
 }
 
 impl Pki {
-    /// When the newest leaf was issued (its notBefore plus the backdate), as Unix seconds:
-    /// the bundles' timestamp when SOURCE_DATE_EPOCH is not set, so a rebuild from the same
-    /// secrets gives the same bytes.
-    pub fn issued_at(&self) -> u64 {
-        self.nodes
-            .values()
+    /// When the newest of `node`'s own leaves was issued (its notBefore plus the backdate),
+    /// as Unix seconds: that node's bundle timestamp when SOURCE_DATE_EPOCH is not set, so a
+    /// rebuild from the same secrets gives the same bytes, and renewing one node's
+    /// certificate leaves every other node's bundle byte for byte as it was. A node without
+    /// leaves (the HA front's client) takes the cluster CA's issue time.
+    pub fn issued_at(&self, node: &str) -> u64 {
+        let not_before = |der: &[u8]| {
+            parse_cert(der)
+                .ok()
+                .map(|c| c.validity().not_before.to_datetime())
+        };
+        let newest_leaf = self
+            .nodes
+            .get(node)
+            .into_iter()
             .flat_map(|leaves| leaves.values())
-            .filter_map(|leaf| {
-                parse_cert(&leaf.cert_der)
-                    .ok()
-                    .map(|c| c.validity().not_before.to_datetime())
-            })
-            .max()
-            .map_or(0, |not_before| {
-                u64::try_from((not_before + BACKDATE).unix_timestamp()).unwrap_or(0)
-            })
+            .filter_map(|leaf| not_before(&leaf.cert_der))
+            .max();
+        let issued = newest_leaf.or_else(|| {
+            pem::parse(&self.ca_cert_pem)
+                .ok()
+                .and_then(|ca| not_before(ca.contents()))
+        });
+        issued.map_or(0, |not_before| {
+            u64::try_from((not_before + BACKDATE).unix_timestamp()).unwrap_or(0)
+        })
     }
 
     /// The stored CA certificate for `name`.

@@ -1,14 +1,20 @@
-//! End to end, for real: three masters of Kubernetes v1.37.2 built by kube-bundle, each
-//! installed by its own bundle's install.sh, in its own network and mount namespace, against
-//! a real three-member etcd 3.7.3 with client-certificate auth.
+//! End to end, for real: three masters built by kube-bundle, each installed by its own
+//! bundle's install.sh, in its own network and mount namespace, against a real three-member
+//! etcd 3.7.3 with client- and peer-certificate auth. Two clusters, one after the other:
+//! - the newest pinned release (tests/e2e/kube-versions): the seed guide's checks, then one
+//!   master killed while the others serve;
+//! - the oldest pinned release, run through its life: the three phases of an encryption-key
+//!   rotation, a certificate renewal reinstalled on one master while the others serve, and an
+//!   upgrade to the newest release, master by master, every Secret readable at every step.
 //!
 //! Topology (tests/e2e/netns.sh): a bridge in a namespace of its own, and per master a
 //! network namespace with eth0 = 10.255.0.1N/24 on that bridge and its own loopback, plus a
 //! private mount namespace in which /etc/kubernetes, /var/lib/kubernetes, /usr/local/bin and
 //! /etc/systemd/system are bind-mounted from that master's root folder (the one install.sh
 //! gets as --root). Every namespace is anonymous and held by a process: nothing global is
-//! created, and the guards below SIGKILL everything inside them, on success and on panic
-//! alike (the holders also sweep if this process dies).
+//! created (two clusters could even share addresses), and the guards below SIGKILL
+//! everything inside them, on success and on panic alike (the holders also sweep if this
+//! process dies).
 //!
 //! install.sh runs inside that namespace with the systemctl stand-in of tests/e2e/stubs,
 //! which reads the installed unit and runs its ExecStart exactly as written (the real
@@ -23,29 +29,47 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::{KillOnDrop, kube_bundle, repo_root};
+use crate::harness::{KillOnDrop, Run, binary_cache, kube_bundle, pinned_kube_versions, repo_root};
 
-const KUBE_VERSION: &str = "v1.37.2";
 const ETCD_VERSION: &str = "v3.7.3";
 const CLUSTER: &str = "e2e";
 const MASTERS: [&str; 3] = ["m1", "m2", "m3"];
 /// A hang guard for every poll, never reached on the success path.
 const HANG_GUARD: Duration = Duration::from_secs(240);
 
-fn cache() -> PathBuf {
-    std::env::var_os("KUBE_BUNDLE_CACHE").map_or_else(
-        || PathBuf::from(std::env::var("HOME").expect("HOME is set")).join(".cache/kube-bundle"),
-        PathBuf::from,
-    )
+/// A real cluster is three apiservers and three etcd members: the tests here take turns, so
+/// that two clusters never share the machine's cores.
+static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    // A panicking test releases the turn poisoned; the cluster it built is gone all the same.
+    ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The newest and the oldest release of tests/e2e/kube-versions.
+fn newest_and_oldest_release() -> (String, String) {
+    let pinned = pinned_kube_versions();
+    let (Some(newest), Some(oldest)) = (pinned.first(), pinned.last()) else {
+        panic!("tests/e2e/kube-versions pins no release");
+    };
+    assert_ne!(
+        newest, oldest,
+        "tests/e2e/kube-versions must pin two releases"
+    );
+    (newest.clone(), oldest.clone())
 }
 
 /// A cached binary that reports `version`, or a loud failure naming the script that builds
 /// it. `etcdctl` says its version with `etcdctl version`, the others with `--version`.
 #[track_caller]
 fn cached_binary(relative: &str, version: &str, script: &str) -> PathBuf {
-    let path = cache().join(relative);
+    let path = binary_cache().join(relative);
     let flag = if relative.ends_with("etcdctl") {
         "version"
     } else {
@@ -239,6 +263,8 @@ struct Master {
     name: &'static str,
     ip: String,
     dir: PathBuf,
+    /// The current generation of its bundle, extracted.
+    bundle: PathBuf,
     ns: Namespace,
 }
 
@@ -251,8 +277,15 @@ impl Master {
         self.dir.join("state")
     }
 
-    fn bundle(&self) -> PathBuf {
-        self.dir.join("extracted").join(self.name)
+    /// Extracts `tarball` as the operator would, into a folder of its own per generation.
+    fn unpack(&mut self, tarball: &Path, generation: usize) {
+        let into = self.dir.join(format!("extracted-{generation}"));
+        fs::create_dir_all(&into).unwrap();
+        ok(Command::new("tar")
+            .arg("xzf")
+            .arg(tarball)
+            .current_dir(&into));
+        self.bundle = into.join(self.name);
     }
 
     /// The installed file at `path` (as the unit names it), read from the root.
@@ -270,7 +303,7 @@ impl Master {
         let stubs = repo_root().join("tests/e2e/stubs");
         self.ns
             .command("bash")
-            .arg(self.bundle().join("install.sh"))
+            .arg(self.bundle.join("install.sh"))
             .args(["--root", self.root().to_str().unwrap(), "--run-units"])
             .args(args)
             .env(
@@ -283,12 +316,20 @@ impl Master {
             .unwrap()
     }
 
+    /// kubectl with the bundle's admin kubeconfig: through the master's front.
     fn kubectl(&self, args: &[&str]) -> Command {
         let mut command = self.ns.command("kubectl");
         command
             .args(["--kubeconfig", "/etc/kubernetes/admin.kubeconfig"])
             .args(["--request-timeout", "10s"])
             .args(args);
+        command
+    }
+
+    /// kubectl talking to one apiserver only, this master's own.
+    fn kubectl_direct(&self, args: &[&str]) -> Command {
+        let mut command = self.kubectl(&["--server", &format!("https://{}:6443", self.ip)]);
+        command.args(args);
         command
     }
 
@@ -320,6 +361,24 @@ impl Master {
     fn apiserver_pid(&self) -> String {
         self.log("kube-apiserver.service.pid").trim().to_owned()
     }
+
+    /// The serial of the certificate this master's apiserver presents, as a client sees it.
+    fn served_serial(&self) -> String {
+        let served = ok(self.ns.command("sh").args([
+            "-c",
+            &format!(
+                "openssl s_client -connect {}:6443 </dev/null 2>/dev/null | openssl x509 -noout -serial",
+                self.ip
+            ),
+        ]));
+        served.trim().to_owned()
+    }
+
+    fn tail(&self, file: &str, lines: usize) -> String {
+        let log = self.log(file);
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
 }
 
 /// Drop order is field order: etcd first, then every namespace (sweeping what runs inside),
@@ -329,6 +388,13 @@ struct Cluster {
     masters: Vec<Master>,
     switch: Option<Namespace>,
     dir: tempfile::TempDir,
+    etcdctl: PathBuf,
+    /// Every etcd client URL, comma-separated.
+    etcd_endpoints: String,
+    /// The signing key's fingerprint, from the first build; every later build must match it.
+    fingerprint: String,
+    generation: usize,
+    started: Instant,
 }
 
 impl Drop for Cluster {
@@ -341,12 +407,8 @@ impl Drop for Cluster {
                     "kube-nginx.service.log",
                     "etcd.log",
                 ] {
-                    let log = master.log(file);
-                    let tail: Vec<&str> = log.lines().rev().take(25).collect();
                     eprintln!("--- {} {file} (last lines)", master.name);
-                    for line in tail.iter().rev() {
-                        eprintln!("{line}");
-                    }
+                    eprintln!("{}", master.tail(file, 25));
                 }
             }
         }
@@ -376,46 +438,16 @@ fn exec_start(unit: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_owned).collect()
 }
 
-#[test]
-fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
-    let started = Instant::now();
-    let apiserver = cached_binary(
-        &format!("kube/{KUBE_VERSION}/kube-apiserver"),
-        KUBE_VERSION,
-        &format!("tests/e2e/build-kube.sh {KUBE_VERSION}"),
-    );
-    let etcd = cached_binary(
-        &format!("etcd/{ETCD_VERSION}/etcd"),
-        ETCD_VERSION,
-        &format!("tests/e2e/build-etcd.sh {ETCD_VERSION}"),
-    );
-    let etcdctl = cached_binary(
-        &format!("etcd/{ETCD_VERSION}/etcdctl"),
-        ETCD_VERSION,
-        &format!("tests/e2e/build-etcd.sh {ETCD_VERSION}"),
-    );
-    for tool in [
-        "unshare", "nsenter", "ip", "mount", "openssl", "curl", "kubectl", "nginx", "tar",
-    ] {
-        require_tool(tool);
-    }
-    assert_eq!(
-        ok(Command::new("id").arg("-u")).trim(),
-        "0",
-        "the end-to-end test needs root (namespaces, mounts, veth): CI runs as root"
-    );
+fn apiserver_binary(version: &str) -> PathBuf {
+    cached_binary(
+        &format!("kube/{version}/kube-apiserver"),
+        version,
+        &format!("tests/e2e/build-kube.sh {version}"),
+    )
+}
 
-    let mut cluster = Cluster {
-        etcd: Vec::new(),
-        masters: Vec::new(),
-        switch: None,
-        dir: tempfile::tempdir().unwrap(),
-    };
-    let dir = cluster.dir.path().to_owned();
-
-    // ---- cluster.yaml and the bundles
-    let project = dir.join("project");
-    fs::create_dir_all(&project).unwrap();
+/// cluster.yaml for three masters of `version`, shipping the real binary.
+fn cluster_yaml(version: &str) -> String {
     let ip = |n: usize| format!("10.255.0.1{n}");
     let masters: String = (1..=3)
         .map(|n| format!("  - {{ name: m{n}, ip: {} }}\n", ip(n)))
@@ -423,206 +455,308 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
     let endpoints: String = (1..=3)
         .map(|n| format!("    - https://{}:2379\n", ip(n)))
         .collect();
-    let yaml = [
+    [
         &format!("apiVersion: kube-bundle/v1alpha1\nkind: Cluster\nname: {CLUSTER}\n"),
-        &format!("kubernetesVersion: {KUBE_VERSION}\n"),
+        &format!("kubernetesVersion: {version}\n"),
         &format!("masters:\n{masters}"),
         "network: { serviceCIDR: 10.96.0.0/12 }\n",
         &format!("etcd:\n  endpoints:\n{endpoints}  ca: separate\n"),
         "encryption: { provider: secretbox }\n",
         "paths: { binDir: /usr/local/bin, certDir: /etc/kubernetes/pki, configDir: /etc/kubernetes, dataDir: /var/lib/kubernetes }\n",
         "haFront: { kind: nginx, listen: 127.0.0.1:8443 }\n",
-        &format!("binaries: {{ kubeApiserver: {} }}\n", apiserver.display()),
+        &format!(
+            "binaries: {{ kubeApiserver: {} }}\n",
+            apiserver_binary(version).display()
+        ),
     ]
-    .concat();
-    fs::write(project.join("cluster.yaml"), yaml).unwrap();
-    let build = kube_bundle(&project, &["build", "--allow-untested-version"]);
-    build.code(0);
-    let fingerprint = build.signing_fingerprint();
-    let bundles = project.join("bundles").join(CLUSTER);
-    // The fingerprint as INSTALL.md has the operator compute it, with stock openssl.
-    let digest = ok(Command::new("sh")
-        .args([
-            "-c",
-            "openssl pkey -pubin -in signing.pub -outform DER | sha256sum",
-        ])
-        .current_dir(&bundles));
-    assert!(
-        digest.starts_with(&fingerprint),
-        "{digest} vs {fingerprint}"
-    );
-    for name in MASTERS {
-        let tarball = bundles.join(format!("{name}.tar.gz"));
-        kube_bundle(
-            &project,
-            &[
+    .concat()
+}
+
+impl Cluster {
+    /// Builds the bundles for `version`, brings up the network and etcd, and installs every
+    /// master with its bundle's install.sh, checking what install.sh reports.
+    fn start(version: &str) -> Self {
+        let started = Instant::now();
+        apiserver_binary(version);
+        let etcd = cached_binary(
+            &format!("etcd/{ETCD_VERSION}/etcd"),
+            ETCD_VERSION,
+            &format!("tests/e2e/build-etcd.sh {ETCD_VERSION}"),
+        );
+        let etcdctl = cached_binary(
+            &format!("etcd/{ETCD_VERSION}/etcdctl"),
+            ETCD_VERSION,
+            &format!("tests/e2e/build-etcd.sh {ETCD_VERSION}"),
+        );
+        for tool in [
+            "unshare", "nsenter", "ip", "mount", "openssl", "curl", "kubectl", "nginx", "tar",
+        ] {
+            require_tool(tool);
+        }
+        assert_eq!(
+            ok(Command::new("id").arg("-u")).trim(),
+            "0",
+            "the end-to-end test needs root (namespaces, mounts, veth): CI runs as root"
+        );
+
+        let mut cluster = Cluster {
+            etcd: Vec::new(),
+            masters: Vec::new(),
+            switch: None,
+            dir: tempfile::tempdir().unwrap(),
+            etcdctl,
+            etcd_endpoints: String::new(),
+            fingerprint: String::new(),
+            generation: 0,
+            started,
+        };
+        let dir = cluster.dir.path().to_owned();
+        let project = cluster.project();
+        fs::create_dir_all(&project).unwrap();
+        fs::write(project.join("cluster.yaml"), cluster_yaml(version)).unwrap();
+        let build = cluster.kube_bundle(&["build"]);
+        build.code(0);
+        cluster.fingerprint = build.signing_fingerprint();
+        // The fingerprint as INSTALL.md has the operator compute it, with stock openssl.
+        let digest = ok(Command::new("sh")
+            .args([
+                "-c",
+                "openssl pkey -pubin -in signing.pub -outform DER | sha256sum",
+            ])
+            .current_dir(cluster.bundles()));
+        assert!(
+            digest.starts_with(&cluster.fingerprint),
+            "{digest} vs {}",
+            cluster.fingerprint
+        );
+        cluster.verify_bundles();
+        cluster.progress("bundles built and verified");
+
+        // ---- the network: a switch, three masters
+        cluster.switch = Some(Namespace::new(
+            "switch",
+            &["--net"],
+            &["switch"],
+            dir.join("switch.err"),
+        ));
+        for (index, name) in MASTERS.iter().enumerate() {
+            let n = index + 1;
+            let master_dir = dir.join(name);
+            for sub in ["root", "scratch", "state", "etcd-data"] {
+                fs::create_dir_all(master_dir.join(sub)).unwrap();
+            }
+            let ns = Namespace::new(
+                name,
+                &["--mount", "--net", "--propagation", "private"],
+                &[
+                    "master",
+                    master_dir.join("root").to_str().unwrap(),
+                    master_dir.join("scratch").to_str().unwrap(),
+                ],
+                master_dir.join("holder.err"),
+            );
+            let ip = format!("10.255.0.1{n}");
+            ok(Command::new("bash")
+                .arg(repo_root().join("tests/e2e/netns.sh"))
+                .args(["plug", &cluster.switch.as_ref().unwrap().pid(), &ns.pid()])
+                .arg(n.to_string())
+                .arg(format!("{ip}/24")));
+            let mut master = Master {
+                name,
+                ip,
+                dir: master_dir,
+                bundle: PathBuf::new(),
+                ns,
+            };
+            master.unpack(&cluster.bundles().join(format!("{name}.tar.gz")), 0);
+            cluster.masters.push(master);
+        }
+        cluster.start_etcd(&etcd);
+        cluster.progress("etcd cluster healthy");
+
+        // ---- install.sh on each master in turn, as INSTALL.md says
+        for index in 0..cluster.masters.len() {
+            let out = cluster.install(index, version);
+            // The first master creates the RBAC binding for real; the others find it.
+            let wanted = if index == 0 {
+                "created"
+            } else {
+                "already exists"
+            };
+            let line = check_line(&out, "manifest kube-apiserver-kubelet-apis.yaml");
+            assert!(line.ends_with(wanted), "{line:?} is not {wanted:?}:\n{out}");
+        }
+        cluster
+    }
+
+    fn progress(&self, what: &str) {
+        eprintln!("e2e: {what} at {:?}", self.started.elapsed());
+    }
+
+    fn project(&self) -> PathBuf {
+        self.dir.path().join("project")
+    }
+
+    fn bundles(&self) -> PathBuf {
+        self.project().join("bundles").join(CLUSTER)
+    }
+
+    fn kube_bundle(&self, args: &[&str]) -> Run {
+        kube_bundle(&self.project(), args)
+    }
+
+    /// Every bundle verifies against the fingerprint of the first build.
+    fn verify_bundles(&self) {
+        for name in MASTERS {
+            let tarball = self.bundles().join(format!("{name}.tar.gz"));
+            self.kube_bundle(&[
                 "verify",
                 tarball.to_str().unwrap(),
                 "--fingerprint",
-                &fingerprint,
-            ],
-        )
-        .code(0)
-        .stdout_has("OK");
-    }
-    eprintln!("e2e: bundles built and verified at {:?}", started.elapsed());
-
-    // ---- the network: a switch, three masters
-    cluster.switch = Some(Namespace::new(
-        "switch",
-        &["--net"],
-        &["switch"],
-        dir.join("switch.err"),
-    ));
-    for (index, name) in MASTERS.iter().enumerate() {
-        let n = index + 1;
-        let master_dir = dir.join(name);
-        for sub in ["root", "scratch", "state", "extracted", "etcd-data"] {
-            fs::create_dir_all(master_dir.join(sub)).unwrap();
+                &self.fingerprint,
+            ])
+            .code(0)
+            .stdout_has("OK");
         }
-        let ns = Namespace::new(
-            name,
-            &["--mount", "--net", "--propagation", "private"],
-            &[
-                "master",
-                master_dir.join("root").to_str().unwrap(),
-                master_dir.join("scratch").to_str().unwrap(),
-            ],
-            master_dir.join("holder.err"),
-        );
-        ok(Command::new("bash")
-            .arg(repo_root().join("tests/e2e/netns.sh"))
-            .args(["plug", &cluster.switch.as_ref().unwrap().pid(), &ns.pid()])
-            .arg(n.to_string())
-            .arg(format!("{}/24", ip(n))));
-        ok(Command::new("tar")
-            .arg("xzf")
-            .arg(bundles.join(format!("{name}.tar.gz")))
-            .current_dir(master_dir.join("extracted")));
-        cluster.masters.push(Master {
-            name,
-            ip: ip(n),
-            dir: master_dir,
-            ns,
-        });
     }
 
-    // ---- etcd: one member per master namespace, serving certificates from the etcd CA in
-    // the secrets folder (as pki.rs does for Debian's etcd), client-certificate auth.
-    let secrets = project.join("secrets").join(CLUSTER);
-    let openssl = |args: &[&str]| {
-        ok(Command::new("openssl").args(args).current_dir(&dir));
-    };
-    let etcd_ca = secrets.join("etcd-ca.pem");
-    openssl(&[
-        "pkey",
-        "-in",
-        etcd_ca.to_str().unwrap(),
-        "-out",
-        "etcd-ca.key",
-    ]);
-    openssl(&[
-        "x509",
-        "-in",
-        etcd_ca.to_str().unwrap(),
-        "-out",
-        "etcd-ca.crt",
-    ]);
-    let initial_cluster: Vec<String> = cluster
-        .masters
-        .iter()
-        .map(|m| format!("{}=http://{}:2380", m.name, m.ip))
-        .collect();
-    for (serial, master) in cluster.masters.iter().enumerate() {
-        let name = master.name;
-        openssl(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}/etcd.key"),
-            "-subj",
-            &format!("/CN=etcd-{name}"),
-            "-out",
-            &format!("{name}/etcd.csr"),
-        ]);
-        fs::write(
-            master.dir.join("etcd.ext"),
-            format!(
-                "subjectAltName=IP:{},IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
-                master.ip
-            ),
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}/etcd.csr"),
-            "-CA",
-            "etcd-ca.crt",
-            "-CAkey",
-            "etcd-ca.key",
-            "-set_serial",
-            &(serial + 100).to_string(),
-            "-days",
-            "1",
-            "-extfile",
-            &format!("{name}/etcd.ext"),
-            "-out",
-            &format!("{name}/etcd.crt"),
-        ]);
-        let client = format!("https://{}:2379", master.ip);
-        let peer = format!("http://{}:2380", master.ip);
-        let child = master
-            .ns
-            .command(&etcd)
-            .args(["--name", name])
-            .arg("--data-dir")
-            .arg(master.dir.join("etcd-data"))
-            .args(["--listen-client-urls", &client])
-            .args(["--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &initial_cluster.join(",")])
-            .args(["--initial-cluster-state", "new"])
-            .args(["--initial-cluster-token", "kube-bundle-e2e"])
-            .arg("--cert-file")
-            .arg(master.dir.join("etcd.crt"))
-            .arg("--key-file")
-            .arg(master.dir.join("etcd.key"))
-            .arg("--trusted-ca-file")
-            .arg(dir.join("etcd-ca.crt"))
-            .arg("--client-cert-auth")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(master.state().join("etcd.log")).unwrap())
-            .spawn()
-            .unwrap();
-        cluster.etcd.push(KillOnDrop(child));
+    /// A new generation: `build` with the same secrets, verified, and extracted on every
+    /// master (not installed). Returns what `build` printed.
+    fn rebuild(&mut self) -> String {
+        let build = self.kube_bundle(&["build"]);
+        build.code(0);
+        assert_eq!(build.signing_fingerprint(), self.fingerprint);
+        self.verify_bundles();
+        self.generation += 1;
+        let bundles = self.bundles();
+        for master in &mut self.masters {
+            let tarball = bundles.join(format!("{}.tar.gz", master.name));
+            master.unpack(&tarball, self.generation);
+        }
+        build.stdout()
     }
-    // The apiserver's own etcd client certificate, as the bundle ships it (not installed
-    // yet: read from the extracted bundle through the namespace's view of the host).
-    let all_etcd: Vec<String> = cluster
-        .masters
-        .iter()
-        .map(|m| format!("https://{}:2379", m.ip))
-        .collect();
-    let all_etcd = all_etcd.join(",");
-    {
-        let m1 = &cluster.masters[0];
-        let pki = m1.bundle().join("rootfs/etc/kubernetes/pki");
+
+    /// One etcd member per master namespace, serving and peering with certificates from the
+    /// etcd CA in the secrets folder, client- and peer-certificate auth.
+    fn start_etcd(&mut self, etcd: &Path) {
+        let dir = self.dir.path().to_owned();
+        let secrets = self.project().join("secrets").join(CLUSTER);
+        let openssl = |args: &[&str]| {
+            ok(Command::new("openssl").args(args).current_dir(&dir));
+        };
+        let etcd_ca = secrets.join("etcd-ca.pem");
+        let etcd_ca = etcd_ca.to_str().unwrap();
+        openssl(&["pkey", "-in", etcd_ca, "-out", "etcd-ca.key"]);
+        openssl(&["x509", "-in", etcd_ca, "-out", "etcd-ca.crt"]);
+        let initial_cluster: Vec<String> = self
+            .masters
+            .iter()
+            .map(|m| format!("{}=https://{}:2380", m.name, m.ip))
+            .collect();
+        for (serial, master) in self.masters.iter().enumerate() {
+            let name = master.name;
+            let (key, csr, ext, crt) = (
+                format!("{name}/etcd.key"),
+                format!("{name}/etcd.csr"),
+                format!("{name}/etcd.ext"),
+                format!("{name}/etcd.crt"),
+            );
+            openssl(&[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-subj",
+                &format!("/CN=etcd-{name}"),
+                "-out",
+                &csr,
+            ]);
+            // One certificate serves clients and peers and is the peer client certificate.
+            fs::write(
+                dir.join(&ext),
+                format!(
+                    "subjectAltName=IP:{},IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+                    master.ip
+                ),
+            )
+            .unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "etcd-ca.crt",
+                "-CAkey",
+                "etcd-ca.key",
+                "-set_serial",
+                &(serial + 100).to_string(),
+                "-days",
+                "1",
+                "-extfile",
+                &ext,
+                "-out",
+                &crt,
+            ]);
+            let client = format!("https://{}:2379", master.ip);
+            let peer = format!("https://{}:2380", master.ip);
+            let (crt, key, ca) = (dir.join(&crt), dir.join(&key), dir.join("etcd-ca.crt"));
+            let child = master
+                .ns
+                .command(etcd)
+                .args(["--name", name])
+                .arg("--data-dir")
+                .arg(master.dir.join("etcd-data"))
+                .args(["--listen-client-urls", &client])
+                .args(["--advertise-client-urls", &client])
+                .args(["--listen-peer-urls", &peer])
+                .args(["--initial-advertise-peer-urls", &peer])
+                .args(["--initial-cluster", &initial_cluster.join(",")])
+                .args(["--initial-cluster-state", "new"])
+                .args(["--initial-cluster-token", "kube-bundle-e2e"])
+                .arg("--cert-file")
+                .arg(&crt)
+                .arg("--key-file")
+                .arg(&key)
+                .arg("--trusted-ca-file")
+                .arg(&ca)
+                .arg("--client-cert-auth")
+                .arg("--peer-cert-file")
+                .arg(&crt)
+                .arg("--peer-key-file")
+                .arg(&key)
+                .arg("--peer-trusted-ca-file")
+                .arg(&ca)
+                .arg("--peer-client-cert-auth")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(fs::File::create(master.state().join("etcd.log")).unwrap())
+                .spawn()
+                .unwrap();
+            self.etcd.push(KillOnDrop(child));
+        }
+        let endpoints: Vec<String> = self
+            .masters
+            .iter()
+            .map(|m| format!("https://{}:2379", m.ip))
+            .collect();
+        self.etcd_endpoints = endpoints.join(",");
+        // The apiserver's own etcd client certificate, as the bundle ships it (not installed
+        // yet: read from the extracted bundle through the namespace's view of the host).
+        let m1 = &self.masters[0];
+        let pki = m1.bundle.join("rootfs/etc/kubernetes/pki");
         poll(
             "etcd health with the bundle's apiserver-etcd-client cert",
             || {
                 let output = m1
                     .ns
-                    .command(&etcdctl)
-                    .args(["--endpoints", &all_etcd])
+                    .command(&self.etcdctl)
+                    .args(["--endpoints", &self.etcd_endpoints])
                     .arg("--cacert")
                     .arg(pki.join("etcd/ca.crt"))
                     .arg("--cert")
@@ -641,44 +775,27 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
             },
         );
     }
-    eprintln!("e2e: etcd cluster healthy at {:?}", started.elapsed());
 
-    // ---- install.sh on each master in turn, as INSTALL.md says
-    for (index, master) in cluster.masters.iter().enumerate() {
+    /// install.sh of the current generation on master `index`, which must end healthy on
+    /// `version`, running exactly the installed unit's command line. Returns its output.
+    fn install(&self, index: usize, version: &str) -> String {
+        let master = &self.masters[index];
         let output = master.install(&["--force", "--timeout", "300"]);
         let out = text(&output);
         assert!(
             output.status.success(),
             "install.sh on {} failed:\n{out}\n--- kube-apiserver (last 40 lines):\n{}",
             master.name,
-            master
-                .log("kube-apiserver.service.log")
-                .lines()
-                .rev()
-                .take(40)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n")
+            master.tail("kube-apiserver.service.log", 40)
         );
         let healthz = format!("healthz https://{}:6443/healthz", master.ip);
-        let version = format!("ok (Kubernetes {KUBE_VERSION})");
+        let binary = format!("ok (Kubernetes {version})");
         for (check, wanted) in [
-            ("kube-apiserver binary", version.as_str()),
+            ("kube-apiserver binary", binary.as_str()),
             (healthz.as_str(), "ok"),
             (
                 "healthz through the front https://127.0.0.1:8443/healthz",
                 "ok",
-            ),
-            // The first master creates the RBAC binding for real; the others find it.
-            (
-                "manifest kube-apiserver-kubelet-apis.yaml",
-                if index == 0 {
-                    "created"
-                } else {
-                    "already exists"
-                },
             ),
         ] {
             let line = check_line(&out, check);
@@ -691,6 +808,7 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
         // The node check passes on its own merits: eth0 carries the master's address.
         let node = check_line(&out, &format!("this is node {}", master.name));
         assert!(node.contains(" ok ("), "{node}");
+        // Every install here changes the apiserver's files, so it restarts.
         assert!(out.contains("restarting kube-apiserver.service"), "{out}");
         // What runs is exactly the installed unit's ExecStart: same program, same words.
         let unit =
@@ -703,15 +821,122 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
             .map(|w| String::from_utf8_lossy(w).into_owned())
             .collect();
         assert_eq!(running, exec_start(&unit), "{}", master.name);
-        eprintln!(
-            "e2e: {} installed and healthy at {:?}",
-            master.name,
-            started.elapsed()
+        self.progress(&format!(
+            "{} installed (generation {}) and healthy on {version}",
+            master.name, self.generation
+        ));
+        out
+    }
+
+    /// The name of the key a Secret is stored with in etcd (`k8s:enc:secretbox:v1:NAME:…`),
+    /// read with the apiserver's own etcd client certificate.
+    fn stored_key(&self, secret: &str) -> String {
+        let (namespace, name) = secret.split_once('/').expect("namespace/name");
+        let stored = self.masters[1]
+            .etcdctl(
+                &self.etcdctl,
+                &self.etcd_endpoints,
+                &[
+                    "get",
+                    &format!("/registry/secrets/{namespace}/{name}"),
+                    "--print-value-only",
+                ],
+            )
+            .output()
+            .unwrap();
+        assert!(stored.status.success(), "{}", text(&stored));
+        let value = String::from_utf8_lossy(&stored.stdout);
+        let key = value
+            .strip_prefix("k8s:enc:secretbox:v1:")
+            .and_then(|rest| rest.split_once(':'))
+            .map(|(key, _)| key.to_owned());
+        key.unwrap_or_else(|| {
+            panic!(
+                "{secret} is not stored encrypted with secretbox: {:?}",
+                &value[..value.len().min(40)]
+            )
+        })
+    }
+
+    /// Asserts that every Secret of `secrets` is stored with `key` in etcd.
+    #[track_caller]
+    fn assert_stored_with(&self, secrets: &Secrets, key: &str) {
+        for secret in secrets.keys() {
+            assert_eq!(self.stored_key(secret), key, "{secret} in etcd");
+        }
+    }
+}
+
+/// `namespace/name` → the value of its `v` entry.
+type Secrets = std::collections::BTreeMap<String, String>;
+
+/// Every Secret with a `v` entry, as `master`'s own apiserver serves it.
+fn read_secrets(master: &Master) -> Result<Secrets, String> {
+    let template = r#"{{range .items}}{{if .data.v}}{{.metadata.namespace}}/{{.metadata.name}}={{.data.v | base64decode}}{{"\n"}}{{end}}{{end}}"#;
+    let output = master
+        .kubectl_direct(&[
+            "get",
+            "secrets",
+            "--all-namespaces",
+            "-o",
+            &format!("go-template={template}"),
+        ])
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        return Err(text(&output));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(secret, value)| (secret.to_owned(), value.to_owned()))
+        .collect())
+}
+
+/// Every master serves exactly `expected`, each from its own apiserver.
+#[track_caller]
+fn assert_every_master_serves(cluster: &Cluster, expected: &Secrets, when: &str) {
+    for master in &cluster.masters {
+        // Polled: another apiserver's write reaches this one's watch cache a moment later.
+        poll(
+            &format!("{} serves every Secret {when}", master.name),
+            || {
+                let served = read_secrets(master)?;
+                if &served == expected {
+                    Ok(())
+                } else {
+                    Err(format!("served {served:?}, wanted {expected:?}"))
+                }
+            },
         );
     }
+}
+
+/// Writes the Secret `namespace/name` with `v` = `value` through `master`'s front.
+fn write_secret(master: &Master, secrets: &mut Secrets, secret: &str, value: &str) {
+    let (namespace, name) = secret.split_once('/').expect("namespace/name");
+    ok(&mut master.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        name,
+        "--namespace",
+        namespace,
+        &format!("--from-literal=v={value}"),
+    ]));
+    secrets.insert(secret.to_owned(), value.to_owned());
+}
+
+#[test]
+fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
+    let _turn = take_turn();
+    let (newest, _) = newest_and_oldest_release();
+    let cluster = Cluster::start(&newest);
     let [m1, m2, m3] = &cluster.masters[..] else {
         unreachable!()
     };
+    let etcdctl = &cluster.etcdctl;
+    let all_etcd = &cluster.etcd_endpoints;
 
     // ---- the seed guide's checks, for real
     // /healthz on every master, each reached over the bridge from m1's namespace.
@@ -775,8 +1000,8 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
         }
     });
     let keys = ok(&mut m2.etcdctl(
-        &etcdctl,
-        &all_etcd,
+        etcdctl,
+        all_etcd,
         &["get", "/registry/", "--prefix", "--keys-only"],
     ));
     let keys: Vec<&str> = keys.lines().filter(|l| !l.is_empty()).collect();
@@ -787,17 +1012,17 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
         "{keys:?}"
     );
     // A Secret, written through the front, is encrypted at rest with secretbox.
-    ok(&mut m1.kubectl(&[
-        "create",
-        "secret",
-        "generic",
-        "e2e-secret",
-        "--from-literal=password=correct-horse-battery-staple",
-    ]));
+    let mut secrets = Secrets::new();
+    write_secret(
+        m1,
+        &mut secrets,
+        "default/e2e-secret",
+        "correct-horse-battery-staple",
+    );
     let stored = m3
         .etcdctl(
-            &etcdctl,
-            &all_etcd,
+            etcdctl,
+            all_etcd,
             &[
                 "get",
                 "/registry/secrets/default/e2e-secret",
@@ -808,7 +1033,7 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
         .unwrap();
     assert!(stored.status.success(), "{}", text(&stored));
     assert!(
-        stored.stdout.starts_with(b"k8s:enc:secretbox:v1:"),
+        stored.stdout.starts_with(b"k8s:enc:secretbox:v1:key1:"),
         "stored as {:?}",
         String::from_utf8_lossy(&stored.stdout[..stored.stdout.len().min(40)])
     );
@@ -816,14 +1041,7 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
         !String::from_utf8_lossy(&stored.stdout).contains("correct-horse"),
         "the Secret is in etcd in clear"
     );
-    let read_back = ok(&mut m3.kubectl(&[
-        "get",
-        "secret",
-        "e2e-secret",
-        "-o",
-        "jsonpath={.data.password}",
-    ]));
-    assert_eq!(read_back, "Y29ycmVjdC1ob3JzZS1iYXR0ZXJ5LXN0YXBsZQ==");
+    assert_every_master_serves(&cluster, &secrets, "after one write");
     // The kubelet-API RBAC the bundle's manifest grants, for the CN the bundle issued.
     let subject = ok(Command::new("openssl")
         .args(["x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in"])
@@ -858,7 +1076,7 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
     // The stand-in's view agrees with install.sh's own status checks.
     let status = m2.install(&["--status"]);
     assert!(status.status.success(), "{}", text(&status));
-    eprintln!("e2e: cluster checks passed at {:?}", started.elapsed());
+    cluster.progress("cluster checks passed");
 
     // ---- one master's apiserver dies: the others serve, and every front routes around it
     let dead = m1.apiserver_pid();
@@ -892,13 +1110,7 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
             &format!("kubectl through {}'s front after m1 died", master.name),
             || {
                 let output = master
-                    .kubectl(&[
-                        "get",
-                        "secret",
-                        "e2e-secret",
-                        "-o",
-                        "jsonpath={.data.password}",
-                    ])
+                    .kubectl(&["get", "secret", "e2e-secret", "-o", "jsonpath={.data.v}"])
                     .output()
                     .unwrap();
                 if output.status.success()
@@ -917,8 +1129,173 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
         "written-while-m1-is-down",
         "--from-literal=k=v",
     ]));
-    eprintln!(
-        "e2e: with m1 down, m2 and m3 serve; done at {:?}",
-        started.elapsed()
+    cluster.progress("with m1 down, m2 and m3 serve; done");
+}
+
+/// Reinstalls every master in turn from the current generation, and after each one checks
+/// that every master serves every Secret (masters on two generations side by side, as in a
+/// rolling change).
+fn reinstall_one_by_one(cluster: &Cluster, version: &str, secrets: &Secrets, step: &str) {
+    for index in 0..cluster.masters.len() {
+        let out = cluster.install(index, version);
+        let line = check_line(&out, "manifest kube-apiserver-kubelet-apis.yaml");
+        assert!(line.ends_with("already exists"), "{line}");
+        assert_every_master_serves(
+            cluster,
+            secrets,
+            &format!("{step}, {} reinstalled", cluster.masters[index].name),
+        );
+    }
+}
+
+/// The encryption config installed on `master`, as text.
+fn installed_encryption_config(master: &Master) -> String {
+    let path = master.installed("/etc/kubernetes/encryption-config.yaml");
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn a_running_cluster_rotates_its_key_renews_a_certificate_and_upgrades_master_by_master() {
+    let _turn = take_turn();
+    let (newest, oldest) = newest_and_oldest_release();
+    let mut cluster = Cluster::start(&oldest);
+    let mut secrets = Secrets::new();
+    ok(&mut cluster.masters[0].kubectl(&["create", "namespace", "e2e"]));
+    write_secret(&cluster.masters[0], &mut secrets, "default/db", "hunter2");
+    write_secret(&cluster.masters[2], &mut secrets, "e2e/api-token", "s3cr3t");
+    cluster.assert_stored_with(&secrets, "key1");
+    assert_every_master_serves(&cluster, &secrets, "before the rotation");
+    let rotate = |cluster: &Cluster, args: &[&str], phase: &str| {
+        let mut all = vec!["encryption", "rotate"];
+        all.extend_from_slice(args);
+        cluster.kube_bundle(&all).code(0).stdout_has(phase);
+    };
+
+    // ---- rotation phase 1: key2 added second; writes still use key1
+    rotate(&cluster, &[], "phase 1/3");
+    cluster.rebuild();
+    reinstall_one_by_one(&cluster, &oldest, &secrets, "in phase 1");
+    write_secret(&cluster.masters[1], &mut secrets, "default/phase-1", "one");
+    cluster.assert_stored_with(&secrets, "key1");
+    let config = installed_encryption_config(&cluster.masters[1]);
+    assert!(
+        config.contains("key1") && config.contains("key2"),
+        "{config}"
     );
+
+    // ---- phase 2: key2 first; new writes use it, old Secrets stay on key1 until rewritten
+    rotate(&cluster, &[], "phase 2/3");
+    cluster.rebuild();
+    reinstall_one_by_one(&cluster, &oldest, &secrets, "in phase 2");
+    let before_rewrite = secrets.clone();
+    write_secret(&cluster.masters[2], &mut secrets, "e2e/phase-2", "two");
+    assert_eq!(cluster.stored_key("e2e/phase-2"), "key2");
+    cluster.assert_stored_with(&before_rewrite, "key1");
+    // The rewrite the rotation prints, run as the operator would.
+    ok(cluster.masters[0].ns.command("sh").args([
+        "-c",
+        "k='kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig --request-timeout 30s'; \
+         $k get secrets --all-namespaces -o json | $k replace -f -",
+    ]));
+    cluster.assert_stored_with(&secrets, "key2");
+    assert_every_master_serves(&cluster, &secrets, "after the rewrite");
+
+    // ---- phase 3: key1 removed from every master; everything still readable
+    rotate(&cluster, &["--confirm-rewritten"], "phase 3/3");
+    cluster.rebuild();
+    reinstall_one_by_one(&cluster, &oldest, &secrets, "in phase 3");
+    for master in &cluster.masters {
+        let config = installed_encryption_config(master);
+        assert!(
+            config.contains("key2") && !config.contains("key1"),
+            "{}: {config}",
+            master.name
+        );
+    }
+    write_secret(&cluster.masters[0], &mut secrets, "e2e/phase-3", "three");
+    cluster.assert_stored_with(&secrets, "key2");
+    cluster.progress("encryption key rotated in three phases");
+
+    // ---- m2's serving certificate renewed and reinstalled while m1 and m3 serve
+    let m2 = &cluster.masters[1];
+    let old_serial = m2.served_serial();
+    cluster
+        .kube_bundle(&["certs", "renew", "m2/apiserver"])
+        .code(0)
+        .stdout_has("renewed m2/apiserver");
+    let build = cluster.rebuild();
+    for (node, change) in [("m1", "unchanged"), ("m2", "changed"), ("m3", "unchanged")] {
+        assert!(
+            build
+                .lines()
+                .any(|l| l.starts_with(&format!("{node}: {change}"))),
+            "{node} is not {change}:\n{build}"
+        );
+    }
+    let stop = AtomicBool::new(false);
+    let (reads, out) = std::thread::scope(|scope| {
+        // Reads through m1's and m3's own apiservers for as long as m2's install runs; at
+        // least one round, however fast the install is.
+        let reader = scope.spawn(|| {
+            let mut rounds = 0;
+            loop {
+                for master in [&cluster.masters[0], &cluster.masters[2]] {
+                    let served = read_secrets(master).unwrap_or_else(|e| {
+                        panic!("{} failed while m2 reinstalled: {e}", master.name)
+                    });
+                    assert_eq!(served, secrets, "{} while m2 reinstalled", master.name);
+                }
+                rounds += 1;
+                if stop.load(Ordering::SeqCst) {
+                    return rounds;
+                }
+            }
+        });
+        let out = cluster.install(1, &oldest);
+        stop.store(true, Ordering::SeqCst);
+        (reader.join().expect("m1 and m3 served throughout"), out)
+    });
+    assert!(reads >= 1 && out.contains("apiserver.crt"), "{out}");
+    let m2 = &cluster.masters[1];
+    let new_serial = m2.served_serial();
+    let installed_serial = ok(Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(m2.installed("/etc/kubernetes/pki/apiserver.crt")));
+    assert_ne!(
+        new_serial, old_serial,
+        "m2 still serves its old certificate"
+    );
+    assert_eq!(new_serial, installed_serial.trim());
+    assert_every_master_serves(&cluster, &secrets, "after m2's renewal");
+    cluster.progress("m2 renewed while m1 and m3 served");
+
+    // ---- upgrade to the newest release: rebuilt with the same secrets, master by master
+    let project = cluster.project();
+    let yaml = fs::read_to_string(project.join("cluster.yaml")).unwrap();
+    let upgraded = cluster_yaml(&newest);
+    assert_ne!(yaml, upgraded);
+    fs::write(project.join("cluster.yaml"), upgraded).unwrap();
+    cluster.rebuild();
+    for index in 0..cluster.masters.len() {
+        cluster.install(index, &newest);
+        let name = cluster.masters[index].name;
+        assert_every_master_serves(&cluster, &secrets, &format!("with {name} upgraded"));
+        write_secret(
+            &cluster.masters[index],
+            &mut secrets,
+            &format!("e2e/written-after-{name}-upgraded"),
+            name,
+        );
+    }
+    cluster.assert_stored_with(&secrets, "key2");
+    for master in &cluster.masters {
+        let version = ok(&mut master.kubectl_direct(&["get", "--raw", "/version"]));
+        assert!(
+            version.contains(&format!("\"gitVersion\": \"{newest}\"")),
+            "{}: {version}",
+            master.name
+        );
+    }
+    assert_every_master_serves(&cluster, &secrets, &format!("on {newest}"));
+    cluster.progress(&format!("upgraded {oldest} → {newest}; done"));
 }

@@ -1,5 +1,6 @@
 //! A small fluent wrapper around the built binary: run it, then assert exit code and output.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -208,5 +209,26 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// The Kubernetes releases of tests/e2e/kube-versions, in file order.
+pub fn pinned_kube_versions() -> Vec<String> {
+    let path = repo_root().join("tests/e2e/kube-versions");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|line| line.split('#').next().unwrap().trim())
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Where tests/e2e/build-kube.sh and build-etcd.sh cache the binaries they build.
+pub fn binary_cache() -> PathBuf {
+    match std::env::var_os("KUBE_BUNDLE_CACHE") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/kube-bundle")
+        }
     }
 }

@@ -185,6 +185,27 @@ fn renewed_certs_verify_keep_their_sans_and_change_only_their_files() {
     );
 }
 
+/// Found by the end-to-end test: every bundle's timestamp was the newest leaf of the whole
+/// cluster, so renewing one node's certificate changed the bytes of every node's bundle.
+#[test]
+fn renewing_one_nodes_certificate_leaves_the_other_bundles_byte_for_byte() {
+    let project = Project::new();
+    project.build();
+    let before: Vec<Vec<u8>> = ["cp1", "cp2", "cp3"]
+        .iter()
+        .map(|node| fs::read(project.bundle(node)).unwrap())
+        .collect();
+    kube_bundle(project.path(), &["certs", "renew", "cp2/apiserver"]).code(0);
+    let build = project.build();
+    build
+        .stdout_has("cp1: unchanged")
+        .stdout_has("cp2: changed (")
+        .stdout_has("cp3: unchanged");
+    assert_eq!(fs::read(project.bundle("cp1")).unwrap(), before[0]);
+    assert_ne!(fs::read(project.bundle("cp2")).unwrap(), before[1]);
+    assert_eq!(fs::read(project.bundle("cp3")).unwrap(), before[2]);
+}
+
 #[test]
 fn renew_can_keep_keys_and_refuses_unknown_names() {
     let project = Project::new();

@@ -21,29 +21,7 @@ use kube_bundle::render;
 use kube_bundle::validate::ValidateOptions;
 use kube_bundle::versions::{self, FLAGS};
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The releases of tests/e2e/kube-versions, in file order.
-fn pinned_versions() -> Vec<String> {
-    let path = repo_root().join("tests/e2e/kube-versions");
-    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .map(|line| line.split('#').next().unwrap().trim())
-        .filter(|line| !line.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn cache_dir() -> PathBuf {
-    match std::env::var_os("KUBE_BUNDLE_CACHE") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/kube-bundle")
-        }
-    }
-}
+use crate::harness::{binary_cache, pinned_kube_versions, repo_root};
 
 fn minor_of(version: &str) -> u64 {
     version
@@ -60,7 +38,7 @@ fn text(bytes: &[u8]) -> String {
 /// The cached kube-apiserver for `version`; panics, saying how to build it, when it is
 /// missing or is another release.
 fn apiserver(version: &str) -> PathBuf {
-    let path = cache_dir()
+    let path = binary_cache()
         .join("kube")
         .join(version)
         .join("kube-apiserver");
@@ -303,7 +281,7 @@ oracle_tests! {
 
 #[test]
 fn every_pinned_version_has_a_test() {
-    let pinned = pinned_versions();
+    let pinned = pinned_kube_versions();
     assert!(
         !pinned.is_empty(),
         "tests/e2e/kube-versions lists no release"
