@@ -1317,6 +1317,21 @@ fn plan_text(plan: &Plan, decisions: &pki::Assessment, secrets: &PlannedSecrets)
         for (cert, decision) in decisions.get(&node.name).into_iter().flatten() {
             let _ = writeln!(text, "    {cert:<26} {decision}");
         }
+        if let Some(admin) = node.certificates.get(plan::cert_names::ADMIN) {
+            let group = admin.organization.as_deref().unwrap_or_default();
+            let why = if group == plan::SUPERUSER_GROUP {
+                "a superuser no RBAC binding can revoke; from Kubernetes 1.29 kube-bundle uses a revocable group"
+            } else {
+                "cluster-admin through the ClusterRoleBinding of the same name in manifests/; \
+                 deleting it revokes every admin kubeconfig; install.sh applies the manifests \
+                 through the front-proxy client certificate"
+            };
+            let _ = writeln!(
+                text,
+                "  admin kubeconfig identity: {} in group {group} ({why})",
+                admin.common_name
+            );
+        }
     }
     text
 }

@@ -114,10 +114,27 @@ pub mod cert_names {
 /// The identity the apiserver presents to kubelets; bound to system:kubelet-api-admin by
 /// the rendered RBAC, never a member of system:masters (kubernetes-reference.md §8).
 pub const KUBELET_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
-/// The bundle's admin kubeconfig identity: it applies the RBAC manifests, so it must be
-/// authorized before any binding exists.
+/// The bundle's admin kubeconfig identity.
 pub const ADMIN_CN: &str = "kubernetes-admin";
-pub const ADMIN_GROUP: &str = "system:masters";
+/// The group of the admin credential from `versions::REVOCABLE_ADMIN_GROUP_FROM`: cluster-admin
+/// comes from the RBAC binding install.sh applies, and deleting that binding revokes every
+/// admin kubeconfig at once.
+pub const CLUSTER_ADMINS_GROUP: &str = "kube-bundle:cluster-admins";
+/// Before that minor (seed parity), the admin credential is in the unrevocable superuser group.
+pub const SUPERUSER_GROUP: &str = "system:masters";
+/// Who install.sh is when it applies the RBAC manifests from that minor on: asserted through
+/// the front-proxy client certificate (the request-header authenticator, which is what that
+/// certificate is for), because the admin group is authorized only once the binding exists.
+pub const INSTALLER_USER: &str = "kube-bundle:installer";
+
+/// The admin credential's group for `minor`.
+pub fn admin_group(minor: u64) -> &'static str {
+    if minor >= crate::versions::REVOCABLE_ADMIN_GROUP_FROM {
+        CLUSTER_ADMINS_GROUP
+    } else {
+        SUPERUSER_GROUP
+    }
+}
 
 /// Subject alternative names, ordered as kubeadm orders them: DNS names sorted, IPs in
 /// first-seen order (node, loopback, service IP, endpoint, extras).
@@ -444,7 +461,7 @@ fn certificates(cluster: &Cluster, sans: &Sans) -> BTreeMap<String, CertSpec> {
     certs.insert(
         cert_names::ADMIN.to_owned(),
         CertSpec {
-            organization: Some(ADMIN_GROUP.to_owned()),
+            organization: Some(admin_group(cluster.kubernetes_version.minor()).to_owned()),
             ..spec(ADMIN_CN, Purpose::ClientAuth, CaName::Cluster)
         },
     );

@@ -44,6 +44,8 @@ pub struct RenderedNode {
 }
 
 pub const KUBELET_APIS_MANIFEST: &str = "kube-apiserver-kubelet-apis.yaml";
+/// From `versions::REVOCABLE_ADMIN_GROUP_FROM`: cluster-admin for the admin credential's group.
+pub const CLUSTER_ADMINS_MANIFEST: &str = "kube-bundle-cluster-admins.yaml";
 
 #[derive(Template)]
 #[template(path = "systemd/kube-apiserver.service", escape = "none")]
@@ -146,6 +148,13 @@ struct HaproxyUnit<'a> {
 #[template(path = "manifests/kube-apiserver-kubelet-apis.yaml", escape = "none")]
 struct KubeletApisBinding<'a> {
     user: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "manifests/kube-bundle-cluster-admins.yaml", escape = "none")]
+struct ClusterAdminsBinding<'a> {
+    group: &'a str,
+    installer: &'a str,
 }
 
 /// Renders one node's files.
@@ -255,6 +264,17 @@ pub fn render_node(
         })?
         .into_bytes(),
     );
+    let admin_group = crate::plan::admin_group(cluster.kubernetes_version.minor());
+    if admin_group != crate::plan::SUPERUSER_GROUP {
+        manifests.insert(
+            CLUSTER_ADMINS_MANIFEST.to_owned(),
+            render(&ClusterAdminsBinding {
+                group: admin_group,
+                installer: crate::plan::INSTALLER_USER,
+            })?
+            .into_bytes(),
+        );
+    }
     Ok(RenderedNode { rootfs, manifests })
 }
 
@@ -495,6 +515,10 @@ struct Installer {
     files: Vec<String>,
     directories: Vec<String>,
     etcd_endpoints: Vec<String>,
+    manifest_cert: String,
+    manifest_key: String,
+    manifest_user: String,
+    manifest_group: String,
     manifests: Vec<String>,
 }
 
@@ -516,6 +540,11 @@ struct NodeReadme {
     ca_cert: String,
     admin_cert: String,
     admin_key: String,
+    revocable_admin: bool,
+    admin_cn: &'static str,
+    admin_group: &'static str,
+    installer: &'static str,
+    cert_dir: String,
     files: Vec<(String, String)>,
 }
 
@@ -621,6 +650,10 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
         apiserver_port: q(""),
         units: front_unit.into_iter().map(q).collect(),
         etcd_endpoints: Vec::new(),
+        manifest_cert: q(""),
+        manifest_key: q(""),
+        manifest_user: q(""),
+        manifest_group: q(""),
         manifests: Vec::new(),
     };
     if node.role == Role::Client {
@@ -628,6 +661,18 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
         return render(&common);
     }
     let keepalived = cluster.keepalived.is_some();
+    let admin_group = crate::plan::admin_group(cluster.kubernetes_version.minor());
+    let (manifest_cert, manifest_key, manifest_user, manifest_group) =
+        if admin_group == crate::plan::SUPERUSER_GROUP {
+            ("admin.crt", "admin.key", "", "")
+        } else {
+            (
+                "front-proxy-client.crt",
+                "front-proxy-client.key",
+                crate::plan::INSTALLER_USER,
+                crate::plan::SUPERUSER_GROUP,
+            )
+        };
     render(&Installer {
         binary: q(&cluster.paths.bin_dir.join("kube-apiserver")),
         admin_cert: q(&cert_path(cluster, "admin.crt")),
@@ -647,6 +692,10 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
             .map(|p| q(&p))
             .collect(),
         etcd_endpoints,
+        manifest_cert: q(&cert_path(cluster, manifest_cert)),
+        manifest_key: q(&cert_path(cluster, manifest_key)),
+        manifest_user: q(manifest_user),
+        manifest_group: q(manifest_group),
         manifests: facts
             .manifests
             .iter()
@@ -694,6 +743,7 @@ pub fn node_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
             .map(|f| f.value.clone())
             .unwrap_or_default()
     };
+    let admin_group = crate::plan::admin_group(cluster.kubernetes_version.minor());
     render(&NodeReadme {
         bundle_id: facts.bundle_id.to_owned(),
         node: node.name.clone(),
@@ -710,6 +760,11 @@ pub fn node_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
         ca_cert: cert_path(cluster, "ca.crt"),
         admin_cert: cert_path(cluster, "admin.crt"),
         admin_key: cert_path(cluster, "admin.key"),
+        revocable_admin: admin_group != crate::plan::SUPERUSER_GROUP,
+        admin_cn: crate::plan::ADMIN_CN,
+        admin_group,
+        installer: crate::plan::INSTALLER_USER,
+        cert_dir: cluster.paths.cert_dir.to_string(),
         files,
     })
 }

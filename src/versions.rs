@@ -13,6 +13,10 @@ pub const NEWEST_RELEASE: &str = "v1.37.2";
 /// From this minor the apiserver refuses loopback and link-local advertise addresses
 /// (the lease endpoint reconciler validates them; checked on a real v1.37.2, §3.3).
 pub const ADVERTISE_MUST_BE_ROUTABLE_FROM: u64 = 37;
+/// From this minor the per-master admin credential is in a group an RBAC binding grants
+/// cluster-admin (revocable by deleting the binding) instead of `system:masters` (which no
+/// authorizer can revoke): the minor in which kubeadm made the same change.
+pub const REVOCABLE_ADMIN_GROUP_FROM: u64 = 29;
 
 /// One kube-apiserver flag: the minors that accept it, what replaces it, whether required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1073,6 +1073,45 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
         "no",
         "RBAC lets anyone reach kubelets"
     );
+    // The admin kubeconfig is no superuser: its group holds cluster-admin through a binding,
+    // and deleting the binding revokes every admin kubeconfig; install.sh, which applies
+    // the manifests through the front-proxy identity, restores it.
+    let admin = ok(Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in"])
+        .arg(m1.installed("/etc/kubernetes/pki/admin.crt")));
+    assert!(
+        admin.contains("O=kube-bundle:cluster-admins") && !admin.contains("system:masters"),
+        "{admin}"
+    );
+    ok(&mut m1.kubectl(&["delete", "clusterrolebinding", "kube-bundle:cluster-admins"]));
+    for master in [m1, m2, m3] {
+        poll(
+            &format!("{}'s apiserver refuses the admin once unbound", master.name),
+            || {
+                let output = master
+                    .kubectl_direct(&["get", "secrets", "--all-namespaces"])
+                    .output()
+                    .unwrap();
+                if !output.status.success() && text(&output).contains("forbidden") {
+                    Ok(())
+                } else {
+                    Err(text(&output))
+                }
+            },
+        );
+    }
+    let again = m3.install(&["--force", "--timeout", "300"]);
+    let again_out = text(&again);
+    assert!(again.status.success(), "{again_out}");
+    assert!(
+        check_line(&again_out, "manifest kube-bundle-cluster-admins.yaml").ends_with("created"),
+        "{again_out}"
+    );
+    assert!(
+        !again_out.contains("restarting"),
+        "nothing changed, nothing restarts: {again_out}"
+    );
+    assert_every_master_serves(&cluster, &secrets, "with the admin binding restored");
     // The stand-in's view agrees with install.sh's own status checks.
     let status = m2.install(&["--status"]);
     assert!(status.status.success(), "{}", text(&status));

@@ -310,14 +310,21 @@ fn extensions_read_back_as_intended() {
         !kubelet.contains("system:masters"),
         "the kubelet client is no superuser"
     );
+    // From 1.29 the admin is in a group a ClusterRoleBinding makes cluster-admin (revocable);
+    // the seed's own release keeps the unrevocable system:masters.
     let admin = x509_text(&issued.out("cp1/admin.crt"));
     assert!(
-        admin.contains("Subject: O = system:masters, CN = kubernetes-admin"),
+        admin.contains("Subject: O = kube-bundle:cluster-admins, CN = kubernetes-admin"),
         "{admin}"
+    );
+    let seed = Issued::from_yaml(&example("seed-ha.yaml"));
+    let seed_admin = x509_text(&seed.out("m7-autocv-gpu01/admin.crt"));
+    assert!(
+        seed_admin.contains("Subject: O = system:masters, CN = kubernetes-admin"),
+        "{seed_admin}"
     );
 
     // The seed uses RSA: leaves then carry KeyEncipherment as RSA key transport needs.
-    let seed = Issued::from_yaml(&example("seed-ha.yaml"));
     let rsa = x509_text(&seed.out("m7-autocv-gpu01/apiserver.crt"));
     assert!(rsa.contains("Public-Key: (2048 bit)"), "{rsa}");
     assert!(rsa.contains("Digital Signature, Key Encipherment"), "{rsa}");
@@ -1198,4 +1205,74 @@ fn external_etcd_credentials_are_shipped_as_given() {
         err.contains("client-key.pem") && err.contains("does not belong"),
         "{err}"
     );
+}
+
+/// The admin kubeconfig's group across the boundary release: system:masters up to 1.28 (as
+/// kubeadm had it), a group bound to cluster-admin by a shipped ClusterRoleBinding from
+/// 1.29, with install.sh applying the manifests through the front-proxy identity.
+#[test]
+fn the_admin_group_is_revocable_from_1_29_and_install_sh_bootstraps_its_binding() {
+    for (version, group, manifest_user) in [
+        ("v1.28.15", "system:masters", "''"),
+        (
+            "v1.29.15",
+            "kube-bundle:cluster-admins",
+            "kube-bundle:installer",
+        ),
+    ] {
+        let project = crate::bundle::Project::new();
+        project.edit(
+            "kubernetesVersion: v1.37.2",
+            &format!("kubernetesVersion: {version}"),
+        );
+        project.build();
+        let (_, entries) = kube_bundle::verify::read_entries(&project.bundle("cp1")).unwrap();
+        let text = |path: &str| entries[path].text.clone().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("admin.crt"),
+            text("rootfs/etc/kubernetes/pki/admin.crt"),
+        )
+        .unwrap();
+        let subject = openssl_ok(
+            &[
+                "x509",
+                "-noout",
+                "-subject",
+                "-nameopt",
+                "RFC2253",
+                "-in",
+                "admin.crt",
+            ],
+            dir.path(),
+        );
+        assert!(
+            subject.contains(&format!("O={group}")),
+            "{version}: {subject}"
+        );
+        let binding = entries.get("manifests/kube-bundle-cluster-admins.yaml");
+        let installer = text("install.sh");
+        assert!(
+            installer.contains(&format!("\nMANIFEST_USER={manifest_user}\n")),
+            "{version}: {installer}"
+        );
+        if group == "system:masters" {
+            assert!(
+                binding.is_none(),
+                "{version} ships a binding it does not need"
+            );
+            assert!(installer.contains("MANIFEST_CERT=/etc/kubernetes/pki/admin.crt"));
+        } else {
+            let binding = binding.and_then(|b| b.text.clone()).expect("the binding");
+            let binding: serde_json::Value = serde_saphyr::from_str(&binding).unwrap();
+            assert_eq!(binding["roleRef"]["name"], "cluster-admin");
+            assert_eq!(binding["subjects"][0]["kind"], "Group");
+            assert_eq!(binding["subjects"][0]["name"], group);
+            assert!(
+                installer.contains("MANIFEST_CERT=/etc/kubernetes/pki/front-proxy-client.crt")
+                    && installer.contains("MANIFEST_GROUP=system:masters"),
+                "{installer}"
+            );
+        }
+    }
 }

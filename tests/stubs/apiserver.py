@@ -3,7 +3,10 @@
 cert, client certificates checked against the bundle's CA. As with --anonymous-auth=false,
 a request without a certificate gets 401 (and is logged as anonymous); with one, GET
 /healthz answers "ok", POSTs to a collection answer 201 the first time a name is seen and
-409 after. Every request is appended to $STUB_DIR/requests.log."""
+409 after. Client certificates from the cluster CA and from the front-proxy CA are accepted;
+a front-proxy-client certificate speaks for the user and group of its X-Remote-User and
+X-Remote-Group headers, as the request-header authenticator has it. Every request is
+appended to $STUB_DIR/requests.log, POSTs with who made them ("as USER (GROUP)")."""
 import http.server
 import json
 import os
@@ -41,6 +44,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.record("GET " + self.path)
         self.reply(200, b"ok") if self.path == "/healthz" else self.reply(404, b"{}")
 
+    def identity(self):
+        cert = self.connection.getpeercert()
+        name = lambda rdns, key: next((v for rdn in rdns for k, v in rdn if k == key), "")
+        cn, issuer = name(cert["subject"], "commonName"), name(cert["issuer"], "commonName")
+        if cn == "front-proxy-client" and "front-proxy" in issuer:
+            return "%s (%s)" % (self.headers.get("X-Remote-User", ""), self.headers.get("X-Remote-Group", ""))
+        return "%s (%s)" % (cn, name(cert["subject"], "organizationName"))
+
     def do_POST(self):
         if self.anonymous("POST"):
             return
@@ -48,7 +59,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         name = next((l.split(":", 1)[1].strip() for l in body.splitlines() if l.strip().startswith("name:")), "")
         created = os.path.join(state, "created")
         seen = open(created).read().split() if os.path.exists(created) else []
-        self.record("POST " + self.path + " " + name)
+        self.record("POST " + self.path + " " + name + " as " + self.identity())
         if name in seen:
             self.reply(409, json.dumps({"reason": "AlreadyExists"}).encode())
         else:
@@ -60,6 +71,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(certs + "/apiserver.crt", certs + "/apiserver.key")
 context.load_verify_locations(certs + "/ca.crt")
+context.load_verify_locations(certs + "/front-proxy-ca.crt")
 context.verify_mode = ssl.CERT_OPTIONAL
 server = http.server.ThreadingHTTPServer((address, 6443), Handler)
 server.socket = context.wrap_socket(server.socket, server_side=True)
