@@ -33,7 +33,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::{KillOnDrop, Run, binary_cache, kube_bundle, pinned_kube_versions, repo_root};
+use crate::harness::{
+    KillOnDrop, Run, binary_cache, issue_etcd_cert, kube_bundle, pinned_kube_versions, repo_root,
+};
 
 const ETCD_VERSION: &str = "v3.7.3";
 const CLUSTER: &str = "e2e";
@@ -640,72 +642,33 @@ impl Cluster {
     /// etcd CA in the secrets folder, client- and peer-certificate auth.
     fn start_etcd(&mut self, etcd: &Path) {
         let dir = self.dir.path().to_owned();
-        let secrets = self.project().join("secrets").join(CLUSTER);
-        let openssl = |args: &[&str]| {
-            ok(Command::new("openssl").args(args).current_dir(&dir));
-        };
-        let etcd_ca = secrets.join("etcd-ca.pem");
-        let etcd_ca = etcd_ca.to_str().unwrap();
-        openssl(&["pkey", "-in", etcd_ca, "-out", "etcd-ca.key"]);
-        openssl(&["x509", "-in", etcd_ca, "-out", "etcd-ca.crt"]);
+        let etcd_ca = self
+            .project()
+            .join("secrets")
+            .join(CLUSTER)
+            .join("etcd-ca.pem");
         let initial_cluster: Vec<String> = self
             .masters
             .iter()
             .map(|m| format!("{}=https://{}:2380", m.name, m.ip))
             .collect();
-        for (serial, master) in self.masters.iter().enumerate() {
+        for (serial, master) in (100..).zip(&self.masters) {
             let name = master.name;
-            let (key, csr, ext, crt) = (
-                format!("{name}/etcd.key"),
-                format!("{name}/etcd.csr"),
-                format!("{name}/etcd.ext"),
-                format!("{name}/etcd.crt"),
-            );
-            openssl(&[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-subj",
-                &format!("/CN=etcd-{name}"),
-                "-out",
-                &csr,
-            ]);
             // One certificate serves clients and peers and is the peer client certificate.
-            fs::write(
-                dir.join(&ext),
-                format!(
-                    "subjectAltName=IP:{},IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
-                    master.ip
-                ),
-            )
-            .unwrap();
-            openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "etcd-ca.crt",
-                "-CAkey",
-                "etcd-ca.key",
-                "-set_serial",
-                &(serial + 100).to_string(),
-                "-days",
-                "1",
-                "-extfile",
-                &ext,
-                "-out",
-                &crt,
-            ]);
+            issue_etcd_cert(
+                &dir,
+                &etcd_ca,
+                &format!("{name}/etcd"),
+                &format!("IP:{},IP:127.0.0.1", master.ip),
+                serial,
+            );
+            let (crt, key, ca) = (
+                dir.join(format!("{name}/etcd.crt")),
+                dir.join(format!("{name}/etcd.key")),
+                dir.join("etcd-ca.crt"),
+            );
             let client = format!("https://{}:2379", master.ip);
             let peer = format!("https://{}:2380", master.ip);
-            let (crt, key, ca) = (dir.join(&crt), dir.join(&key), dir.join("etcd-ca.crt"));
             let child = master
                 .ns
                 .command(etcd)

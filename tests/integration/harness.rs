@@ -232,3 +232,70 @@ pub fn binary_cache() -> PathBuf {
         }
     }
 }
+
+/// An etcd member certificate issued with stock openssl from a stored kube-bundle CA
+/// (`ca_pem`: certificate then key), as an operator's own etcd would have: a P-256 key,
+/// serverAuth and clientAuth (it serves clients and peers and is the peer client), SANs
+/// `sans` (openssl syntax, e.g. `IP:127.0.0.1`). Writes `<stem>.key` and `<stem>.crt` under
+/// `dir`, and the CA as `etcd-ca.crt` / `etcd-ca.key` there.
+pub fn issue_etcd_cert(dir: &Path, ca_pem: &Path, stem: &str, sans: &str, serial: u32) {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let ca_pem = ca_pem.to_str().expect("a UTF-8 path");
+    openssl(&["pkey", "-in", ca_pem, "-out", "etcd-ca.key"]);
+    openssl(&["x509", "-in", ca_pem, "-out", "etcd-ca.crt"]);
+    let (key, csr, ext, crt) = (
+        format!("{stem}.key"),
+        format!("{stem}.csr"),
+        format!("{stem}.ext"),
+        format!("{stem}.crt"),
+    );
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-subj",
+        "/CN=etcd",
+        "-out",
+        &csr,
+    ]);
+    fs::write(
+        dir.join(&ext),
+        format!("subjectAltName={sans}\nextendedKeyUsage=serverAuth,clientAuth\n"),
+    )
+    .expect("the extension file is written");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        "etcd-ca.crt",
+        "-CAkey",
+        "etcd-ca.key",
+        "-set_serial",
+        &serial.to_string(),
+        "-days",
+        "1",
+        "-extfile",
+        &ext,
+        "-out",
+        &crt,
+    ]);
+}

@@ -13,7 +13,7 @@ use kube_bundle::validate::{Cluster, ValidateOptions};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
-use crate::harness::{KillOnDrop, repo_root, s_client_get, wait_for};
+use crate::harness::{KillOnDrop, issue_etcd_cert, repo_root, s_client_get, wait_for};
 
 /// A cluster with its PKI provisioned into a scratch directory, and every PEM written out
 /// as `out/<node>/<cert>.crt|.key` and `out/<ca>.crt` for the tools to read.
@@ -563,52 +563,12 @@ fn a_real_etcd_accepts_the_etcd_client_cert_only() {
         let dir = issued.dir.path();
         let etcd_ca = if mode == "separate" { "etcd-ca" } else { "ca" };
         // etcd's own serving cert, issued by the test with openssl from the stored CA key.
-        let ca_pem = format!("secrets/{etcd_ca}.pem");
-        openssl_ok(&["pkey", "-in", &ca_pem, "-out", "etcd-ca.key"], dir);
-        openssl_ok(&["x509", "-in", &ca_pem, "-out", "etcd-ca.crt"], dir);
-        openssl_ok(
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "etcd.key",
-                "-subj",
-                "/CN=etcd",
-                "-out",
-                "etcd.csr",
-            ],
+        issue_etcd_cert(
             dir,
-        );
-        fs::write(
-            dir.join("etcd.ext"),
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
-        )
-        .unwrap();
-        openssl_ok(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "etcd.csr",
-                "-CA",
-                "etcd-ca.crt",
-                "-CAkey",
-                "etcd-ca.key",
-                "-set_serial",
-                "7",
-                "-days",
-                "1",
-                "-extfile",
-                "etcd.ext",
-                "-out",
-                "etcd.crt",
-            ],
-            dir,
+            &dir.join(format!("secrets/{etcd_ca}.pem")),
+            "etcd",
+            "IP:127.0.0.1",
+            7,
         );
 
         let (client_port, peer_port) = (free_port(), free_port());
