@@ -671,7 +671,8 @@ fn certs(command: CertsCommand, out: &mut dyn Write, err: &mut dyn Write) -> Res
             let worst = certs.iter().map(|c| c.days_left).min().unwrap_or(i64::MAX);
             match fail_under {
                 Some(days) if worst < days => Err(Error::Input(format!(
-                    "a certificate has {worst} day(s) left, under --fail-under {days}: run                      `kube-bundle certs renew --all`, then build and install"
+                    "a certificate has {worst} day(s) left, under --fail-under {days}: run \
+                     `kube-bundle certs renew --all`, then build and install"
                 ))),
                 _ => Ok(()),
             }

@@ -84,7 +84,7 @@ fn expiry_lists_every_ca_and_leaf_and_can_fail_the_run() {
         &["certs", "expiry", "--fail-under", "40000"],
     )
     .code(1)
-    .stderr_has("certs renew");
+    .stderr_has("under --fail-under 40000: run `kube-bundle certs renew --all`, then build");
     let json: serde_json::Value = serde_json::from_str(
         &kube_bundle(project.path(), &["certs", "expiry", "--output", "json"]).stdout(),
     )
