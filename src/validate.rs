@@ -1752,14 +1752,20 @@ fn check_flag_against_version(
             "remove Initializers from the list",
         );
     }
-    let gates = key == "feature-gates" && value.value.contains("DynamicAuditing");
-    if gates && !crate::versions::dynamic_auditing_accepted(minor) {
-        c.error(
-            value.referenced,
-            field,
-            format!("the DynamicAuditing feature gate does not exist in {version}"),
-            "remove DynamicAuditing from feature-gates",
-        );
+    for gate in crate::versions::CHECKED_FEATURE_GATES {
+        let gate_known = (gate.known_in)(minor);
+        let gate = gate.name;
+        if key == "feature-gates" && value.value.contains(gate) && !gate_known {
+            c.error(
+                value.referenced,
+                field,
+                format!(
+                    "the {gate} feature gate does not exist in {version}, which refuses to \
+                     start with it"
+                ),
+                &format!("remove {gate} from feature-gates"),
+            );
+        }
     }
 }
 
@@ -2299,6 +2305,20 @@ mod tests {
             arg,
             "feature-gates: DynamicAuditing=true",
             &["DynamicAuditing"],
+        );
+        rejects(
+            arg,
+            "feature-gates: StructuredAuthenticationConfiguration=true",
+            &["StructuredAuthenticationConfiguration feature gate does not exist in v1.37.2"],
+        );
+        let yaml = example_with(
+            arg,
+            "feature-gates: StructuredAuthenticationConfiguration=true",
+        )
+        .replace("v1.37.2", "v1.33.13");
+        assert!(
+            run(&yaml, ValidateOptions::default()).is_ok(),
+            "1.33 still knows the StructuredAuthenticationConfiguration gate"
         );
         let yaml = example_with(arg, "kubelet-https: \"true\"").replace("v1.37.2", "v1.21.0");
         assert!(

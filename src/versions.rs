@@ -112,7 +112,8 @@ pub const FLAGS: &[Flag] = &[
     since(
         "authentication-config",
         29,
-        "StructuredAuthenticationConfiguration, alpha in 1.29",
+        "StructuredAuthenticationConfiguration, alpha in 1.29, GA in 1.34; from 1.37 the \
+         feature gate is gone and naming it stops startup (checked on a real v1.37.2)",
     ),
     since(
         "authorization-config",
@@ -128,7 +129,8 @@ pub const FLAGS: &[Flag] = &[
     since(
         "default-watch-cache-size",
         OLDEST_MINOR,
-        "deprecated and hidden from --help in 1.33; a no-op in 1.37.2 (its --help says so)",
+        "deprecated and hidden from --help in 1.33; a no-op from 1.37 (the deprecation notice \
+         of a real v1.37.2 says so)",
     ),
     always("delete-collection-workers"),
     always("enable-admission-plugins"),
@@ -244,6 +246,12 @@ pub const FLAGS: &[Flag] = &[
     always("storage-backend"),
     always("tls-cert-file"),
     always("tls-cipher-suites"),
+    since(
+        "tls-curve-preferences",
+        36,
+        "added in 1.36 (in the serving options' source of v1.36.0, not of v1.35.0); listed by \
+         a real v1.37.2, refused by v1.33.13",
+    ),
     always("tls-min-version"),
     always("tls-private-key-file"),
     always("v"),
@@ -293,6 +301,33 @@ pub fn initializers_plugin_accepted(minor: u64) -> bool {
 /// DynamicAuditing feature gate, removed with --audit-dynamic-configuration in 1.19 (§3.2).
 pub fn dynamic_auditing_accepted(minor: u64) -> bool {
     (13..=18).contains(&minor)
+}
+
+/// A feature gate whose name an apiserver refuses where it does not know it.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureGate {
+    pub name: &'static str,
+    pub known_in: fn(u64) -> bool,
+}
+
+/// The feature gates `validate` checks in extraArgs `feature-gates`, and the oracle test
+/// against real binaries.
+pub const CHECKED_FEATURE_GATES: &[FeatureGate] = &[
+    FeatureGate {
+        name: "DynamicAuditing",
+        known_in: dynamic_auditing_accepted,
+    },
+    FeatureGate {
+        name: "StructuredAuthenticationConfiguration",
+        known_in: structured_authentication_gate_accepted,
+    },
+];
+
+/// StructuredAuthenticationConfiguration feature gate: alpha in 1.29, locked on in 1.34,
+/// removed in 1.37, whose apiserver refuses to start when `--feature-gates` names it
+/// (checked on real v1.33.13 and v1.37.2 binaries by the oracle test).
+pub fn structured_authentication_gate_accepted(minor: u64) -> bool {
+    (29..=36).contains(&minor)
 }
 
 #[cfg(test)]
@@ -397,6 +432,15 @@ mod tests {
         assert!(!accepted("audit-dynamic-configuration", 19));
         assert!(dynamic_auditing_accepted(18));
         assert!(!dynamic_auditing_accepted(19));
+    }
+
+    #[test]
+    fn structured_authentication_gate_is_gone_in_1_37() {
+        assert!(!structured_authentication_gate_accepted(28));
+        assert!(structured_authentication_gate_accepted(29));
+        assert!(structured_authentication_gate_accepted(36));
+        assert!(!structured_authentication_gate_accepted(37));
+        assert!(accepted("authentication-config", 37));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!   binary hides because it is deprecated, but still accepts, passes with a note);
 //! - every flag the table says that minor does not accept must be neither listed nor accepted
 //!   (`--<flag>= --version` must fail with `unknown flag`);
+//! - a feature gate the table says that minor does not know must be refused, and one it knows
+//!   accepted (`--feature-gates=<gate>=true --version`);
 //! - the unit kube-bundle renders for examples/cluster.yaml at that release must use only flags
 //!   listed in `--help`, and its whole command line must parse (`… --version` exits 0).
 //!
@@ -228,6 +230,24 @@ fn check(version: &str) {
                 "--{}: the table says 1.{minor} does not accept it (first 1.{}, last {:?}; {}); \
                  --help hides it but the binary still accepts it: {stderr:?}",
                 row.name, row.first, row.last, row.note
+            ));
+        }
+    }
+
+    // The feature gates the table knows: refused exactly where it says they do not exist.
+    for gate in versions::CHECKED_FEATURE_GATES {
+        let (accepted, gate) = ((gate.known_in)(minor), gate.name);
+        let out = run(
+            &binary,
+            &[format!("--feature-gates={gate}=true"), "--version".into()],
+        );
+        let refused = text(&out.stderr).contains("unrecognized feature gate");
+        if refused == accepted {
+            problems.push(format!(
+                "feature gate {gate}: the table says 1.{minor} accepts it: {accepted}, but the \
+                 binary {}: {:?}",
+                if refused { "refuses it" } else { "accepts it" },
+                text(&out.stderr)
             ));
         }
     }
