@@ -223,7 +223,7 @@ pub struct RawAudit {
     #[serde(default)]
     pub max_age: Option<u32>,
     #[serde(default)]
-    pub max_backup: Option<u32>,
+    pub max_backup: Option<Spanned<u32>>,
     #[serde(default)]
     pub max_size: Option<u32>,
 }

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use crate::validate::{Cluster, EtcdCa, Host, Master};
+use crate::validate::{CIS_AUDIT_MAX_BACKUP, Cluster, EtcdCa, Host, Master, SEED_AUDIT_MAX_BACKUP};
 use crate::versions;
 
 /// Bumped whenever the JSON shape of the plan changes incompatibly.
@@ -614,6 +614,7 @@ pub fn apiserver_flags(
 ) -> (BTreeMap<String, PlannedFlag>, BTreeMap<String, DroppedFlag>) {
     use versions::{encryption_config_flag, flag, initializers_plugin_accepted};
     let minor = cluster.kubernetes_version.minor();
+    let hardened = versions::hardened_defaults(minor);
     let accepted = |name: &str| flag(name).is_some_and(|f| f.accepted_in(minor));
     let paths = &cluster.paths;
     let cert = |name: &str| paths.cert_dir.join(name);
@@ -803,10 +804,19 @@ pub fn apiserver_flags(
             audit.max_age.to_string(),
             FlagReason::Seed,
         );
+        let max_backup_reason = match audit.max_backup {
+            SEED_AUDIT_MAX_BACKUP => FlagReason::Seed,
+            CIS_AUDIT_MAX_BACKUP => FlagReason::Translated(format!(
+                "CIS API-server item: {CIS_AUDIT_MAX_BACKUP} old audit logs instead of the \
+                 seed's {SEED_AUDIT_MAX_BACKUP} (apiserver.audit.maxBackup: \
+                 {SEED_AUDIT_MAX_BACKUP} keeps the seed's)"
+            )),
+            _ => translated("apiserver.audit.maxBackup"),
+        };
         set(
             "audit-log-maxbackup",
             audit.max_backup.to_string(),
-            FlagReason::Seed,
+            max_backup_reason,
         );
         set(
             "audit-log-maxsize",
@@ -828,7 +838,7 @@ pub fn apiserver_flags(
     }
     set("event-ttl", "168h".into(), FlagReason::Seed);
     // The seed's own release keeps the seed's flags; every other one is hardened.
-    if minor > versions::OLDEST_MINOR {
+    if hardened {
         set(
             "profiling",
             "false".into(),

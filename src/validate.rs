@@ -577,6 +577,11 @@ pub struct Audit {
     pub max_size: u32,
 }
 
+/// The seed guide's audit-log rotation: three old files.
+pub const SEED_AUDIT_MAX_BACKUP: u32 = 3;
+/// The CIS Kubernetes Benchmark's API-server item asks for at least ten old audit logs.
+pub const CIS_AUDIT_MAX_BACKUP: u32 = 10;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Apiserver {
@@ -874,14 +879,7 @@ pub fn validate(
         "/data/k8s/k8s",
     );
     let extra_args = check_extra_args(&mut c, raw.apiserver.extra_args.as_ref(), version.as_ref());
-    let raw_audit = raw.apiserver.audit.unwrap_or_default();
-    // The seed's audit-log settings.
-    let audit = Audit {
-        enabled: raw_audit.enabled.unwrap_or(true),
-        max_age: raw_audit.max_age.unwrap_or(30),
-        max_backup: raw_audit.max_backup.unwrap_or(3),
-        max_size: raw_audit.max_size.unwrap_or(100),
-    };
+    let apiserver = check_apiserver_settings(&mut c, &raw.apiserver, version.as_ref(), extra_args);
     let binary = raw
         .binaries
         .kube_apiserver
@@ -945,7 +943,7 @@ pub fn validate(
             config_dir,
             data_dir,
         },
-        apiserver: Apiserver { extra_args, audit },
+        apiserver,
         kube_apiserver_binary: binary,
         ha_front,
         front_binary,
@@ -1607,6 +1605,52 @@ fn check_pki(c: &mut Checker<'_>, raw: &RawPki) -> Option<Pki> {
         import_ca: import_ca?,
     })
     .filter(|_| ok)
+}
+
+/// The audit log's rotation, with kube-bundle's hardened default after the seed's release
+/// and a warning for an explicit value weaker than it.
+fn check_apiserver_settings(
+    c: &mut Checker<'_>,
+    raw: &crate::config::RawApiserver,
+    version: Option<&KubeVersion>,
+    extra_args: BTreeMap<String, String>,
+) -> Apiserver {
+    // Without a valid version validation fails anyway; the hardened defaults are the safe guess.
+    let hardened = version.is_none_or(|v| crate::versions::hardened_defaults(v.minor()));
+    let raw_audit = raw.audit.as_ref();
+    let enabled = raw_audit.and_then(|a| a.enabled).unwrap_or(true);
+    let max_backup = match raw_audit.and_then(|a| a.max_backup.as_ref()) {
+        Some(explicit) => {
+            // 0 keeps every old file, which is more than the benchmark asks for.
+            let fewer = (1..CIS_AUDIT_MAX_BACKUP).contains(&explicit.value);
+            if enabled && hardened && fewer {
+                c.warn(
+                    explicit.referenced,
+                    "apiserver.audit.maxBackup",
+                    format!(
+                        "{} rotated audit logs are fewer than the {CIS_AUDIT_MAX_BACKUP} the CIS \
+                         Kubernetes Benchmark asks for",
+                        explicit.value
+                    ),
+                    &format!(
+                        "remove the key for kube-bundle's default of {CIS_AUDIT_MAX_BACKUP}, or \
+                         keep {SEED_AUDIT_MAX_BACKUP} if you mean the seed guide's rotation"
+                    ),
+                );
+            }
+            explicit.value
+        }
+        None if hardened => CIS_AUDIT_MAX_BACKUP,
+        None => SEED_AUDIT_MAX_BACKUP,
+    };
+    // The seed's audit-log settings, but for the number of old files.
+    let audit = Audit {
+        enabled,
+        max_age: raw_audit.and_then(|a| a.max_age).unwrap_or(30),
+        max_backup,
+        max_size: raw_audit.and_then(|a| a.max_size).unwrap_or(100),
+    };
+    Apiserver { extra_args, audit }
 }
 
 fn check_extra_args(
@@ -2431,6 +2475,64 @@ mod tests {
         assert_eq!(cluster.etcd.ca, EtcdCa::Cluster);
         assert_eq!(cluster.pki.key_algorithm, KeyAlgorithm::EcdsaP256);
         assert_eq!(cluster.apiserver.audit.max_age, 30);
+    }
+
+    /// The warnings about one cluster.yaml key, with the line they point at.
+    fn warnings_about(yaml: &str, field: &str) -> Vec<(String, Option<usize>)> {
+        run(yaml, ValidateOptions::default())
+            .expect("valid")
+            .warnings
+            .iter()
+            .filter(|w| w.field == field)
+            .map(|w| {
+                let line = w.span.map(|span| yaml[..span.offset()].lines().count());
+                (w.message.clone(), line)
+            })
+            .collect()
+    }
+
+    fn line_of(yaml: &str, fragment: &str) -> Option<usize> {
+        yaml.lines()
+            .position(|l| l.contains(fragment))
+            .map(|i| i + 1)
+    }
+
+    #[test]
+    fn audit_keeps_ten_old_logs_after_the_seeds_release_and_three_in_it() {
+        let without =
+            |version: &str| example_with("maxBackup: 10, ", "").replace("v1.37.2", version);
+        let cluster_of = |yaml: &str| run(yaml, ValidateOptions::default()).unwrap().cluster;
+        assert_eq!(
+            cluster_of(&without("v1.37.2")).apiserver.audit.max_backup,
+            10
+        );
+        assert_eq!(
+            cluster_of(&without("v1.13.0")).apiserver.audit.max_backup,
+            10
+        );
+        assert_eq!(
+            cluster_of(&without("v1.12.3")).apiserver.audit.max_backup,
+            3
+        );
+
+        // The seed's 3 stays allowed, with a warning naming the key and its line.
+        let seeds = example_with("maxBackup: 10", "maxBackup: 3");
+        assert_eq!(cluster_of(&seeds).apiserver.audit.max_backup, 3);
+        let warned = warnings_about(&seeds, "apiserver.audit.maxBackup");
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].0.contains("fewer than the 10"), "{warned:?}");
+        assert_eq!(warned[0].1, line_of(&seeds, "maxBackup: 3"));
+        // Not at the seed's own release, not for 0 (keeps every file), not when audit is off.
+        for quiet in [
+            seeds.replace("v1.37.2", "v1.12.3"),
+            example_with("maxBackup: 10", "maxBackup: 0"),
+            example_with(
+                "enabled: true, maxAge: 30, maxBackup: 10",
+                "enabled: false, maxAge: 30, maxBackup: 3",
+            ),
+        ] {
+            assert!(warnings_about(&quiet, "apiserver.audit.maxBackup").is_empty());
+        }
     }
 
     #[test]

@@ -14,6 +14,13 @@ pub const NEWEST_RELEASE: &str = "v1.37.2";
 /// (the lease endpoint reconciler validates them; checked on a real v1.37.2, §3.3).
 pub const ADVERTISE_MUST_BE_ROUTABLE_FROM: u64 = 37;
 
+/// Whether kube-bundle's hardened defaults apply (`--profiling=false`, 10 rotated audit
+/// logs). The seed's own release renders the seed's unit unchanged instead, so that a bundle
+/// for it can be compared with the guide.
+pub fn hardened_defaults(minor: u64) -> bool {
+    minor > OLDEST_MINOR
+}
+
 /// One kube-apiserver flag: the minors that accept it, what replaces it, whether required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flag {

@@ -43,17 +43,24 @@ fn fixture_keys(provider: EncryptionProvider) -> EncryptionKeys {
 }
 
 fn load(example: &str, version: Option<&str>) -> Cluster {
-    let text = fs::read_to_string(repo_root().join("examples").join(example)).unwrap();
-    let text = match version {
-        Some(version) => {
-            let line = text
-                .lines()
-                .find(|l| l.starts_with("kubernetesVersion:"))
-                .unwrap();
-            text.replace(line, &format!("kubernetesVersion: {version}"))
-        }
-        None => text,
-    };
+    load_edited(example, version, &[])
+}
+
+/// An example at `version`, with each `(old, new)` edit applied (each `old` must be there).
+fn load_edited(example: &str, version: Option<&str>, edits: &[(&str, &str)]) -> Cluster {
+    let mut text = fs::read_to_string(repo_root().join("examples").join(example)).unwrap();
+    if let Some(version) = version {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("kubernetesVersion:"))
+            .unwrap()
+            .to_owned();
+        text = text.replace(&line, &format!("kubernetesVersion: {version}"));
+    }
+    for (old, new) in edits {
+        assert!(text.contains(old), "{example} lacks {old:?}");
+        text = text.replacen(old, new, 1);
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cluster.yaml");
     fs::write(&path, text).unwrap();
@@ -420,4 +427,40 @@ fn profiling_is_off_by_default_except_at_the_seeds_own_release() {
             flag.reason
         );
     }
+}
+
+/// examples/cluster.yaml without the keys whose defaults the tests below check.
+const DEFAULTS: &[(&str, &str)] = &[("maxBackup: 10, ", "")];
+
+fn reason_note(node: &NodePlan, name: &str) -> String {
+    match &node.flags[name].reason {
+        plan::FlagReason::Translated(note) | plan::FlagReason::KubeBundle(note) => note.clone(),
+        other => panic!("--{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn audit_keeps_ten_old_logs_except_at_the_seeds_release_or_when_told() {
+    for minor in versions::OLDEST_MINOR..=versions::NEWEST_MINOR {
+        let version = format!("v1.{minor}.0");
+        let node = first_node(&load_edited("cluster.yaml", Some(&version), DEFAULTS));
+        let flag = &node.flags["audit-log-maxbackup"];
+        if minor == versions::OLDEST_MINOR {
+            assert_eq!(flag.value, "3", "{version}");
+            assert_eq!(flag.reason, plan::FlagReason::Seed);
+        } else {
+            assert_eq!(flag.value, "10", "{version}");
+            assert!(reason_note(&node, "audit-log-maxbackup").contains("CIS"));
+        }
+    }
+    let seeds = first_node(&load_edited(
+        "cluster.yaml",
+        None,
+        &[("maxBackup: 10", "maxBackup: 3")],
+    ));
+    assert_eq!(seeds.flags["audit-log-maxbackup"].value, "3");
+    assert_eq!(
+        seeds.flags["audit-log-maxbackup"].reason,
+        plan::FlagReason::Seed
+    );
 }
