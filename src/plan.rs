@@ -840,6 +840,30 @@ pub fn apiserver_flags(
     // The seed's own release keeps the seed's flags; every other one is hardened.
     if hardened {
         set(
+            "tls-min-version",
+            "VersionTLS12".into(),
+            FlagReason::KubeBundle(
+                "TLS 1.0 and 1.1 are refused explicitly, not left to the default of the Go \
+                 release the binary was built with"
+                    .into(),
+            ),
+        );
+        let names = if minor < versions::CHACHA20_SHA256_NAMES_FROM {
+            format!("; ChaCha20 is named without _SHA256, the only name 1.{minor} accepts")
+        } else {
+            String::new()
+        };
+        set(
+            "tls-cipher-suites",
+            versions::strong_tls_cipher_suites(minor).join(","),
+            FlagReason::KubeBundle(format!(
+                "CIS API-server item: TLS 1.2 only with ECDHE key exchange and AES-GCM or \
+                 ChaCha20-Poly1305 (no CBC, RC4, 3DES or RSA key exchange); each for ECDSA and \
+                 RSA certificates, so every pki.keyAlgorithm works; TLS 1.3 suites are fixed \
+                 and stay on{names}"
+            )),
+        );
+        set(
             "profiling",
             "false".into(),
             FlagReason::KubeBundle(

@@ -879,6 +879,9 @@ pub fn validate(
         "/data/k8s/k8s",
     );
     let extra_args = check_extra_args(&mut c, raw.apiserver.extra_args.as_ref(), version.as_ref());
+    if let (Some(raw_args), Some(pki)) = (&raw.apiserver.extra_args, &pki) {
+        check_cipher_suites_fit_key(&mut c, raw_args, pki.key_algorithm);
+    }
     let apiserver = check_apiserver_settings(&mut c, &raw.apiserver, version.as_ref(), extra_args);
     let binary = raw
         .binaries
@@ -1653,6 +1656,58 @@ fn check_apiserver_settings(
     Apiserver { extra_args, audit }
 }
 
+/// Whether a TLS 1.2 suite name is one the CIS benchmark accepts: ECDHE key exchange with
+/// AES-GCM or ChaCha20-Poly1305. TLS 1.3 names are accepted too: every TLS 1.3 suite is an
+/// AEAD with ephemeral key exchange.
+fn is_strong_cipher_suite(name: &str) -> bool {
+    const TLS13_SUITES: [&str; 3] = [
+        "TLS_AES_128_GCM_SHA256",
+        "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256",
+    ];
+    TLS13_SUITES.contains(&name)
+        || (name.starts_with("TLS_ECDHE_")
+            && (name.contains("_GCM_") || name.contains("_CHACHA20_POLY1305")))
+}
+
+/// A TLS 1.2 suite authenticates the server with one kind of key: an extraArgs cipher list
+/// without a suite for the serving certificate's key leaves TLS 1.2 clients unable to
+/// connect (TLS 1.3 suites are not configurable and still work).
+fn check_cipher_suites_fit_key(
+    c: &mut Checker<'_>,
+    raw_args: &BTreeMap<String, Text>,
+    algorithm: KeyAlgorithm,
+) {
+    let Some(suites) = raw_args.get("tls-cipher-suites") else {
+        return;
+    };
+    let tls13_only = raw_args
+        .get("tls-min-version")
+        .is_some_and(|v| v.value == "VersionTLS13");
+    let (fits, kind) = match algorithm {
+        KeyAlgorithm::EcdsaP256 => (&["_ECDSA_"][..], "ECDSA"),
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+            (&["TLS_ECDHE_RSA_", "TLS_RSA_"][..], "RSA")
+        }
+    };
+    let any_fits = suites
+        .value
+        .split(',')
+        .map(str::trim)
+        .any(|suite| fits.iter().any(|part| suite.contains(part)));
+    if !any_fits && !tls13_only {
+        c.warn(
+            suites.referenced,
+            "apiserver.extraArgs.tls-cipher-suites",
+            format!(
+                "no TLS 1.2 suite in the list fits the serving certificate's {kind} key \
+                 (pki.keyAlgorithm: {algorithm}): clients limited to TLS 1.2 cannot connect"
+            ),
+            &format!("add the matching TLS_ECDHE_{kind}_WITH_… suites, or remove the flag"),
+        );
+    }
+}
+
 fn check_extra_args(
     c: &mut Checker<'_>,
     raw: Option<&BTreeMap<String, Text>>,
@@ -1724,9 +1779,20 @@ fn check_extra_args(
 
 /// Why an extraArgs value turns off a protection the apiserver has by default or by
 /// kube-bundle's choice, if it does.
-fn weakens_security(key: &str, value: &str) -> Option<&'static str> {
+fn weakens_security(key: &str, value: &str) -> Option<String> {
     let items = || value.split(',').map(str::trim);
-    match key {
+    if key == "tls-cipher-suites" {
+        return items()
+            .filter(|suite| !suite.is_empty())
+            .find(|suite| !is_strong_cipher_suite(suite))
+            .map(|weak| {
+                format!(
+                    "{weak} is allowed, which lacks ECDHE key exchange or an AEAD cipher \
+                     (AES-GCM, ChaCha20-Poly1305)"
+                )
+            });
+    }
+    let why = match key {
         "anonymous-auth" if value == "true" => Some("unauthenticated requests are served"),
         "authorization-mode" if items().any(|m| m == "AlwaysAllow") => {
             Some("AlwaysAllow authorizes every request")
@@ -1745,7 +1811,8 @@ fn weakens_security(key: &str, value: &str) -> Option<&'static str> {
         }
         "profiling" if value == "true" => Some("profiling exposes program internals over HTTP"),
         _ => None,
-    }
+    };
+    why.map(str::to_owned)
 }
 
 /// A flag the target version rejects is an error naming its replacement; one the table
@@ -1796,6 +1863,24 @@ fn check_flag_against_version(
             "remove Initializers from the list",
         );
     }
+    if key == "tls-cipher-suites" && minor < crate::versions::CHACHA20_SHA256_NAMES_FROM {
+        let long_chacha =
+            value.value.split(',').map(str::trim).find(|suite| {
+                suite.starts_with("TLS_ECDHE_") && suite.ends_with("_POLY1305_SHA256")
+            });
+        if let Some(suite) = long_chacha {
+            let short = suite.trim_end_matches("_SHA256");
+            c.error(
+                value.referenced,
+                field,
+                format!(
+                    "{version} does not know {suite} and refuses to start: before 1.23 the suite \
+                     is named {short}"
+                ),
+                &format!("write {short}"),
+            );
+        }
+    }
     for gate in crate::versions::CHECKED_FEATURE_GATES {
         let gate_known = (gate.known_in)(minor);
         let gate = gate.name;
@@ -1845,9 +1930,14 @@ mod tests {
     /// Asserts that the edited example fails with one error containing every fragment.
     #[track_caller]
     fn rejects(old: &str, new: &str, fragments: &[&str]) {
-        let errors = run(&example_with(old, new), ValidateOptions::default())
+        rejects_yaml(&example_with(old, new), fragments);
+    }
+
+    #[track_caller]
+    fn rejects_yaml(yaml: &str, fragments: &[&str]) {
+        let errors = run(yaml, ValidateOptions::default())
             .err()
-            .unwrap_or_else(|| panic!("{new:?} was accepted"));
+            .unwrap_or_else(|| panic!("accepted: {fragments:?}"));
         assert!(
             errors
                 .iter()
@@ -2533,6 +2623,60 @@ mod tests {
         ] {
             assert!(warnings_about(&quiet, "apiserver.audit.maxBackup").is_empty());
         }
+    }
+
+    #[test]
+    fn extra_args_cipher_suites_are_checked_for_strength_names_and_key_fit() {
+        let arg = "profiling: \"false\"";
+        let with_suites = |suites: &str| example_with(arg, &format!("tls-cipher-suites: {suites}"));
+        let field = "apiserver.extraArgs.tls-cipher-suites";
+        let weak = with_suites(
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+        );
+        let warned = warnings_about(&weak, field);
+        assert!(
+            warned.iter().any(|(m, _)| m.contains("weakens")
+                && m.contains("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA is allowed")),
+            "{warned:?}"
+        );
+        let rsa_kex =
+            with_suites("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_RSA_WITH_AES_128_GCM_SHA256");
+        assert!(
+            warnings_about(&rsa_kex, field)
+                .iter()
+                .any(|(m, _)| m.contains("weakens"))
+        );
+        let strong = crate::versions::strong_tls_cipher_suites(NEWEST_MINOR).join(",");
+        assert!(warnings_about(&with_suites(&strong), field).is_empty());
+        let tls13 = with_suites("TLS_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
+        assert!(warnings_about(&tls13, field).is_empty());
+
+        // Before 1.23 the long ChaCha20 names stop the apiserver from starting.
+        let long = with_suites("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256");
+        assert!(run(&long, ValidateOptions::default()).is_ok());
+        rejects_yaml(
+            &long.replace("v1.37.2", "v1.22.17"),
+            &[
+                "does not know TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+            ],
+        );
+        let short =
+            with_suites("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305").replace("v1.37.2", "v1.22.17");
+        assert!(run(&short, ValidateOptions::default()).is_ok());
+
+        // Only ECDSA suites for an RSA serving key: TLS 1.2 clients cannot connect.
+        let ecdsa_only = with_suites("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
+        assert!(warnings_about(&ecdsa_only, field).is_empty());
+        let rsa_key = ecdsa_only.replace("keyAlgorithm: ecdsa-p256", "keyAlgorithm: rsa-2048");
+        let warned = warnings_about(&rsa_key, field);
+        assert!(
+            warned
+                .iter()
+                .any(|(m, _)| m.contains("fits the serving certificate's RSA key")),
+            "{warned:?}"
+        );
+        assert_eq!(warned[0].1, line_of(&rsa_key, "tls-cipher-suites"));
     }
 
     #[test]

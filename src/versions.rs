@@ -14,12 +14,45 @@ pub const NEWEST_RELEASE: &str = "v1.37.2";
 /// (the lease endpoint reconciler validates them; checked on a real v1.37.2, §3.3).
 pub const ADVERTISE_MUST_BE_ROUTABLE_FROM: u64 = 37;
 
-/// Whether kube-bundle's hardened defaults apply (`--profiling=false`, 10 rotated audit
-/// logs). The seed's own release renders the seed's unit unchanged instead, so that a bundle
-/// for it can be compared with the guide.
+/// Whether kube-bundle's hardened defaults apply (`--profiling=false`, TLS 1.2 with strong
+/// cipher suites, 10 rotated audit logs). The seed's own release renders the
+/// seed's unit unchanged instead, so that a bundle for it can be compared with the guide.
 pub fn hardened_defaults(minor: u64) -> bool {
     minor > OLDEST_MINOR
 }
+
+/// The TLS 1.2 cipher suites kube-bundle allows: ECDHE key exchange (forward secrecy) with
+/// an AEAD cipher, each for an ECDSA and an RSA certificate, so that either
+/// `pki.keyAlgorithm` can complete a TLS 1.2 handshake. TLS 1.3 suites are not
+/// configurable and stay on. Names as `minor`'s `--tls-cipher-suites` accepts them: up to
+/// 1.22 its own list named ChaCha20-Poly1305 without the `_SHA256` suffix; from 1.23 it
+/// takes Go's names and keeps the short ones as aliases (read in the flag parser's source of
+/// every minor from 1.13 to 1.37; the oracle test checks the names against real binaries).
+pub fn strong_tls_cipher_suites(minor: u64) -> [&'static str; 6] {
+    let (ecdsa_chacha, rsa_chacha) = if minor >= CHACHA20_SHA256_NAMES_FROM {
+        (
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        )
+    } else {
+        (
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+        )
+    };
+    [
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        ecdsa_chacha,
+        rsa_chacha,
+    ]
+}
+
+/// From this minor `--tls-cipher-suites` knows `TLS_ECDHE_*_WITH_CHACHA20_POLY1305_SHA256`;
+/// before it, an apiserver given that name refuses to start.
+pub const CHACHA20_SHA256_NAMES_FROM: u64 = 23;
 
 /// One kube-apiserver flag: the minors that accept it, what replaces it, whether required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -456,6 +489,33 @@ mod tests {
             assert_eq!(audit_policy_api_version(minor), "audit.k8s.io/v1");
         }
         assert_eq!(AUDIT_V1BETA1_LAST, 23);
+    }
+
+    #[test]
+    fn strong_cipher_suites_serve_both_key_kinds_with_each_minors_names() {
+        for minor in OLDEST_MINOR..=NEWEST_MINOR {
+            let suites = strong_tls_cipher_suites(minor);
+            for suite in suites {
+                assert!(suite.starts_with("TLS_ECDHE_"), "1.{minor}: {suite}");
+                assert!(
+                    suite.contains("_GCM_") || suite.contains("_CHACHA20_POLY1305"),
+                    "1.{minor}: {suite}"
+                );
+            }
+            // A TLS 1.2 handshake needs a suite for the serving key: ECDSA or RSA.
+            for kind in ["_ECDSA_", "_RSA_"] {
+                assert_eq!(
+                    suites.iter().filter(|s| s.contains(kind)).count(),
+                    3,
+                    "1.{minor}: {kind}"
+                );
+            }
+            let long_chacha = suites.iter().filter(|s| s.ends_with("POLY1305_SHA256"));
+            let expected = if minor >= 23 { 2 } else { 0 };
+            assert_eq!(long_chacha.count(), expected, "1.{minor}");
+        }
+        assert!(!hardened_defaults(OLDEST_MINOR));
+        assert!(hardened_defaults(OLDEST_MINOR + 1));
     }
 
     #[test]

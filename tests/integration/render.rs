@@ -464,3 +464,47 @@ fn audit_keeps_ten_old_logs_except_at_the_seeds_release_or_when_told() {
         plan::FlagReason::Seed
     );
 }
+
+#[test]
+fn tls_is_1_2_with_strong_suites_named_as_each_minor_accepts_them() {
+    for minor in versions::OLDEST_MINOR..=versions::NEWEST_MINOR {
+        let version = format!("v1.{minor}.0");
+        let cluster = load_edited("cluster.yaml", Some(&version), DEFAULTS);
+        let node = first_node(&cluster);
+        let unit = render::apiserver_unit(&cluster, &node).unwrap();
+        if minor == versions::OLDEST_MINOR {
+            assert!(
+                !unit.contains("--tls-min-version") && !unit.contains("--tls-cipher-suites"),
+                "seed parity at {version}:\n{unit}"
+            );
+            continue;
+        }
+        assert!(
+            unit.contains("--tls-min-version=VersionTLS12 \\\n"),
+            "{version}"
+        );
+        let suites = &node.flags["tls-cipher-suites"].value;
+        assert!(
+            unit.contains(&format!("--tls-cipher-suites={suites} \\\n")),
+            "{version}"
+        );
+        let suites: Vec<&str> = suites.split(',').collect();
+        assert_eq!(suites.len(), 6, "{version}");
+        for suite in &suites {
+            assert!(
+                suite.starts_with("TLS_ECDHE_")
+                    && (suite.contains("_GCM_") || suite.contains("_CHACHA20_POLY1305")),
+                "{version}: {suite}"
+            );
+        }
+        for kind in ["TLS_ECDHE_ECDSA_", "TLS_ECDHE_RSA_"] {
+            assert!(
+                suites.iter().any(|s| s.starts_with(kind)),
+                "{version}: {kind}"
+            );
+        }
+        let long_chacha_names = suites.iter().any(|s| s.ends_with("_POLY1305_SHA256"));
+        assert_eq!(long_chacha_names, minor >= 23, "{version}: {suites:?}");
+        assert!(reason_note(&node, "tls-cipher-suites").contains("CIS"));
+    }
+}
