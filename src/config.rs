@@ -213,6 +213,9 @@ pub struct RawApiserver {
     pub extra_args: Option<BTreeMap<String, Text>>,
     #[serde(default)]
     pub audit: Option<RawAudit>,
+    /// `--runtime-config=api/all=true`: every API group and version, alpha included.
+    #[serde(default, rename = "enableAllAPIs")]
+    pub enable_all_apis: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

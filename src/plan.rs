@@ -683,11 +683,17 @@ pub fn apiserver_flags(
         );
     }
     set("authorization-mode", "Node,RBAC".into(), FlagReason::Seed);
-    set(
-        "runtime-config",
-        "api/all=true".into(),
-        translated("the bare `api/all` is refused by 1.36; `=true` means the same"),
-    );
+    if cluster.apiserver.enable_all_apis {
+        let reason = if hardened {
+            translated(
+                "apiserver.enableAllAPIs: true serves every API version, alpha ones included; \
+                 upstream advises against alpha APIs in production",
+            )
+        } else {
+            translated("the bare `api/all` is refused by 1.36; `=true` means the same")
+        };
+        set("runtime-config", "api/all=true".into(), reason);
+    }
     set(
         "enable-bootstrap-token-auth",
         "true".into(),
@@ -929,7 +935,7 @@ pub fn apiserver_flags(
         .iter()
         .filter(|(name, _)| !flags.contains_key(*name))
         .map(|(name, seed_value)| {
-            let why = drop_reason(name, minor, &flags);
+            let why = drop_reason(name, minor, &flags, &cluster.apiserver);
             (
                 (*name).to_owned(),
                 DroppedFlag {
@@ -946,7 +952,12 @@ pub fn apiserver_flags(
 /// must reproduce the guide; it is a no-op under the lease reconciler everywhere.
 const OLDEST_SEED_COUNT_MINOR: u64 = 12;
 
-fn drop_reason(name: &str, minor: u64, flags: &BTreeMap<String, PlannedFlag>) -> String {
+fn drop_reason(
+    name: &str,
+    minor: u64,
+    flags: &BTreeMap<String, PlannedFlag>,
+    apiserver: &crate::validate::Apiserver,
+) -> String {
     let table = versions::flag(name);
     let replaced = table
         .and_then(|f| f.replacement)
@@ -965,6 +976,12 @@ fn drop_reason(name: &str, minor: u64, flags: &BTreeMap<String, PlannedFlag>) ->
         }
         ("authorization-mode", _) => {
             "apiserver.extraArgs sets --authorization-config, which excludes it".into()
+        }
+        ("runtime-config", _) if !apiserver.enable_all_apis => {
+            "apiserver.enableAllAPIs is false (the default after the seed's v1.12): `api/all` \
+             would also serve every alpha API, which upstream advises against in production; \
+             the API versions each release enables by default are served"
+                .into()
         }
         (_, Some(f)) if !f.accepted_in(minor) => {
             format!("not accepted by 1.{minor}: {}{replaced}", f.note)

@@ -587,6 +587,8 @@ pub const CIS_AUDIT_MAX_BACKUP: u32 = 10;
 pub struct Apiserver {
     pub extra_args: BTreeMap<String, String>,
     pub audit: Audit,
+    /// `--runtime-config=api/all=true`: the seed's choice, off after the seed's release.
+    pub enable_all_apis: bool,
 }
 
 /// The validated cluster: everything later stages need, defaults applied.
@@ -1610,8 +1612,8 @@ fn check_pki(c: &mut Checker<'_>, raw: &RawPki) -> Option<Pki> {
     .filter(|_| ok)
 }
 
-/// The audit log's rotation, with kube-bundle's hardened default after the seed's release
-/// and a warning for an explicit value weaker than it.
+/// The apiserver's own keys: the audit log's rotation and enableAllAPIs, with kube-bundle's hardened defaults after the seed's release
+/// and a warning for each explicit value that is weaker than them.
 fn check_apiserver_settings(
     c: &mut Checker<'_>,
     raw: &crate::config::RawApiserver,
@@ -1620,6 +1622,7 @@ fn check_apiserver_settings(
 ) -> Apiserver {
     // Without a valid version validation fails anyway; the hardened defaults are the safe guess.
     let hardened = version.is_none_or(|v| crate::versions::hardened_defaults(v.minor()));
+    let shown_version = version.map_or_else(|| "this release".to_owned(), ToString::to_string);
     let raw_audit = raw.audit.as_ref();
     let enabled = raw_audit.and_then(|a| a.enabled).unwrap_or(true);
     let max_backup = match raw_audit.and_then(|a| a.max_backup.as_ref()) {
@@ -1653,7 +1656,30 @@ fn check_apiserver_settings(
         max_backup,
         max_size: raw_audit.and_then(|a| a.max_size).unwrap_or(100),
     };
-    Apiserver { extra_args, audit }
+    let enable_all_apis = match &raw.enable_all_apis {
+        Some(explicit) => {
+            if explicit.value && hardened {
+                c.warn(
+                    explicit.referenced,
+                    "apiserver.enableAllAPIs",
+                    format!(
+                        "--runtime-config=api/all=true serves every API of {shown_version}, alpha \
+                         ones included: upstream advises against alpha APIs in production (they \
+                         are off by default, may be buggy, and can change or vanish in any release)"
+                    ),
+                    "remove the key, and enable only the API versions you need with \
+                     `extraArgs: { runtime-config: \"<group>/<version>=true\" }`",
+                );
+            }
+            explicit.value
+        }
+        None => !hardened,
+    };
+    Apiserver {
+        extra_args,
+        audit,
+        enable_all_apis,
+    }
 }
 
 /// Whether a TLS 1.2 suite name is one the CIS benchmark accepts: ECDHE key exchange with
@@ -2567,6 +2593,13 @@ mod tests {
         assert_eq!(cluster.apiserver.audit.max_age, 30);
     }
 
+    /// The example at `version`, its enableAllAPIs line replaced by `settings` (so that an
+    /// empty string means the default).
+    fn example_at(version: &str, settings: &str) -> String {
+        let explicit = "  enableAllAPIs: false\n";
+        example_with(explicit, settings).replace("v1.37.2", version)
+    }
+
     /// The warnings about one cluster.yaml key, with the line they point at.
     fn warnings_about(yaml: &str, field: &str) -> Vec<(String, Option<usize>)> {
         run(yaml, ValidateOptions::default())
@@ -2623,6 +2656,32 @@ mod tests {
         ] {
             assert!(warnings_about(&quiet, "apiserver.audit.maxBackup").is_empty());
         }
+    }
+
+    #[test]
+    fn all_apis_are_served_only_at_the_seeds_release_unless_enabled() {
+        let enabled = |yaml: &str| {
+            run(yaml, ValidateOptions::default())
+                .unwrap()
+                .cluster
+                .apiserver
+                .enable_all_apis
+        };
+        assert!(enabled(&example_at("v1.12.3", "")));
+        assert!(!enabled(&example_at("v1.13.0", "")));
+        assert!(!enabled(&example_at("v1.37.2", "")));
+        assert!(!enabled(&example_at("v1.12.3", "  enableAllAPIs: false\n")));
+
+        let yaml = example_at("v1.37.2", "  enableAllAPIs: true\n");
+        assert!(enabled(&yaml));
+        let warned = warnings_about(&yaml, "apiserver.enableAllAPIs");
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].0.contains("alpha"), "{warned:?}");
+        assert!(warned[0].0.contains("v1.37.2"), "{warned:?}");
+        assert_eq!(warned[0].1, line_of(&yaml, "enableAllAPIs: true"));
+        // The seed's own release serves every API anyway: nothing to warn about.
+        let seed = example_at("v1.12.3", "  enableAllAPIs: true\n");
+        assert!(warnings_about(&seed, "apiserver.enableAllAPIs").is_empty());
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub const NEWEST_RELEASE: &str = "v1.37.2";
 pub const ADVERTISE_MUST_BE_ROUTABLE_FROM: u64 = 37;
 
 /// Whether kube-bundle's hardened defaults apply (`--profiling=false`, TLS 1.2 with strong
-/// cipher suites, 10 rotated audit logs). The seed's own release renders the
+/// cipher suites, 10 rotated audit logs, no alpha APIs). The seed's own release renders the
 /// seed's unit unchanged instead, so that a bundle for it can be compared with the guide.
 pub fn hardened_defaults(minor: u64) -> bool {
     minor > OLDEST_MINOR

@@ -157,7 +157,9 @@ fn opsnull_domain_yields_both_seed_names() {
 #[test]
 fn check_warns_about_weaker_apiserver_settings_at_their_lines() {
     let example = fs::read_to_string(repo_root().join("examples/cluster.yaml")).unwrap();
-    let weaker = example.replace("maxBackup: 10", "maxBackup: 3");
+    let weaker = example
+        .replace("maxBackup: 10", "maxBackup: 3")
+        .replace("enableAllAPIs: false", "enableAllAPIs: true");
     let line = |key: &str| {
         1 + weaker
             .lines()
@@ -169,7 +171,10 @@ fn check_warns_about_weaker_apiserver_settings_at_their_lines() {
     let run = kube_bundle(dir.path(), &["check", "cluster.yaml"]);
     run.code(0)
         .stderr_has("apiserver.audit.maxBackup")
-        .stderr_has(&format!("cluster.yaml:{}:", line("maxBackup: 3")));
+        .stderr_has(&format!("cluster.yaml:{}:", line("maxBackup: 3")))
+        .stderr_has("apiserver.enableAllAPIs")
+        .stderr_has("alpha")
+        .stderr_has(&format!("cluster.yaml:{}:", line("enableAllAPIs: true")));
 
     let seed = weaker.replace("kubernetesVersion: v1.37.2", "kubernetesVersion: v1.12.3");
     fs::write(dir.path().join("cluster.yaml"), &seed).unwrap();
@@ -177,6 +182,11 @@ fn check_warns_about_weaker_apiserver_settings_at_their_lines() {
     run.code(0);
     assert!(
         !run.stderr().contains("apiserver.audit.maxBackup"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        !run.stderr().contains("apiserver.enableAllAPIs"),
         "{}",
         run.stderr()
     );

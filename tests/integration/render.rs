@@ -430,7 +430,7 @@ fn profiling_is_off_by_default_except_at_the_seeds_own_release() {
 }
 
 /// examples/cluster.yaml without the keys whose defaults the tests below check.
-const DEFAULTS: &[(&str, &str)] = &[("maxBackup: 10, ", "")];
+const DEFAULTS: &[(&str, &str)] = &[("maxBackup: 10, ", ""), ("  enableAllAPIs: false\n", "")];
 
 fn reason_note(node: &NodePlan, name: &str) -> String {
     match &node.flags[name].reason {
@@ -506,5 +506,28 @@ fn tls_is_1_2_with_strong_suites_named_as_each_minor_accepts_them() {
         let long_chacha_names = suites.iter().any(|s| s.ends_with("_POLY1305_SHA256"));
         assert_eq!(long_chacha_names, minor >= 23, "{version}: {suites:?}");
         assert!(reason_note(&node, "tls-cipher-suites").contains("CIS"));
+    }
+}
+
+#[test]
+fn all_apis_are_served_at_the_seeds_release_and_elsewhere_only_when_enabled() {
+    let seed = first_node(&load("seed-ha.yaml", None));
+    assert_eq!(seed.flags["runtime-config"].value, "api/all=true");
+    for version in ["v1.13.0", "v1.24.17", "v1.37.2"] {
+        let node = first_node(&load_edited("cluster.yaml", Some(version), DEFAULTS));
+        assert!(!node.flags.contains_key("runtime-config"), "{version}");
+        let why = &node.dropped_seed_flags["runtime-config"].why;
+        assert!(
+            why.contains("apiserver.enableAllAPIs") && why.contains("alpha"),
+            "{version}: {why}"
+        );
+        let enabled = first_node(&load_edited(
+            "cluster.yaml",
+            Some(version),
+            &[("enableAllAPIs: false", "enableAllAPIs: true")],
+        ));
+        assert_eq!(enabled.flags["runtime-config"].value, "api/all=true");
+        assert!(reason_note(&enabled, "runtime-config").contains("alpha"));
+        assert!(!enabled.dropped_seed_flags.contains_key("runtime-config"));
     }
 }
