@@ -216,6 +216,9 @@ pub struct RawApiserver {
     /// `--runtime-config=api/all=true`: every API group and version, alpha included.
     #[serde(default, rename = "enableAllAPIs")]
     pub enable_all_apis: Option<Spanned<bool>>,
+    /// `--kubelet-certificate-authority`: verify kubelets' serving certificates.
+    #[serde(default)]
+    pub verify_kubelet_serving_certs: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

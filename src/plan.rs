@@ -720,7 +720,21 @@ pub fn apiserver_flags(
         translated("a serving key per node"),
     );
     set("client-ca-file", cert("ca.crt"), own_file());
-    set("kubelet-certificate-authority", cert("ca.crt"), own_file());
+    if cluster.apiserver.verify_kubelet_serving_certs {
+        // The seed's own release keeps the seed's plan, word for word.
+        let reason = if hardened {
+            translated(
+                "this bundle's own file. CIS API-server item: the apiserver verifies kubelets' \
+                 serving certificates, so every kubelet must serve one signed by the cluster CA \
+                 (kubelet serverTLSBootstrap: true with its CSRs approved, or a certificate \
+                 issued from this CA); against a self-signed kubelet certificate exec, logs and \
+                 port-forward fail. apiserver.verifyKubeletServingCerts: false turns it off",
+            )
+        } else {
+            own_file()
+        };
+        set("kubelet-certificate-authority", cert("ca.crt"), reason);
+    }
     let kubelet_client =
         "a clientAuth-only identity bound to system:kubelet-api-admin instead of the serving cert";
     set(
@@ -981,6 +995,12 @@ fn drop_reason(
             "apiserver.enableAllAPIs is false (the default after the seed's v1.12): `api/all` \
              would also serve every alpha API, which upstream advises against in production; \
              the API versions each release enables by default are served"
+                .into()
+        }
+        ("kubelet-certificate-authority", _) if !apiserver.verify_kubelet_serving_certs => {
+            "apiserver.verifyKubeletServingCerts: false. Weaker (CIS API-server item): kubelets' \
+             serving certificates are not verified, so whoever answers on a kubelet's address \
+             receives the apiserver's exec, attach, logs and port-forward traffic"
                 .into()
         }
         (_, Some(f)) if !f.accepted_in(minor) => {

@@ -516,6 +516,8 @@ struct NodeReadme {
     ca_cert: String,
     admin_cert: String,
     admin_key: String,
+    /// The CA kubelets' serving certificates are checked against; empty when unchecked.
+    kubelet_ca: String,
     files: Vec<(String, String)>,
 }
 
@@ -710,6 +712,7 @@ pub fn node_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
         ca_cert: cert_path(cluster, "ca.crt"),
         admin_cert: cert_path(cluster, "admin.crt"),
         admin_key: cert_path(cluster, "admin.key"),
+        kubelet_ca: flag("kubelet-certificate-authority"),
         files,
     })
 }

@@ -589,6 +589,8 @@ pub struct Apiserver {
     pub audit: Audit,
     /// `--runtime-config=api/all=true`: the seed's choice, off after the seed's release.
     pub enable_all_apis: bool,
+    /// `--kubelet-certificate-authority`: on unless turned off explicitly.
+    pub verify_kubelet_serving_certs: bool,
 }
 
 /// The validated cluster: everything later stages need, defaults applied.
@@ -1612,7 +1614,8 @@ fn check_pki(c: &mut Checker<'_>, raw: &RawPki) -> Option<Pki> {
     .filter(|_| ok)
 }
 
-/// The apiserver's own keys: the audit log's rotation and enableAllAPIs, with kube-bundle's hardened defaults after the seed's release
+/// The apiserver's own keys: the audit log's rotation, enableAllAPIs and
+/// verifyKubeletServingCerts, with kube-bundle's hardened defaults after the seed's release
 /// and a warning for each explicit value that is weaker than them.
 fn check_apiserver_settings(
     c: &mut Checker<'_>,
@@ -1675,10 +1678,29 @@ fn check_apiserver_settings(
         }
         None => !hardened,
     };
+    let verify_kubelet_serving_certs = match &raw.verify_kubelet_serving_certs {
+        Some(explicit) => {
+            if !explicit.value {
+                c.warn(
+                    explicit.referenced,
+                    "apiserver.verifyKubeletServingCerts",
+                    "kubelets' serving certificates are not verified (no \
+                     --kubelet-certificate-authority): whoever answers on a kubelet's address \
+                     receives the apiserver's exec, attach, logs and port-forward traffic"
+                        .into(),
+                    "give every kubelet a serving certificate signed by the cluster CA (kubelet \
+                     serverTLSBootstrap: true and approved CSRs) and remove the key",
+                );
+            }
+            explicit.value
+        }
+        None => true,
+    };
     Apiserver {
         extra_args,
         audit,
         enable_all_apis,
+        verify_kubelet_serving_certs,
     }
 }
 
@@ -2593,11 +2615,13 @@ mod tests {
         assert_eq!(cluster.apiserver.audit.max_age, 30);
     }
 
-    /// The example at `version`, its enableAllAPIs line replaced by `settings` (so that an
-    /// empty string means the default).
+    /// The example at `version`, its enableAllAPIs and verifyKubeletServingCerts lines
+    /// replaced by `settings` (so that an empty string means the defaults).
     fn example_at(version: &str, settings: &str) -> String {
         let explicit = "  enableAllAPIs: false\n";
-        example_with(explicit, settings).replace("v1.37.2", version)
+        example_with(explicit, settings)
+            .replace("  verifyKubeletServingCerts: true\n", "")
+            .replace("v1.37.2", version)
     }
 
     /// The warnings about one cluster.yaml key, with the line they point at.
@@ -2682,6 +2706,27 @@ mod tests {
         // The seed's own release serves every API anyway: nothing to warn about.
         let seed = example_at("v1.12.3", "  enableAllAPIs: true\n");
         assert!(warnings_about(&seed, "apiserver.enableAllAPIs").is_empty());
+    }
+
+    #[test]
+    fn kubelet_serving_certs_are_verified_unless_turned_off_with_a_warning() {
+        let verified = |yaml: &str| {
+            run(yaml, ValidateOptions::default())
+                .unwrap()
+                .cluster
+                .apiserver
+                .verify_kubelet_serving_certs
+        };
+        assert!(verified(&example_at("v1.37.2", "")));
+        assert!(verified(&example_at("v1.12.3", "")));
+        for version in ["v1.12.3", "v1.37.2"] {
+            let yaml = example_at(version, "  verifyKubeletServingCerts: false\n");
+            assert!(!verified(&yaml));
+            let warned = warnings_about(&yaml, "apiserver.verifyKubeletServingCerts");
+            assert_eq!(warned.len(), 1, "{version}: {warned:?}");
+            assert!(warned[0].0.contains("not verified"), "{warned:?}");
+            assert_eq!(warned[0].1, line_of(&yaml, "verifyKubeletServingCerts"));
+        }
     }
 
     #[test]

@@ -159,7 +159,11 @@ fn check_warns_about_weaker_apiserver_settings_at_their_lines() {
     let example = fs::read_to_string(repo_root().join("examples/cluster.yaml")).unwrap();
     let weaker = example
         .replace("maxBackup: 10", "maxBackup: 3")
-        .replace("enableAllAPIs: false", "enableAllAPIs: true");
+        .replace("enableAllAPIs: false", "enableAllAPIs: true")
+        .replace(
+            "verifyKubeletServingCerts: true",
+            "verifyKubeletServingCerts: false",
+        );
     let line = |key: &str| {
         1 + weaker
             .lines()
@@ -174,9 +178,19 @@ fn check_warns_about_weaker_apiserver_settings_at_their_lines() {
         .stderr_has(&format!("cluster.yaml:{}:", line("maxBackup: 3")))
         .stderr_has("apiserver.enableAllAPIs")
         .stderr_has("alpha")
-        .stderr_has(&format!("cluster.yaml:{}:", line("enableAllAPIs: true")));
+        .stderr_has(&format!("cluster.yaml:{}:", line("enableAllAPIs: true")))
+        .stderr_has("apiserver.verifyKubeletServingCerts")
+        .stderr_has(&format!(
+            "cluster.yaml:{}:",
+            line("verifyKubeletServingCerts: false")
+        ));
 
-    let seed = weaker.replace("kubernetesVersion: v1.37.2", "kubernetesVersion: v1.12.3");
+    let seed = weaker
+        .replace("kubernetesVersion: v1.37.2", "kubernetesVersion: v1.12.3")
+        .replace(
+            "verifyKubeletServingCerts: false",
+            "verifyKubeletServingCerts: true",
+        );
     fs::write(dir.path().join("cluster.yaml"), &seed).unwrap();
     let run = kube_bundle(dir.path(), &["check", "cluster.yaml"]);
     run.code(0);

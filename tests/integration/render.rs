@@ -430,7 +430,11 @@ fn profiling_is_off_by_default_except_at_the_seeds_own_release() {
 }
 
 /// examples/cluster.yaml without the keys whose defaults the tests below check.
-const DEFAULTS: &[(&str, &str)] = &[("maxBackup: 10, ", ""), ("  enableAllAPIs: false\n", "")];
+const DEFAULTS: &[(&str, &str)] = &[
+    ("maxBackup: 10, ", ""),
+    ("  enableAllAPIs: false\n", ""),
+    ("  verifyKubeletServingCerts: true\n", ""),
+];
 
 fn reason_note(node: &NodePlan, name: &str) -> String {
     match &node.flags[name].reason {
@@ -530,4 +534,58 @@ fn all_apis_are_served_at_the_seeds_release_and_elsewhere_only_when_enabled() {
         assert!(reason_note(&enabled, "runtime-config").contains("alpha"));
         assert!(!enabled.dropped_seed_flags.contains_key("runtime-config"));
     }
+}
+
+#[test]
+fn kubelet_serving_certs_are_verified_and_the_readme_says_what_kubelets_need() {
+    let cluster = load_edited("cluster.yaml", None, DEFAULTS);
+    let node = first_node(&cluster);
+    assert_eq!(
+        node.flags["kubelet-certificate-authority"].value,
+        "/etc/kubernetes/pki/ca.crt"
+    );
+    let note = reason_note(&node, "kubelet-certificate-authority");
+    assert!(
+        note.contains("signed by the cluster CA") && note.contains("serverTLSBootstrap"),
+        "{note}"
+    );
+    let readme = |cluster: &Cluster, node: &NodePlan| {
+        render::node_readme(&render::BundleFacts {
+            cluster,
+            node,
+            bundle_id: "test",
+            manifests: Vec::new(),
+        })
+        .unwrap()
+    };
+    let verified = readme(&cluster, &node);
+    assert!(
+        verified.contains("--kubelet-certificate-authority=/etc/kubernetes/pki/ca.crt")
+            && verified.contains("serverTLSBootstrap: true")
+            && verified.contains("kubectl certificate approve"),
+        "{verified}"
+    );
+
+    let off = load_edited(
+        "cluster.yaml",
+        None,
+        &[(
+            "verifyKubeletServingCerts: true",
+            "verifyKubeletServingCerts: false",
+        )],
+    );
+    let off_node = first_node(&off);
+    assert!(!off_node.flags.contains_key("kubelet-certificate-authority"));
+    let why = &off_node.dropped_seed_flags["kubelet-certificate-authority"].why;
+    assert!(
+        why.contains("Weaker") && why.contains("not verified"),
+        "{why}"
+    );
+    let unit = render::apiserver_unit(&off, &off_node).unwrap();
+    assert!(!unit.contains("--kubelet-certificate-authority"));
+    let unverified = readme(&off, &off_node);
+    assert!(
+        unverified.contains("does **not** verify") && !unverified.contains("certificate approve"),
+        "{unverified}"
+    );
 }
