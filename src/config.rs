@@ -213,6 +213,12 @@ pub struct RawApiserver {
     pub extra_args: Option<BTreeMap<String, Text>>,
     #[serde(default)]
     pub audit: Option<RawAudit>,
+    /// `--runtime-config=api/all=true`: every API group and version, alpha included.
+    #[serde(default, rename = "enableAllAPIs")]
+    pub enable_all_apis: Option<Spanned<bool>>,
+    /// `--kubelet-certificate-authority`: verify kubelets' serving certificates.
+    #[serde(default)]
+    pub verify_kubelet_serving_certs: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -223,7 +229,7 @@ pub struct RawAudit {
     #[serde(default)]
     pub max_age: Option<u32>,
     #[serde(default)]
-    pub max_backup: Option<u32>,
+    pub max_backup: Option<Spanned<u32>>,
     #[serde(default)]
     pub max_size: Option<u32>,
 }

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use crate::validate::{Cluster, EtcdCa, Host, Master};
+use crate::validate::{CIS_AUDIT_MAX_BACKUP, Cluster, EtcdCa, Host, Master, SEED_AUDIT_MAX_BACKUP};
 use crate::versions;
 
 /// Bumped whenever the JSON shape of the plan changes incompatibly.
@@ -631,6 +631,7 @@ pub fn apiserver_flags(
 ) -> (BTreeMap<String, PlannedFlag>, BTreeMap<String, DroppedFlag>) {
     use versions::{encryption_config_flag, flag, initializers_plugin_accepted};
     let minor = cluster.kubernetes_version.minor();
+    let hardened = versions::hardened_defaults(minor);
     let accepted = |name: &str| flag(name).is_some_and(|f| f.accepted_in(minor));
     let paths = &cluster.paths;
     let cert = |name: &str| paths.cert_dir.join(name);
@@ -699,11 +700,17 @@ pub fn apiserver_flags(
         );
     }
     set("authorization-mode", "Node,RBAC".into(), FlagReason::Seed);
-    set(
-        "runtime-config",
-        "api/all=true".into(),
-        translated("the bare `api/all` is refused by 1.36; `=true` means the same"),
-    );
+    if cluster.apiserver.enable_all_apis {
+        let reason = if hardened {
+            translated(
+                "apiserver.enableAllAPIs: true serves every API version, alpha ones included; \
+                 upstream advises against alpha APIs in production",
+            )
+        } else {
+            translated("the bare `api/all` is refused by 1.36; `=true` means the same")
+        };
+        set("runtime-config", "api/all=true".into(), reason);
+    }
     set(
         "enable-bootstrap-token-auth",
         "true".into(),
@@ -730,7 +737,21 @@ pub fn apiserver_flags(
         translated("a serving key per node"),
     );
     set("client-ca-file", cert("ca.crt"), own_file());
-    set("kubelet-certificate-authority", cert("ca.crt"), own_file());
+    if cluster.apiserver.verify_kubelet_serving_certs {
+        // The seed's own release keeps the seed's plan, word for word.
+        let reason = if hardened {
+            translated(
+                "this bundle's own file. CIS API-server item: the apiserver verifies kubelets' \
+                 serving certificates, so every kubelet must serve one signed by the cluster CA \
+                 (kubelet serverTLSBootstrap: true with its CSRs approved, or a certificate \
+                 issued from this CA); against a self-signed kubelet certificate exec, logs and \
+                 port-forward fail. apiserver.verifyKubeletServingCerts: false turns it off",
+            )
+        } else {
+            own_file()
+        };
+        set("kubelet-certificate-authority", cert("ca.crt"), reason);
+    }
     let kubelet_client =
         "a clientAuth-only identity bound to system:kubelet-api-admin instead of the serving cert";
     set(
@@ -820,10 +841,19 @@ pub fn apiserver_flags(
             audit.max_age.to_string(),
             FlagReason::Seed,
         );
+        let max_backup_reason = match audit.max_backup {
+            SEED_AUDIT_MAX_BACKUP => FlagReason::Seed,
+            CIS_AUDIT_MAX_BACKUP => FlagReason::Translated(format!(
+                "CIS API-server item: {CIS_AUDIT_MAX_BACKUP} old audit logs instead of the \
+                 seed's {SEED_AUDIT_MAX_BACKUP} (apiserver.audit.maxBackup: \
+                 {SEED_AUDIT_MAX_BACKUP} keeps the seed's)"
+            )),
+            _ => translated("apiserver.audit.maxBackup"),
+        };
         set(
             "audit-log-maxbackup",
             audit.max_backup.to_string(),
-            FlagReason::Seed,
+            max_backup_reason,
         );
         set(
             "audit-log-maxsize",
@@ -845,7 +875,31 @@ pub fn apiserver_flags(
     }
     set("event-ttl", "168h".into(), FlagReason::Seed);
     // The seed's own release keeps the seed's flags; every other one is hardened.
-    if minor > versions::OLDEST_MINOR {
+    if hardened {
+        set(
+            "tls-min-version",
+            "VersionTLS12".into(),
+            FlagReason::KubeBundle(
+                "TLS 1.0 and 1.1 are refused explicitly, not left to the default of the Go \
+                 release the binary was built with"
+                    .into(),
+            ),
+        );
+        let names = if minor < versions::CHACHA20_SHA256_NAMES_FROM {
+            format!("; ChaCha20 is named without _SHA256, the only name 1.{minor} accepts")
+        } else {
+            String::new()
+        };
+        set(
+            "tls-cipher-suites",
+            versions::strong_tls_cipher_suites(minor).join(","),
+            FlagReason::KubeBundle(format!(
+                "CIS API-server item: TLS 1.2 only with ECDHE key exchange and AES-GCM or \
+                 ChaCha20-Poly1305 (no CBC, RC4, 3DES or RSA key exchange); each for ECDSA and \
+                 RSA certificates, so every pki.keyAlgorithm works; TLS 1.3 suites are fixed \
+                 and stay on{names}"
+            )),
+        );
         set(
             "profiling",
             "false".into(),
@@ -912,7 +966,7 @@ pub fn apiserver_flags(
         .iter()
         .filter(|(name, _)| !flags.contains_key(*name))
         .map(|(name, seed_value)| {
-            let why = drop_reason(name, minor, &flags);
+            let why = drop_reason(name, minor, &flags, &cluster.apiserver);
             (
                 (*name).to_owned(),
                 DroppedFlag {
@@ -929,7 +983,12 @@ pub fn apiserver_flags(
 /// must reproduce the guide; it is a no-op under the lease reconciler everywhere.
 const OLDEST_SEED_COUNT_MINOR: u64 = 12;
 
-fn drop_reason(name: &str, minor: u64, flags: &BTreeMap<String, PlannedFlag>) -> String {
+fn drop_reason(
+    name: &str,
+    minor: u64,
+    flags: &BTreeMap<String, PlannedFlag>,
+    apiserver: &crate::validate::Apiserver,
+) -> String {
     let table = versions::flag(name);
     let replaced = table
         .and_then(|f| f.replacement)
@@ -948,6 +1007,18 @@ fn drop_reason(name: &str, minor: u64, flags: &BTreeMap<String, PlannedFlag>) ->
         }
         ("authorization-mode", _) => {
             "apiserver.extraArgs sets --authorization-config, which excludes it".into()
+        }
+        ("runtime-config", _) if !apiserver.enable_all_apis => {
+            "apiserver.enableAllAPIs is false (the default after the seed's v1.12): `api/all` \
+             would also serve every alpha API, which upstream advises against in production; \
+             the API versions each release enables by default are served"
+                .into()
+        }
+        ("kubelet-certificate-authority", _) if !apiserver.verify_kubelet_serving_certs => {
+            "apiserver.verifyKubeletServingCerts: false. Weaker (CIS API-server item): kubelets' \
+             serving certificates are not verified, so whoever answers on a kubelet's address \
+             receives the apiserver's exec, attach, logs and port-forward traffic"
+                .into()
         }
         (_, Some(f)) if !f.accepted_in(minor) => {
             format!("not accepted by 1.{minor}: {}{replaced}", f.note)

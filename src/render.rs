@@ -545,6 +545,8 @@ struct NodeReadme {
     admin_group: &'static str,
     installer: &'static str,
     cert_dir: String,
+    /// The CA kubelets' serving certificates are checked against; empty when unchecked.
+    kubelet_ca: String,
     files: Vec<(String, String)>,
 }
 
@@ -765,6 +767,7 @@ pub fn node_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
         admin_group,
         installer: crate::plan::INSTALLER_USER,
         cert_dir: cluster.paths.cert_dir.to_string(),
+        kubelet_ca: flag("kubelet-certificate-authority"),
         files,
     })
 }

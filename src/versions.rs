@@ -18,6 +18,46 @@ pub const ADVERTISE_MUST_BE_ROUTABLE_FROM: u64 = 37;
 /// authorizer can revoke): the minor in which kubeadm made the same change.
 pub const REVOCABLE_ADMIN_GROUP_FROM: u64 = 29;
 
+/// Whether kube-bundle's hardened defaults apply (`--profiling=false`, TLS 1.2 with strong
+/// cipher suites, 10 rotated audit logs, no alpha APIs). The seed's own release renders the
+/// seed's unit unchanged instead, so that a bundle for it can be compared with the guide.
+pub fn hardened_defaults(minor: u64) -> bool {
+    minor > OLDEST_MINOR
+}
+
+/// The TLS 1.2 cipher suites kube-bundle allows: ECDHE key exchange (forward secrecy) with
+/// an AEAD cipher, each for an ECDSA and an RSA certificate, so that either
+/// `pki.keyAlgorithm` can complete a TLS 1.2 handshake. TLS 1.3 suites are not
+/// configurable and stay on. Names as `minor`'s `--tls-cipher-suites` accepts them: up to
+/// 1.22 its own list named ChaCha20-Poly1305 without the `_SHA256` suffix; from 1.23 it
+/// takes Go's names and keeps the short ones as aliases (read in the flag parser's source of
+/// every minor from 1.13 to 1.37; the oracle test checks the names against real binaries).
+pub fn strong_tls_cipher_suites(minor: u64) -> [&'static str; 6] {
+    let (ecdsa_chacha, rsa_chacha) = if minor >= CHACHA20_SHA256_NAMES_FROM {
+        (
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        )
+    } else {
+        (
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+        )
+    };
+    [
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        ecdsa_chacha,
+        rsa_chacha,
+    ]
+}
+
+/// From this minor `--tls-cipher-suites` knows `TLS_ECDHE_*_WITH_CHACHA20_POLY1305_SHA256`;
+/// before it, an apiserver given that name refuses to start.
+pub const CHACHA20_SHA256_NAMES_FROM: u64 = 23;
+
 /// One kube-apiserver flag: the minors that accept it, what replaces it, whether required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flag {
@@ -116,7 +156,8 @@ pub const FLAGS: &[Flag] = &[
     since(
         "authentication-config",
         29,
-        "StructuredAuthenticationConfiguration, alpha in 1.29",
+        "StructuredAuthenticationConfiguration, alpha in 1.29, GA in 1.34; from 1.37 the \
+         feature gate is gone and naming it stops startup (checked on a real v1.37.2)",
     ),
     since(
         "authorization-config",
@@ -132,7 +173,8 @@ pub const FLAGS: &[Flag] = &[
     since(
         "default-watch-cache-size",
         OLDEST_MINOR,
-        "deprecated and hidden from --help in 1.33; a no-op in 1.37.2 (its --help says so)",
+        "deprecated and hidden from --help in 1.33; a no-op from 1.37 (the deprecation notice \
+         of a real v1.37.2 says so)",
     ),
     always("delete-collection-workers"),
     always("enable-admission-plugins"),
@@ -248,6 +290,12 @@ pub const FLAGS: &[Flag] = &[
     always("storage-backend"),
     always("tls-cert-file"),
     always("tls-cipher-suites"),
+    since(
+        "tls-curve-preferences",
+        36,
+        "added in 1.36 (in the serving options' source of v1.36.0, not of v1.35.0); listed by \
+         a real v1.37.2, refused by v1.33.13",
+    ),
     always("tls-min-version"),
     always("tls-private-key-file"),
     always("v"),
@@ -297,6 +345,33 @@ pub fn initializers_plugin_accepted(minor: u64) -> bool {
 /// DynamicAuditing feature gate, removed with --audit-dynamic-configuration in 1.19 (§3.2).
 pub fn dynamic_auditing_accepted(minor: u64) -> bool {
     (13..=18).contains(&minor)
+}
+
+/// A feature gate whose name an apiserver refuses where it does not know it.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureGate {
+    pub name: &'static str,
+    pub known_in: fn(u64) -> bool,
+}
+
+/// The feature gates `validate` checks in extraArgs `feature-gates`, and the oracle test
+/// against real binaries.
+pub const CHECKED_FEATURE_GATES: &[FeatureGate] = &[
+    FeatureGate {
+        name: "DynamicAuditing",
+        known_in: dynamic_auditing_accepted,
+    },
+    FeatureGate {
+        name: "StructuredAuthenticationConfiguration",
+        known_in: structured_authentication_gate_accepted,
+    },
+];
+
+/// StructuredAuthenticationConfiguration feature gate: alpha in 1.29, locked on in 1.34,
+/// removed in 1.37, whose apiserver refuses to start when `--feature-gates` names it
+/// (checked on real v1.33.13 and v1.37.2 binaries by the oracle test).
+pub fn structured_authentication_gate_accepted(minor: u64) -> bool {
+    (29..=36).contains(&minor)
 }
 
 #[cfg(test)]
@@ -404,11 +479,47 @@ mod tests {
     }
 
     #[test]
+    fn structured_authentication_gate_is_gone_in_1_37() {
+        assert!(!structured_authentication_gate_accepted(28));
+        assert!(structured_authentication_gate_accepted(29));
+        assert!(structured_authentication_gate_accepted(36));
+        assert!(!structured_authentication_gate_accepted(37));
+        assert!(accepted("authentication-config", 37));
+    }
+
+    #[test]
     fn audit_policy_is_v1_everywhere_kube_bundle_renders() {
         for minor in OLDEST_MINOR..=NEWEST_MINOR {
             assert_eq!(audit_policy_api_version(minor), "audit.k8s.io/v1");
         }
         assert_eq!(AUDIT_V1BETA1_LAST, 23);
+    }
+
+    #[test]
+    fn strong_cipher_suites_serve_both_key_kinds_with_each_minors_names() {
+        for minor in OLDEST_MINOR..=NEWEST_MINOR {
+            let suites = strong_tls_cipher_suites(minor);
+            for suite in suites {
+                assert!(suite.starts_with("TLS_ECDHE_"), "1.{minor}: {suite}");
+                assert!(
+                    suite.contains("_GCM_") || suite.contains("_CHACHA20_POLY1305"),
+                    "1.{minor}: {suite}"
+                );
+            }
+            // A TLS 1.2 handshake needs a suite for the serving key: ECDSA or RSA.
+            for kind in ["_ECDSA_", "_RSA_"] {
+                assert_eq!(
+                    suites.iter().filter(|s| s.contains(kind)).count(),
+                    3,
+                    "1.{minor}: {kind}"
+                );
+            }
+            let long_chacha = suites.iter().filter(|s| s.ends_with("POLY1305_SHA256"));
+            let expected = if minor >= 23 { 2 } else { 0 };
+            assert_eq!(long_chacha.count(), expected, "1.{minor}");
+        }
+        assert!(!hardened_defaults(OLDEST_MINOR));
+        assert!(hardened_defaults(OLDEST_MINOR + 1));
     }
 
     #[test]

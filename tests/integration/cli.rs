@@ -151,3 +151,57 @@ fn opsnull_domain_yields_both_seed_names() {
         .code(0)
         .stdout_has("kubernetes.default.svc.opsnull, kubernetes.default.svc.opsnull.com");
 }
+
+/// `check` names the key and its line for every setting weaker than kube-bundle's defaults,
+/// and stays quiet about the same settings at the seed's own release where they are the seed's.
+#[test]
+fn check_warns_about_weaker_apiserver_settings_at_their_lines() {
+    let example = fs::read_to_string(repo_root().join("examples/cluster.yaml")).unwrap();
+    let weaker = example
+        .replace("maxBackup: 10", "maxBackup: 3")
+        .replace("enableAllAPIs: false", "enableAllAPIs: true")
+        .replace(
+            "verifyKubeletServingCerts: true",
+            "verifyKubeletServingCerts: false",
+        );
+    let line = |key: &str| {
+        1 + weaker
+            .lines()
+            .position(|l| l.contains(key) && !l.trim_start().starts_with('#'))
+            .unwrap_or_else(|| panic!("the example has no {key}"))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("cluster.yaml"), &weaker).unwrap();
+    let run = kube_bundle(dir.path(), &["check", "cluster.yaml"]);
+    run.code(0)
+        .stderr_has("apiserver.audit.maxBackup")
+        .stderr_has(&format!("cluster.yaml:{}:", line("maxBackup: 3")))
+        .stderr_has("apiserver.enableAllAPIs")
+        .stderr_has("alpha")
+        .stderr_has(&format!("cluster.yaml:{}:", line("enableAllAPIs: true")))
+        .stderr_has("apiserver.verifyKubeletServingCerts")
+        .stderr_has(&format!(
+            "cluster.yaml:{}:",
+            line("verifyKubeletServingCerts: false")
+        ));
+
+    let seed = weaker
+        .replace("kubernetesVersion: v1.37.2", "kubernetesVersion: v1.12.3")
+        .replace(
+            "verifyKubeletServingCerts: false",
+            "verifyKubeletServingCerts: true",
+        );
+    fs::write(dir.path().join("cluster.yaml"), &seed).unwrap();
+    let run = kube_bundle(dir.path(), &["check", "cluster.yaml"]);
+    run.code(0);
+    assert!(
+        !run.stderr().contains("apiserver.audit.maxBackup"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        !run.stderr().contains("apiserver.enableAllAPIs"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -6,8 +6,12 @@
 //!   binary hides because it is deprecated, but still accepts, passes with a note);
 //! - every flag the table says that minor does not accept must be neither listed nor accepted
 //!   (`--<flag>= --version` must fail with `unknown flag`);
+//! - a feature gate the table says that minor does not know must be refused, and one it knows
+//!   accepted (`--feature-gates=<gate>=true --version`);
 //! - the unit kube-bundle renders for examples/cluster.yaml at that release must use only flags
-//!   listed in `--help`, and its whole command line must parse (`… --version` exits 0).
+//!   listed in `--help`, and its whole command line must parse (`… --version` exits 0);
+//! - its cipher suites must be among the suites `--help` lists as preferred, and its minimum TLS
+//!   version among the possible ones (the parser checks those only when the server starts).
 //!
 //! A missing binary is a failure, never a skip: run tests/e2e/build-kube.sh.
 
@@ -96,6 +100,34 @@ fn help_flags(binary: &Path) -> BTreeMap<String, String> {
         binary.display()
     );
     flags
+}
+
+/// The names `--help` lists after `label` in the description of `--flag`, e.g. the
+/// "Preferred values:" of `--tls-cipher-suites`; the description may span several lines.
+fn help_values(binary: &Path, flag: &str, label: &str) -> BTreeSet<String> {
+    let out = Command::new(binary).arg("--help").output().unwrap();
+    let help = text(&out.stdout);
+    let description: Vec<&str> = help
+        .lines()
+        .skip_while(|line| !line.trim_start().starts_with(&format!("--{flag} ")))
+        .enumerate()
+        .take_while(|(index, line)| *index == 0 || !line.trim_start().starts_with("--"))
+        .map(|(_, line)| line)
+        .collect();
+    let values: BTreeSet<String> = description
+        .iter()
+        .filter_map(|line| line.split_once(label))
+        .flat_map(|(_, list)| list.split(','))
+        .map(|value| value.trim().trim_end_matches('.').to_owned())
+        .filter(|value| !value.is_empty())
+        .collect();
+    assert!(
+        !values.is_empty(),
+        "{} --help lists no {label:?} for --{flag}:\n{}",
+        binary.display(),
+        description.join("\n")
+    );
+    values
 }
 
 fn run(binary: &Path, args: &[String]) -> Output {
@@ -210,6 +242,24 @@ fn check(version: &str) {
         }
     }
 
+    // The feature gates the table knows: refused exactly where it says they do not exist.
+    for gate in versions::CHECKED_FEATURE_GATES {
+        let (accepted, gate) = ((gate.known_in)(minor), gate.name);
+        let out = run(
+            &binary,
+            &[format!("--feature-gates={gate}=true"), "--version".into()],
+        );
+        let refused = text(&out.stderr).contains("unrecognized feature gate");
+        if refused == accepted {
+            problems.push(format!(
+                "feature gate {gate}: the table says 1.{minor} accepts it: {accepted}, but the \
+                 binary {}: {:?}",
+                if refused { "refuses it" } else { "accepts it" },
+                text(&out.stderr)
+            ));
+        }
+    }
+
     // 2. The rendered unit against --help, then its command line against the parser.
     let unit = rendered_unit(version);
     let args = exec_start_args(&unit);
@@ -228,6 +278,34 @@ fn check(version: &str) {
             ));
         }
     }
+    // 3. Values the parser takes as plain strings and checks only at startup: each cipher
+    // suite must be one the binary lists as preferred (not insecure, not unknown), and the
+    // minimum TLS version one it lists as possible.
+    let value_of = |name: &str| {
+        args.iter()
+            .find_map(|arg| arg.strip_prefix(&format!("--{name}=")))
+            .map(str::to_owned)
+    };
+    if let Some(suites) = value_of("tls-cipher-suites") {
+        let preferred = help_values(&binary, "tls-cipher-suites", "Preferred values:");
+        for suite in suites.split(',') {
+            if !preferred.contains(suite) {
+                problems.push(format!(
+                    "rendered --tls-cipher-suites names {suite}, which {version} --help does not \
+                     list among its preferred suites: {preferred:?}"
+                ));
+            }
+        }
+    }
+    if let Some(min_version) = value_of("tls-min-version") {
+        let possible = help_values(&binary, "tls-min-version", "Possible values:");
+        if !possible.contains(&min_version) {
+            problems.push(format!(
+                "rendered --tls-min-version={min_version} is not among {version}'s {possible:?}"
+            ));
+        }
+    }
+
     let mut parse = args.clone();
     parse.push("--version".into());
     let out = run(&binary, &parse);

@@ -43,17 +43,24 @@ fn fixture_keys(provider: EncryptionProvider) -> EncryptionKeys {
 }
 
 fn load(example: &str, version: Option<&str>) -> Cluster {
-    let text = fs::read_to_string(repo_root().join("examples").join(example)).unwrap();
-    let text = match version {
-        Some(version) => {
-            let line = text
-                .lines()
-                .find(|l| l.starts_with("kubernetesVersion:"))
-                .unwrap();
-            text.replace(line, &format!("kubernetesVersion: {version}"))
-        }
-        None => text,
-    };
+    load_edited(example, version, &[])
+}
+
+/// An example at `version`, with each `(old, new)` edit applied (each `old` must be there).
+fn load_edited(example: &str, version: Option<&str>, edits: &[(&str, &str)]) -> Cluster {
+    let mut text = fs::read_to_string(repo_root().join("examples").join(example)).unwrap();
+    if let Some(version) = version {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("kubernetesVersion:"))
+            .unwrap()
+            .to_owned();
+        text = text.replace(&line, &format!("kubernetesVersion: {version}"));
+    }
+    for (old, new) in edits {
+        assert!(text.contains(old), "{example} lacks {old:?}");
+        text = text.replacen(old, new, 1);
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cluster.yaml");
     fs::write(&path, text).unwrap();
@@ -420,4 +427,165 @@ fn profiling_is_off_by_default_except_at_the_seeds_own_release() {
             flag.reason
         );
     }
+}
+
+/// examples/cluster.yaml without the keys whose defaults the tests below check.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("maxBackup: 10, ", ""),
+    ("  enableAllAPIs: false\n", ""),
+    ("  verifyKubeletServingCerts: true\n", ""),
+];
+
+fn reason_note(node: &NodePlan, name: &str) -> String {
+    match &node.flags[name].reason {
+        plan::FlagReason::Translated(note) | plan::FlagReason::KubeBundle(note) => note.clone(),
+        other => panic!("--{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn audit_keeps_ten_old_logs_except_at_the_seeds_release_or_when_told() {
+    for minor in versions::OLDEST_MINOR..=versions::NEWEST_MINOR {
+        let version = format!("v1.{minor}.0");
+        let node = first_node(&load_edited("cluster.yaml", Some(&version), DEFAULTS));
+        let flag = &node.flags["audit-log-maxbackup"];
+        if minor == versions::OLDEST_MINOR {
+            assert_eq!(flag.value, "3", "{version}");
+            assert_eq!(flag.reason, plan::FlagReason::Seed);
+        } else {
+            assert_eq!(flag.value, "10", "{version}");
+            assert!(reason_note(&node, "audit-log-maxbackup").contains("CIS"));
+        }
+    }
+    let seeds = first_node(&load_edited(
+        "cluster.yaml",
+        None,
+        &[("maxBackup: 10", "maxBackup: 3")],
+    ));
+    assert_eq!(seeds.flags["audit-log-maxbackup"].value, "3");
+    assert_eq!(
+        seeds.flags["audit-log-maxbackup"].reason,
+        plan::FlagReason::Seed
+    );
+}
+
+#[test]
+fn tls_is_1_2_with_strong_suites_named_as_each_minor_accepts_them() {
+    for minor in versions::OLDEST_MINOR..=versions::NEWEST_MINOR {
+        let version = format!("v1.{minor}.0");
+        let cluster = load_edited("cluster.yaml", Some(&version), DEFAULTS);
+        let node = first_node(&cluster);
+        let unit = render::apiserver_unit(&cluster, &node).unwrap();
+        if minor == versions::OLDEST_MINOR {
+            assert!(
+                !unit.contains("--tls-min-version") && !unit.contains("--tls-cipher-suites"),
+                "seed parity at {version}:\n{unit}"
+            );
+            continue;
+        }
+        assert!(
+            unit.contains("--tls-min-version=VersionTLS12 \\\n"),
+            "{version}"
+        );
+        let suites = &node.flags["tls-cipher-suites"].value;
+        assert!(
+            unit.contains(&format!("--tls-cipher-suites={suites} \\\n")),
+            "{version}"
+        );
+        let suites: Vec<&str> = suites.split(',').collect();
+        assert_eq!(suites.len(), 6, "{version}");
+        for suite in &suites {
+            assert!(
+                suite.starts_with("TLS_ECDHE_")
+                    && (suite.contains("_GCM_") || suite.contains("_CHACHA20_POLY1305")),
+                "{version}: {suite}"
+            );
+        }
+        for kind in ["TLS_ECDHE_ECDSA_", "TLS_ECDHE_RSA_"] {
+            assert!(
+                suites.iter().any(|s| s.starts_with(kind)),
+                "{version}: {kind}"
+            );
+        }
+        let long_chacha_names = suites.iter().any(|s| s.ends_with("_POLY1305_SHA256"));
+        assert_eq!(long_chacha_names, minor >= 23, "{version}: {suites:?}");
+        assert!(reason_note(&node, "tls-cipher-suites").contains("CIS"));
+    }
+}
+
+#[test]
+fn all_apis_are_served_at_the_seeds_release_and_elsewhere_only_when_enabled() {
+    let seed = first_node(&load("seed-ha.yaml", None));
+    assert_eq!(seed.flags["runtime-config"].value, "api/all=true");
+    for version in ["v1.13.0", "v1.24.17", "v1.37.2"] {
+        let node = first_node(&load_edited("cluster.yaml", Some(version), DEFAULTS));
+        assert!(!node.flags.contains_key("runtime-config"), "{version}");
+        let why = &node.dropped_seed_flags["runtime-config"].why;
+        assert!(
+            why.contains("apiserver.enableAllAPIs") && why.contains("alpha"),
+            "{version}: {why}"
+        );
+        let enabled = first_node(&load_edited(
+            "cluster.yaml",
+            Some(version),
+            &[("enableAllAPIs: false", "enableAllAPIs: true")],
+        ));
+        assert_eq!(enabled.flags["runtime-config"].value, "api/all=true");
+        assert!(reason_note(&enabled, "runtime-config").contains("alpha"));
+        assert!(!enabled.dropped_seed_flags.contains_key("runtime-config"));
+    }
+}
+
+#[test]
+fn kubelet_serving_certs_are_verified_and_the_readme_says_what_kubelets_need() {
+    let cluster = load_edited("cluster.yaml", None, DEFAULTS);
+    let node = first_node(&cluster);
+    assert_eq!(
+        node.flags["kubelet-certificate-authority"].value,
+        "/etc/kubernetes/pki/ca.crt"
+    );
+    let note = reason_note(&node, "kubelet-certificate-authority");
+    assert!(
+        note.contains("signed by the cluster CA") && note.contains("serverTLSBootstrap"),
+        "{note}"
+    );
+    let readme = |cluster: &Cluster, node: &NodePlan| {
+        render::node_readme(&render::BundleFacts {
+            cluster,
+            node,
+            bundle_id: "test",
+            manifests: Vec::new(),
+        })
+        .unwrap()
+    };
+    let verified = readme(&cluster, &node);
+    assert!(
+        verified.contains("--kubelet-certificate-authority=/etc/kubernetes/pki/ca.crt")
+            && verified.contains("serverTLSBootstrap: true")
+            && verified.contains("kubectl certificate approve"),
+        "{verified}"
+    );
+
+    let off = load_edited(
+        "cluster.yaml",
+        None,
+        &[(
+            "verifyKubeletServingCerts: true",
+            "verifyKubeletServingCerts: false",
+        )],
+    );
+    let off_node = first_node(&off);
+    assert!(!off_node.flags.contains_key("kubelet-certificate-authority"));
+    let why = &off_node.dropped_seed_flags["kubelet-certificate-authority"].why;
+    assert!(
+        why.contains("Weaker") && why.contains("not verified"),
+        "{why}"
+    );
+    let unit = render::apiserver_unit(&off, &off_node).unwrap();
+    assert!(!unit.contains("--kubelet-certificate-authority"));
+    let unverified = readme(&off, &off_node);
+    assert!(
+        unverified.contains("does **not** verify") && !unverified.contains("certificate approve"),
+        "{unverified}"
+    );
 }
