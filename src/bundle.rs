@@ -585,7 +585,7 @@ pub fn assemble(
         files: records,
     };
     let mut json = serde_json::to_vec_pretty(&provenance)
-        .map_err(|e| Error::Input(format!("internal: bundle.json: {e}")))?;
+        .map_err(|e| Error::Internal(format!("bundle.json: {e}")))?;
     json.push(b'\n');
     let provenance_file = BundleFile {
         mode: 0o644,

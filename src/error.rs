@@ -8,6 +8,8 @@ pub mod exit {
     pub const INVALID_INPUT: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const VERIFICATION_FAILED: u8 = 3;
+    /// A broken invariant inside kube-bundle, never the user's input (sysexits' EX_SOFTWARE).
+    pub const INTERNAL: u8 = 70;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,10 @@ pub enum Error {
     /// A bundle, signature or checksum did not verify.
     #[error("verification failed: {0}")]
     Verification(String),
+
+    /// An invariant of kube-bundle itself does not hold: no input can fix it.
+    #[error("internal error, a bug in kube-bundle (please report it with the command line): {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -49,6 +55,24 @@ impl Error {
             Self::InvalidConfig(_) | Self::Input(_) | Self::Io { .. } => exit::INVALID_INPUT,
             Self::Usage(_) => exit::USAGE,
             Self::Verification(_) => exit::VERIFICATION_FAILED,
+            Self::Internal(_) => exit::INTERNAL,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_invariant_is_reported_as_a_bug_with_its_own_exit_code() {
+        let bug = Error::Internal("no etcd CA".into());
+        assert_eq!(bug.exit_code(), ExitCode::from(exit::INTERNAL));
+        assert_ne!(
+            bug.exit_code(),
+            Error::Input("x".into()).exit_code(),
+            "a bug is not bad input"
+        );
+        assert!(bug.to_string().contains("a bug in kube-bundle"), "{bug}");
     }
 }

@@ -156,9 +156,7 @@ impl PrivateKey {
                     .map_err(|e| Error::Input(format!("signing failed: {e}")))?;
                 Ok(signature.as_bytes().to_vec())
             }
-            KeyKind::Rsa(_) => Err(Error::Input(
-                "internal: prehash signing needs an ECDSA key".into(),
-            )),
+            KeyKind::Rsa(_) => Err(Error::Internal("prehash signing needs an ECDSA key".into())),
         }
     }
 
@@ -400,9 +398,7 @@ impl Pki {
         let der = parse_pem(&self.ca_cert_pem)
             .ok()
             .and_then(|blocks| blocks.into_iter().find(|b| b.tag() == PEM_CERTIFICATE))
-            .ok_or_else(|| {
-                Error::Input("internal: the cluster CA is not a PEM certificate".into())
-            })?;
+            .ok_or_else(|| Error::Internal("the cluster CA is not a PEM certificate".into()))?;
         Ok(crate::sign::sha256_hex(der.contents()))
     }
 }
@@ -634,8 +630,8 @@ pub fn provision(
                     Some(leaf) => leaf,
                     None => {
                         let ca = cas.get(&spec.issuer).ok_or_else(|| {
-                            Error::Input(format!(
-                                "internal: {cert} wants CA {:?}, which this cluster lacks",
+                            Error::Internal(format!(
+                                "{cert} wants CA {:?}, which this cluster lacks",
                                 spec.issuer
                             ))
                         })?;

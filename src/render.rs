@@ -167,11 +167,11 @@ pub fn render_node(
     let leaves = pki
         .nodes
         .get(&node.name)
-        .ok_or_else(|| Error::Input(format!("internal: no certificates for {}", node.name)))?;
+        .ok_or_else(|| Error::Internal(format!("no certificates for {}", node.name)))?;
     let leaf = |name: &str| {
         leaves
             .get(name)
-            .ok_or_else(|| Error::Input(format!("internal: {} lacks {name}", node.name)))
+            .ok_or_else(|| Error::Internal(format!("{} lacks {name}", node.name)))
     };
     let mut rootfs = BTreeMap::new();
     for (path, planned) in &node.files {
@@ -180,7 +180,7 @@ pub fn render_node(
             Artifact::FrontProxyCaCert => pki.front_proxy_ca_cert_pem.clone().into_bytes(),
             Artifact::EtcdCaCert => pki
                 .ca_cert_pem(CaName::Etcd)
-                .ok_or_else(|| Error::Input("internal: no etcd CA".into()))?
+                .ok_or_else(|| Error::Internal("no etcd CA".into()))?
                 .as_bytes()
                 .to_vec(),
             Artifact::ApiserverCert => leaf(cert_names::APISERVER)?.cert_pem.clone().into_bytes(),
@@ -232,9 +232,9 @@ pub fn render_node(
                     Artifact::ApiserverBinary => &cluster.kube_apiserver_binary,
                     _ => &cluster.front_binary,
                 };
-                let binary = shipped.clone().ok_or_else(|| {
-                    Error::Input("internal: binary planned but not configured".into())
-                })?;
+                let binary = shipped
+                    .clone()
+                    .ok_or_else(|| Error::Internal("binary planned but not configured".into()))?;
                 rootfs.insert(
                     path.clone(),
                     RenderedFile {
@@ -286,12 +286,12 @@ pub fn keepalived_config(cluster: &Cluster, node: &NodePlan) -> Result<String, E
     let keepalived = cluster
         .keepalived
         .as_ref()
-        .ok_or_else(|| Error::Input("internal: keepalived planned but not configured".into()))?;
+        .ok_or_else(|| Error::Internal("keepalived planned but not configured".into()))?;
     let index = cluster
         .masters
         .iter()
         .position(|m| m.name.as_str() == node.name)
-        .ok_or_else(|| Error::Input(format!("internal: {} is not a master", node.name)))?;
+        .ok_or_else(|| Error::Internal(format!("{} is not a master", node.name)))?;
     render(&KeepalivedConfig {
         cluster: cluster.name.as_str(),
         node: &node.name,
@@ -330,7 +330,7 @@ pub fn apiserver_unit(cluster: &Cluster, node: &NodePlan) -> Result<String, Erro
 }
 
 fn no_front() -> Error {
-    Error::Input("internal: a front file was planned without haFront".into())
+    Error::Internal("a front file was planned without haFront".into())
 }
 
 /// The node-local proxy's config: every master's secure port as an upstream.
@@ -432,7 +432,7 @@ pub fn kubeconfig_server(cluster: &Cluster, node_ip: IpAddr) -> String {
 fn render(template: &impl Template) -> Result<String, Error> {
     let mut text = template
         .render()
-        .map_err(|e| Error::Input(format!("internal: template: {e}")))?;
+        .map_err(|e| Error::Internal(format!("template: {e}")))?;
     if !text.ends_with('\n') {
         text.push('\n');
     }

@@ -153,8 +153,8 @@ impl SecretStore {
     /// Writes `bytes` to `name` atomically (temp file + fsync + rename), mode 0600.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), Error> {
         if self.access != Access::ReadWrite {
-            return Err(Error::Input(format!(
-                "internal: {name} written through a read-only store"
+            return Err(Error::Internal(format!(
+                "{name} written through a read-only store"
             )));
         }
         let path = self.checked_path(name)?;
@@ -218,9 +218,7 @@ impl SecretStore {
             .components()
             .all(|c| matches!(c, Component::Normal(_)));
         if !safe || name.is_empty() {
-            return Err(Error::Input(format!(
-                "internal: unsafe secrets path {name:?}"
-            )));
+            return Err(Error::Internal(format!("unsafe secrets path {name:?}")));
         }
         Ok(self.dir.join(relative))
     }
