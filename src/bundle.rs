@@ -1,7 +1,7 @@
 //! Stage 6: one deterministic tar.gz per master.
 //!
 //! In: a node's files (path under `<node>/`, mode, content) and an epoch. Out: a gzip
-//! stream written to a file. Determinism (design.md §5): entries sorted by path, parent
+//! stream written to a file. Determinism: entries sorted by path, parent
 //! directories added explicitly, every ustar header field set by hand (uid/gid 0, no
 //! owner names, mode as intended, mtime = epoch), gzip header with mtime 0 and no file
 //! name, a fixed compression level, and flate2 pinned to miniz_oxide. Large files
@@ -41,7 +41,7 @@ pub type Tree = BTreeMap<String, BundleFile>;
 ///
 /// A file `shared` has a gzip member for is not compressed again: its tar header ends the
 /// current member, its member is copied in, and a new member starts after it. Concatenated
-/// members are one valid gzip stream (RFC 1952 §2.2), which `tar xzf` reads as one.
+/// members are one valid gzip stream (gzip allows any number of members), which `tar xzf` reads as one.
 pub fn write_tarball(
     path: &Path,
     node: &str,

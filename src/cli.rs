@@ -1,4 +1,4 @@
-//! The command line (design.md §2): clap types, and the wiring of stages per command.
+//! The command line: clap types, and the wiring of stages per command.
 //!
 //! Each command reads cluster.yaml through `config` → `validate`, then runs as many later
 //! stages as it needs. Output goes to the writers it is given, never straight to stdout.

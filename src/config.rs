@@ -1,4 +1,4 @@
-//! Stage 1: the raw shape of cluster.yaml (design.md §3), exactly as the user wrote it.
+//! Stage 1: the raw shape of cluster.yaml, exactly as the user wrote it.
 //!
 //! In: a [`SourceFile`]. Out: a [`RawCluster`]. Every key is optional here unless the
 //! file is meaningless without it; defaults are applied by `validate`, so what this stage

@@ -6,7 +6,7 @@
 //! finished rotation removes from the config moves to `retired`, so data written with it
 //! can always be recovered.
 //!
-//! Rotation follows the upstream procedure (kubernetes-reference.md §4.4) as a sequence of
+//! Rotation follows the upstream procedure as a sequence of
 //! bundle generations, one phase per `kube-bundle encryption rotate`:
 //! 1. the new key is added *second* on every master (all can decrypt with it);
 //! 2. the new key moves *first* (all encrypt with it); the operator rewrites all secrets;

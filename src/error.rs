@@ -1,4 +1,4 @@
-//! The error every stage returns, and the exit code each kind maps to (design.md §2).
+//! The error every stage returns, and the exit code each kind maps to.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,7 +1,7 @@
 //! kube-bundle compiles the kube-apiserver tier of an HA control plane into one signed,
 //! reproducible tarball per master.
 //!
-//! The modules are the pipeline, in order (design.md §1): `config` parses cluster.yaml,
+//! The modules are the pipeline, in order: `config` parses cluster.yaml,
 //! `validate` turns it into checked types, `plan` decides per node what to produce, `pki`
 //! issues or reuses certificates kept in `secrets`. The CLI
 //! only wires the stages; nothing below it prints.

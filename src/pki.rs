@@ -989,7 +989,7 @@ fn issue_leaf(
     params.is_ca = IsCa::ExplicitNoCa;
     params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    // KeyEncipherment only makes sense for RSA key transport (RFC 8813 §3).
+    // KeyEncipherment only makes sense for RSA key transport; EC keys never encipher.
     if matches!(key.kind, KeyKind::Rsa(_)) {
         params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
     }

@@ -112,7 +112,7 @@ pub mod cert_names {
 }
 
 /// The identity the apiserver presents to kubelets; bound to system:kubelet-api-admin by
-/// the rendered RBAC, never a member of system:masters (kubernetes-reference.md §8).
+/// the rendered RBAC, never a member of system:masters.
 pub const KUBELET_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
 /// The bundle's admin kubeconfig identity.
 pub const ADMIN_CN: &str = "kubernetes-admin";
@@ -305,7 +305,7 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
     // manifests with curl, which cannot read a kubeconfig.
     add(cert("admin.crt"), PUBLIC, Artifact::AdminCert);
     add(cert("admin.key"), PRIVATE, Artifact::AdminKey);
-    // kubeadm writes sa.pub 0600 too (kubernetes-reference.md §1.3).
+    // kubeadm writes sa.pub 0600 too.
     add(cert("sa.key"), PRIVATE, Artifact::ServiceAccountKey);
     add(cert("sa.pub"), PRIVATE, Artifact::ServiceAccountPub);
     add(
@@ -417,7 +417,7 @@ fn plan_client(cluster: &Cluster, client: &Master) -> NodePlan {
     }
 }
 
-/// kubeadm's leaf inventory (kubernetes-reference.md §1.1) for one node. With external
+/// kubeadm's leaf inventory for one node. With external
 /// etcd the user's own client certificate is shipped instead of one kube-bundle issues.
 fn certificates(cluster: &Cluster, sans: &Sans) -> BTreeMap<String, CertSpec> {
     let spec = |cn: &str, purpose, issuer| CertSpec {
@@ -478,7 +478,7 @@ pub fn working_directory(cluster: &Cluster) -> String {
     cluster.paths.data_dir.join("kube-apiserver")
 }
 
-/// kubeadm's apiserver SANs (kubernetes-reference.md §1.4) plus what the seed adds:
+/// kubeadm's apiserver SANs plus what the seed adds:
 /// 127.0.0.1 (the node-local proxy dials it) and kubernetes.default.svc.<first label>.
 pub fn serving_cert_sans(cluster: &Cluster, master: &Master) -> Sans {
     let domain = &cluster.network.dns_domain;
@@ -666,7 +666,7 @@ pub fn apiserver_flags(
         FlagReason::Kubeadm,
     );
     if accepted("insecure-port") {
-        // Apiservers up to 1.19 open 127.0.0.1:8080 unless told otherwise (reference §3.3).
+        // Apiservers up to 1.19 open 127.0.0.1:8080 unless told otherwise.
         set("insecure-port", "0".into(), FlagReason::Seed);
     }
     let mut plugins: Vec<&str> = SEED_ADMISSION_PLUGINS.to_vec();
@@ -953,7 +953,7 @@ pub fn apiserver_flags(
     for (name, value) in &cluster.apiserver.extra_args {
         set(name, value.clone(), FlagReason::User);
     }
-    // --authorization-config and --authorization-mode cannot be combined (reference §7 #10).
+    // --authorization-config and --authorization-mode cannot be combined.
     if cluster
         .apiserver
         .extra_args

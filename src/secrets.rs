@@ -1,4 +1,4 @@
-//! The secrets/ directory (design.md §4): everything random, created once, then reused.
+//! The secrets/ directory: everything random, created once, then reused.
 //!
 //! Each credential is one file (certificate and key together as PEM blocks), written to a
 //! temp file in the same directory and renamed into place, so a build killed at any point

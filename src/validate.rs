@@ -663,7 +663,7 @@ mod duration_hours {
 /// Switches for checks a user may relax on the command line.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ValidateOptions {
-    /// Accept a Kubernetes version newer than the version table (design.md §7).
+    /// Accept a Kubernetes version newer than the version table.
     pub allow_untested_version: bool,
 }
 

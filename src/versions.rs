@@ -2,16 +2,17 @@
 //!
 //! Data only: `validate` uses it to refuse versions outside the table and extraArgs the
 //! target rejects; `plan` uses it to decide which flags and file formats a minor accepts.
-//! Facts come from kubernetes-reference.md §3–§5 and §8; each row says where.
+//! Each row's note says where its fact comes from (the upstream changelog, PR or KEP);
+//! tests/integration/oracle.rs checks every row against the real binary's `--help`.
 
 /// The seed guide's era; nothing older is rendered.
 pub const OLDEST_MINOR: u64 = 12;
-/// The newest minor the tables below were checked against (design.md §7).
+/// The newest minor the tables below were checked against.
 pub const NEWEST_MINOR: u64 = 37;
 /// What `init` writes: the newest release of the newest minor the table knows.
 pub const NEWEST_RELEASE: &str = "v1.37.2";
 /// From this minor the apiserver refuses loopback and link-local advertise addresses
-/// (the lease endpoint reconciler validates them; checked on a real v1.37.2, §3.3).
+/// (the lease endpoint reconciler validates them; checked on a real v1.37.2).
 pub const ADVERTISE_MUST_BE_ROUTABLE_FROM: u64 = 37;
 /// From this minor the per-master admin credential is in a group an RBAC binding grants
 /// cluster-admin (revocable by deleting the binding) instead of `system:masters` (which no
@@ -136,13 +137,13 @@ pub const FLAGS: &[Flag] = &[
     since(
         "apiserver-count",
         OLDEST_MINOR,
-        "deprecated: only used by the master-count reconciler; lease is the default since 1.11 \
-         (§3.1); hidden from --help but still accepted by v1.37.2",
+        "deprecated: only used by the master-count reconciler; lease is the default since 1.11; \
+         hidden from --help but still accepted by v1.37.2",
     ),
     until(
         "audit-dynamic-configuration",
         18,
-        "DynamicAuditing was removed in 1.19 (PR 91502; §3.2)",
+        "DynamicAuditing was removed in 1.19 (PR 91502)",
     ),
     always("audit-log-compress"),
     always("audit-log-format"),
@@ -162,7 +163,7 @@ pub const FLAGS: &[Flag] = &[
     since(
         "authorization-config",
         29,
-        "StructuredAuthorizationConfiguration, alpha in 1.29; excludes --authorization-mode (§3.1)",
+        "StructuredAuthorizationConfiguration, alpha in 1.29; excludes --authorization-mode",
     ),
     always("authorization-mode"),
     always("bind-address"),
@@ -184,20 +185,20 @@ pub const FLAGS: &[Flag] = &[
     until(
         "enable-swagger-ui",
         23,
-        "a no-op since 1.14, removed in 1.24 (PRs 72924, 105032; §3.1)",
+        "a no-op since 1.14, removed in 1.24 (PRs 72924, 105032)",
     ),
     Flag {
         replacement: Some("experimental-encryption-provider-config"),
         ..since(
             "encryption-provider-config",
             13,
-            "graduated from --experimental-encryption-provider-config in 1.13 (§4.1)",
+            "graduated from --experimental-encryption-provider-config in 1.13",
         )
     },
     since(
         "encryption-provider-config-automatic-reload",
         26,
-        "added in 1.26 (PR 112050; §3.2)",
+        "added in 1.26 (PR 112050)",
     ),
     always("endpoint-reconciler-type"),
     always("etcd-cafile"),
@@ -211,7 +212,7 @@ pub const FLAGS: &[Flag] = &[
         ..until(
             "experimental-encryption-provider-config",
             23,
-            "renamed in 1.13, removed in 1.24 (PRs 71206, 108423; §3.1)",
+            "renamed in 1.13, removed in 1.24 (PRs 71206, 108423)",
         )
     },
     always("feature-gates"),
@@ -220,13 +221,13 @@ pub const FLAGS: &[Flag] = &[
         ..until(
             "insecure-bind-address",
             23,
-            "the insecure port was removed in 1.24 (§3.1)",
+            "the insecure port was removed in 1.24",
         )
     },
     until(
         "insecure-port",
         23,
-        "inert from 1.20 (only 0 allowed), removed in 1.24 (PRs 59018, 95856; §3.1)",
+        "inert from 1.20 (only 0 allowed), removed in 1.24 (PRs 59018, 95856)",
     ),
     always("kubelet-certificate-authority"),
     always("kubelet-client-certificate"),
@@ -234,28 +235,28 @@ pub const FLAGS: &[Flag] = &[
     until(
         "kubelet-https",
         21,
-        "deprecated 1.19, removed 1.22: HTTPS is unconditional (PRs 91630, 101178; §3.1)",
+        "deprecated 1.19, removed 1.22: HTTPS is unconditional (PRs 91630, 101178)",
     ),
     always("kubelet-preferred-address-types"),
     always("kubelet-timeout"),
     until(
         "log-dir",
         25,
-        "klog file flags: deprecated 1.23, removed 1.26 (KEP-2845; §3.1)",
+        "klog file flags: deprecated 1.23, removed 1.26 (KEP-2845)",
     ),
     until(
         "log-file",
         25,
-        "klog file flags: deprecated 1.23, removed 1.26 (KEP-2845; §3.1)",
+        "klog file flags: deprecated 1.23, removed 1.26 (KEP-2845)",
     ),
     until(
         "logtostderr",
         25,
-        "klog file flags: deprecated 1.23, removed 1.26; stderr is the only output since (KEP-2845; §3.1)",
+        "klog file flags: deprecated 1.23, removed 1.26; stderr is the only output since (KEP-2845)",
     ),
     always("max-mutating-requests-inflight"),
     always("max-requests-inflight"),
-    until("port", 23, "the insecure port was removed in 1.24 (§3.1)"),
+    until("port", 23, "the insecure port was removed in 1.24"),
     always("profiling"),
     always("proxy-client-cert-file"),
     always("proxy-client-key-file"),
@@ -272,7 +273,7 @@ pub const FLAGS: &[Flag] = &[
         ..since(
             "service-account-issuer",
             OLDEST_MINOR,
-            "required since 1.20, when TokenRequest went GA (PR 95896; §3.2)",
+            "required since 1.20, when TokenRequest went GA (PR 95896)",
         )
     },
     always("service-account-key-file"),
@@ -282,7 +283,7 @@ pub const FLAGS: &[Flag] = &[
         ..since(
             "service-account-signing-key-file",
             OLDEST_MINOR,
-            "required since 1.20 (PR 95896; §3.2)",
+            "required since 1.20 (PR 95896)",
         )
     },
     always("service-cluster-ip-range"),
@@ -305,7 +306,7 @@ pub fn flag(name: &str) -> Option<&'static Flag> {
     FLAGS.iter().find(|flag| flag.name == name)
 }
 
-/// The encryption-at-rest flag for a minor (§4.1).
+/// The encryption-at-rest flag for a minor.
 pub fn encryption_config_flag(minor: u64) -> &'static str {
     if minor <= 12 {
         "experimental-encryption-provider-config"
@@ -314,7 +315,7 @@ pub fn encryption_config_flag(minor: u64) -> &'static str {
     }
 }
 
-/// (apiVersion, kind) of the encryption config file (§4.1): 1.12 parses the unversioned
+/// (apiVersion, kind) of the encryption config file: 1.12 parses the unversioned
 /// `EncryptionConfig`; 1.13 moved to apiserver.config.k8s.io/v1 `EncryptionConfiguration`.
 pub fn encryption_config_format(minor: u64) -> (&'static str, &'static str) {
     if minor <= 12 {
@@ -324,7 +325,7 @@ pub fn encryption_config_format(minor: u64) -> (&'static str, &'static str) {
     }
 }
 
-/// Audit policy apiVersion (§5): v1 exists from 1.12 and v1beta1 is gone in 1.24, so v1
+/// Audit policy apiVersion: v1 exists from 1.12 and v1beta1 is gone in 1.24, so v1
 /// is right for every minor kube-bundle renders.
 pub fn audit_policy_api_version(minor: u64) -> &'static str {
     if minor < 12 {
@@ -334,15 +335,15 @@ pub fn audit_policy_api_version(minor: u64) -> &'static str {
     }
 }
 
-/// The last minor that accepts audit.k8s.io/v1beta1 policies (§5).
+/// The last minor that accepts audit.k8s.io/v1beta1 policies.
 pub const AUDIT_V1BETA1_LAST: u64 = 23;
 
-/// The Initializers admission plugin: an unknown plugin stops startup from 1.14 (§3.1).
+/// The Initializers admission plugin: an unknown plugin stops startup from 1.14.
 pub fn initializers_plugin_accepted(minor: u64) -> bool {
     minor <= 13
 }
 
-/// DynamicAuditing feature gate, removed with --audit-dynamic-configuration in 1.19 (§3.2).
+/// DynamicAuditing feature gate, removed with --audit-dynamic-configuration in 1.19.
 pub fn dynamic_auditing_accepted(minor: u64) -> bool {
     (13..=18).contains(&minor)
 }

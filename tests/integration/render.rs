@@ -589,3 +589,25 @@ fn kubelet_serving_certs_are_verified_and_the_readme_says_what_kubelets_need() {
         "{unverified}"
     );
 }
+
+/// What the plan says about every flag, kept or dropped, cites nothing the operator does not
+/// have: no section of a document outside the repository.
+#[test]
+fn no_flag_reason_cites_a_document_outside_the_repository() {
+    let mut checked = 0;
+    for entry in fs::read_dir(repo_root().join("tests/golden")).unwrap() {
+        let flags = entry.unwrap().path().join("flags.json");
+        let Ok(text) = fs::read_to_string(&flags) else {
+            continue;
+        };
+        for marker in ["§", "design.md", "kubernetes-reference", "reference.md"] {
+            assert!(
+                !text.contains(marker),
+                "{} cites {marker:?}",
+                flags.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 9, "only {checked} golden flag files read");
+}
