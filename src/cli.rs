@@ -759,7 +759,9 @@ fn rotate(
     let store = open_store(&dir, Access::ReadWrite, err)?;
     let step = encryption::rotate(cluster, &store, confirm_rewritten)?;
     let masters: Vec<&str> = cluster.masters.iter().map(|m| m.name.as_str()).collect();
-    let reload = if cluster.kubernetes_version.minor() >= 26 {
+    let automatic_reload = crate::versions::flag("encryption-provider-config-automatic-reload")
+        .is_some_and(|f| f.accepted_in(cluster.kubernetes_version.minor()));
+    let reload = if automatic_reload {
         "each apiserver reloads the config within a minute (--encryption-provider-config-automatic-reload)"
     } else {
         "install.sh restarts each apiserver"

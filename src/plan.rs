@@ -686,7 +686,7 @@ pub fn apiserver_flags(
     set("anonymous-auth", "false".into(), FlagReason::Seed);
     let encryption_path = paths.config_dir.join("encryption-config.yaml");
     let encryption_flag = encryption_config_flag(minor);
-    let encryption_reason = if encryption_flag == "experimental-encryption-provider-config" {
+    let encryption_reason = if minor < versions::ENCRYPTION_CONFIG_GRADUATED_IN {
         FlagReason::Seed
     } else {
         translated("renamed to --encryption-provider-config in 1.13")
@@ -777,7 +777,8 @@ pub fn apiserver_flags(
         cert("sa.pub"),
         translated("the service-account public key instead of the CA cert"),
     );
-    if minor >= 20 {
+    let required_in = |name: &str| flag(name).is_some_and(|f| f.required_in(minor));
+    if required_in("service-account-signing-key-file") {
         let required =
             || FlagReason::Required("kube-apiserver refuses to start without it from 1.20".into());
         set(
@@ -817,7 +818,8 @@ pub fn apiserver_flags(
         .map(|url| url.as_str().trim_end_matches('/').to_owned())
         .collect();
     set("etcd-servers", endpoints.join(","), FlagReason::Seed);
-    if minor <= 13 {
+    let effective = |name: &str| flag(name).is_some_and(|f| f.effective_in(minor));
+    if effective("enable-swagger-ui") {
         set("enable-swagger-ui", "true".into(), FlagReason::Seed);
     }
     set("allow-privileged", "true".into(), FlagReason::Seed);
@@ -910,7 +912,7 @@ pub fn apiserver_flags(
             ),
         );
     }
-    if minor <= 22 {
+    if effective("logtostderr") {
         set("logtostderr", "true".into(), FlagReason::Seed);
     }
     set("v", "2".into(), FlagReason::Seed);

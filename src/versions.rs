@@ -71,6 +71,9 @@ pub struct Flag {
     pub replacement: Option<&'static str>,
     /// From this minor on the apiserver refuses to start without it.
     pub required_from: Option<u64>,
+    /// From this minor on it is accepted but deprecated or without effect: kube-bundle
+    /// stops rendering it there, though the binary would still take it.
+    pub inert_from: Option<u64>,
     /// Why it changed, and the source.
     pub note: &'static str,
 }
@@ -83,6 +86,11 @@ impl Flag {
     pub fn required_in(&self, minor: u64) -> bool {
         self.required_from.is_some_and(|from| minor >= from)
     }
+
+    /// Accepted and still doing something in `minor`: worth rendering.
+    pub fn effective_in(&self, minor: u64) -> bool {
+        self.accepted_in(minor) && self.inert_from.is_none_or(|from| minor < from)
+    }
 }
 
 const fn always(name: &'static str) -> Flag {
@@ -92,6 +100,7 @@ const fn always(name: &'static str) -> Flag {
         last: None,
         replacement: None,
         required_from: None,
+        inert_from: None,
         note: "",
     }
 }
@@ -103,6 +112,7 @@ const fn until(name: &'static str, last: u64, note: &'static str) -> Flag {
         last: Some(last),
         replacement: None,
         required_from: None,
+        inert_from: None,
         note,
     }
 }
@@ -114,6 +124,7 @@ const fn since(name: &'static str, first: u64, note: &'static str) -> Flag {
         last: None,
         replacement: None,
         required_from: None,
+        inert_from: None,
         note,
     }
 }
@@ -182,11 +193,14 @@ pub const FLAGS: &[Flag] = &[
     always("enable-aggregator-routing"),
     always("enable-bootstrap-token-auth"),
     always("enable-priority-and-fairness"),
-    until(
-        "enable-swagger-ui",
-        23,
-        "a no-op since 1.14, removed in 1.24 (PRs 72924, 105032)",
-    ),
+    Flag {
+        inert_from: Some(14),
+        ..until(
+            "enable-swagger-ui",
+            23,
+            "a no-op since 1.14, removed in 1.24 (PRs 72924, 105032)",
+        )
+    },
     Flag {
         replacement: Some("experimental-encryption-provider-config"),
         ..since(
@@ -249,11 +263,14 @@ pub const FLAGS: &[Flag] = &[
         25,
         "klog file flags: deprecated 1.23, removed 1.26 (KEP-2845)",
     ),
-    until(
-        "logtostderr",
-        25,
-        "klog file flags: deprecated 1.23, removed 1.26; stderr is the only output since (KEP-2845)",
-    ),
+    Flag {
+        inert_from: Some(23),
+        ..until(
+            "logtostderr",
+            25,
+            "klog file flags: deprecated 1.23, removed 1.26; stderr is the only output since (KEP-2845)",
+        )
+    },
     always("max-mutating-requests-inflight"),
     always("max-requests-inflight"),
     until("port", 23, "the insecure port was removed in 1.24"),
@@ -306,9 +323,13 @@ pub fn flag(name: &str) -> Option<&'static Flag> {
     FLAGS.iter().find(|flag| flag.name == name)
 }
 
+/// The minor that renamed `--experimental-encryption-provider-config` to
+/// `--encryption-provider-config` and versioned the file's format.
+pub const ENCRYPTION_CONFIG_GRADUATED_IN: u64 = 13;
+
 /// The encryption-at-rest flag for a minor.
 pub fn encryption_config_flag(minor: u64) -> &'static str {
-    if minor <= 12 {
+    if minor < ENCRYPTION_CONFIG_GRADUATED_IN {
         "experimental-encryption-provider-config"
     } else {
         "encryption-provider-config"
@@ -318,7 +339,7 @@ pub fn encryption_config_flag(minor: u64) -> &'static str {
 /// (apiVersion, kind) of the encryption config file: 1.12 parses the unversioned
 /// `EncryptionConfig`; 1.13 moved to apiserver.config.k8s.io/v1 `EncryptionConfiguration`.
 pub fn encryption_config_format(minor: u64) -> (&'static str, &'static str) {
-    if minor <= 12 {
+    if minor < ENCRYPTION_CONFIG_GRADUATED_IN {
         ("v1", "EncryptionConfig")
     } else {
         ("apiserver.config.k8s.io/v1", "EncryptionConfiguration")
@@ -440,6 +461,18 @@ mod tests {
     fn swagger_ui_is_gone_in_1_24() {
         assert!(accepted("enable-swagger-ui", 23));
         assert!(!accepted("enable-swagger-ui", 24));
+    }
+
+    #[test]
+    fn seed_flags_stop_being_rendered_where_they_stop_doing_anything() {
+        let effective = |name: &str, minor| flag(name).unwrap().effective_in(minor);
+        assert!(effective("enable-swagger-ui", 13) && !effective("enable-swagger-ui", 14));
+        assert!(effective("logtostderr", 22) && !effective("logtostderr", 23));
+        assert!(
+            !effective("logtostderr", 26),
+            "gone is not effective either"
+        );
+        assert!(effective("profiling", NEWEST_MINOR));
     }
 
     #[test]
