@@ -7,7 +7,7 @@
 //! or YAML file was validated upstream or is quoted here.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use askama::Template;
@@ -336,10 +336,7 @@ fn no_front() -> Error {
 /// The node-local proxy's config: every master's secure port as an upstream.
 pub fn front_config(cluster: &Cluster) -> Result<String, Error> {
     let front = cluster.ha_front.as_ref().ok_or_else(no_front)?;
-    let upstream = |ip: IpAddr| match ip {
-        IpAddr::V6(ip) => format!("[{ip}]:{SECURE_PORT}"),
-        ip => format!("{ip}:{SECURE_PORT}"),
-    };
+    let upstream = |ip: IpAddr| SocketAddr::new(ip, SECURE_PORT).to_string();
     match front.kind {
         crate::config::FrontKind::Haproxy => render(&HaproxyConfig {
             cluster: cluster.name.as_str(),
@@ -424,7 +421,7 @@ pub fn kubeconfig_server(cluster: &Cluster, node_ip: IpAddr) -> String {
         (None, None) => (Host::Ip(node_ip), SECURE_PORT),
     };
     match host {
-        Host::Ip(IpAddr::V6(ip)) => format!("https://[{ip}]:{port}"),
+        Host::Ip(ip) => format!("https://{}", SocketAddr::new(ip, port)),
         host => format!("https://{host}:{port}"),
     }
 }
@@ -581,10 +578,7 @@ pub const MANIFEST_COLLECTION: &str = "/apis/rbac.authorization.k8s.io/v1/cluste
 /// The node's own apiserver, which install.sh checks: never the load balancer, so a
 /// healthy peer cannot hide a broken node.
 pub fn node_api_url(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V6(ip) => format!("https://[{ip}]:{SECURE_PORT}"),
-        ip => format!("https://{ip}:{SECURE_PORT}"),
-    }
+    format!("https://{}", SocketAddr::new(ip, SECURE_PORT))
 }
 
 fn cert_path(cluster: &Cluster, name: &str) -> String {

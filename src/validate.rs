@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -348,7 +348,7 @@ impl Endpoint {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.host, self.port) {
-            (Host::Ip(IpAddr::V6(ip)), Some(port)) => write!(f, "[{ip}]:{port}"),
+            (Host::Ip(ip), Some(port)) => SocketAddr::new(*ip, port).fmt(f),
             (host, Some(port)) => write!(f, "{host}:{port}"),
             (host, None) => host.fmt(f),
         }
@@ -642,10 +642,7 @@ pub struct HaFront {
 impl HaFront {
     /// `127.0.0.1:8443`, `[::1]:8443`.
     pub fn listen(&self) -> String {
-        match self.listen_ip {
-            IpAddr::V6(ip) => format!("[{ip}]:{}", self.listen_port),
-            ip => format!("{ip}:{}", self.listen_port),
-        }
+        SocketAddr::new(self.listen_ip, self.listen_port).to_string()
     }
 }
 
