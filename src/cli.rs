@@ -767,14 +767,14 @@ fn rotate(
         "install.sh restarts each apiserver"
     };
     let (what, next) = match step.phase {
-        1 => (
+        encryption::RotationPhase::NewKeyAdded => (
             format!(
                 "phase 1/3: new key {} added second: every master can now decrypt with it",
                 step.new_key
             ),
             "when every master runs it, run `kube-bundle encryption rotate` again".to_owned(),
         ),
-        2 => (
+        encryption::RotationPhase::NewKeyFirst => (
             format!(
                 "phase 2/3: new key {} moved first: every master encrypts with it",
                 step.new_key
@@ -784,7 +784,7 @@ fn rotate(
                 encryption::REWRITE_COMMAND
             ),
         ),
-        _ => (
+        encryption::RotationPhase::OldKeyRemoved => (
             format!(
                 "phase 3/3: old key {} removed from the config (kept in secrets/ as retired)",
                 step.old_key

@@ -53,10 +53,47 @@ pub struct EncryptionKey {
     pub secret: String,
 }
 
+/// The three phases of a rotation, stored in encryption.json as their numbers 1 to 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub enum RotationPhase {
+    /// The new key is second: every master can decrypt with it, none encrypts with it.
+    NewKeyAdded = 1,
+    /// The new key is first: every master encrypts with it; old secrets await the rewrite.
+    NewKeyFirst = 2,
+    /// The old key is gone from the config (kept in secrets/ as retired).
+    OldKeyRemoved = 3,
+}
+
+impl From<RotationPhase> for u8 {
+    fn from(phase: RotationPhase) -> Self {
+        phase as u8
+    }
+}
+
+impl TryFrom<u8> for RotationPhase {
+    type Error = String;
+
+    fn try_from(number: u8) -> Result<Self, String> {
+        match number {
+            1 => Ok(Self::NewKeyAdded),
+            2 => Ok(Self::NewKeyFirst),
+            3 => Ok(Self::OldKeyRemoved),
+            _ => Err(format!("rotation phase {number} is not 1, 2 or 3")),
+        }
+    }
+}
+
+impl fmt::Display for RotationPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", u8::from(*self))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Rotation {
-    pub phase: u8,
+    pub phase: RotationPhase,
     pub old_key: String,
     pub new_key: String,
     /// Whether a full `build` has rendered this phase; the next phase waits for it.
@@ -217,7 +254,7 @@ pub fn mark_built(store: &SecretStore, keys: &EncryptionKeys) -> Result<(), Erro
 /// What one `encryption rotate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RotationStep {
-    pub phase: u8,
+    pub phase: RotationPhase,
     /// Key names in config order after the step, e.g. ["key1", "key2"].
     pub order: Vec<String>,
     pub old_key: String,
@@ -233,7 +270,7 @@ pub fn rotate(
     let mut keys = load(store)?.ok_or_else(|| {
         Error::Input("there are no encryption keys yet: run `kube-bundle build` first".into())
     })?;
-    let unbuilt = |phase: u8| {
+    let unbuilt = |phase: RotationPhase| {
         Error::Input(format!(
             "phase {phase} of the rotation has not been built yet: run `kube-bundle build` \
              (all masters), install the bundles on every master, then rotate again"
@@ -243,7 +280,7 @@ pub fn rotate(
     let step = match rotation {
         None
         | Some(Rotation {
-            phase: 3,
+            phase: RotationPhase::OldKeyRemoved,
             built: true,
             ..
         }) => {
@@ -255,22 +292,23 @@ pub fn rotate(
             let new = new_key(cluster.encryption_provider, keys.next_name())?;
             keys.keys = vec![old.clone(), new.clone()];
             Rotation {
-                phase: 1,
+                phase: RotationPhase::NewKeyAdded,
                 old_key: old.name,
                 new_key: new.name,
                 built: false,
             }
         }
         Some(rotation) if !rotation.built => return Err(unbuilt(rotation.phase)),
-        Some(rotation) if rotation.phase == 1 => {
+        Some(rotation) if rotation.phase == RotationPhase::NewKeyAdded => {
             keys.keys.sort_by_key(|k| k.name != rotation.new_key);
             Rotation {
-                phase: 2,
+                phase: RotationPhase::NewKeyFirst,
                 built: false,
                 ..rotation
             }
         }
-        Some(rotation) if rotation.phase == 2 => {
+        // What is left: phase 2, built.
+        Some(rotation) => {
             if !confirm_rewritten {
                 return Err(Error::Input(format!(
                     "removing key {} would make every secret still encrypted with it unreadable. \
@@ -286,16 +324,10 @@ pub fn rotate(
             keys.keys = kept;
             keys.retired.extend(removed);
             Rotation {
-                phase: 3,
+                phase: RotationPhase::OldKeyRemoved,
                 built: false,
                 ..rotation
             }
-        }
-        Some(rotation) => {
-            return Err(Error::Input(format!(
-                "the stored rotation phase {} is unknown",
-                rotation.phase
-            )));
         }
     };
     keys.rotation = Some(step.clone());
@@ -307,4 +339,25 @@ pub fn rotate(
         old_key: step.old_key,
         new_key: step.new_key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_phase_stays_a_number_and_an_unknown_one_is_refused() {
+        let rotation = Rotation {
+            phase: RotationPhase::NewKeyFirst,
+            old_key: "key1".into(),
+            new_key: "key2".into(),
+            built: true,
+        };
+        let json = serde_json::to_string(&rotation).unwrap();
+        assert!(json.contains("\"phase\":2"), "{json}");
+        assert_eq!(serde_json::from_str::<Rotation>(&json).unwrap(), rotation);
+        let unknown = json.replace("\"phase\":2", "\"phase\":4");
+        let refused = serde_json::from_str::<Rotation>(&unknown).unwrap_err();
+        assert!(refused.to_string().contains("not 1, 2 or 3"), "{refused}");
+    }
 }
