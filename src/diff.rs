@@ -13,10 +13,11 @@ use std::path::Path;
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use crate::bundle::format::{
+    APISERVER_UNIT, FORMAT_VERSION_1, PROVENANCE_FILE, Provenance, ROOTFS,
+};
 use crate::error::Error;
 use crate::verify::{Entry, read_entries};
-
-const UNIT: &str = "rootfs/etc/systemd/system/kube-apiserver.service";
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -72,7 +73,10 @@ pub struct CertificateChange {
 pub fn diff(old: &Path, new: &Path) -> Result<BundleDiff, Error> {
     let (old_node, old_entries) = read_entries(old)?;
     let (new_node, new_entries) = read_entries(new)?;
-    let flags = flag_diff(&unit_flags(&old_entries), &unit_flags(&new_entries));
+    let (old_units, new_units) = (units(&old_entries)?, units(&new_entries)?);
+    let apiserver_flags =
+        |units: &Units| units.flags.get(APISERVER_UNIT).cloned().unwrap_or_default();
+    let flags = flag_diff(&apiserver_flags(&old_units), &apiserver_flags(&new_units));
     let paths: BTreeSet<&String> = old_entries.keys().chain(new_entries.keys()).collect();
     let mut files = Vec::new();
     for path in paths {
@@ -101,18 +105,19 @@ pub fn diff(old: &Path, new: &Path) -> Result<BundleDiff, Error> {
             encryption_keys,
         });
     }
-    let owners: BTreeMap<String, String> = file_units(&old_entries)
+    let owners: BTreeMap<String, String> = old_units
+        .restarts
         .into_iter()
-        .chain(file_units(&new_entries))
+        .chain(new_units.restarts)
         .collect();
     let restart_units: BTreeSet<String> = files
         .iter()
-        .filter_map(|f| f.path.strip_prefix("rootfs"))
+        .filter_map(|f| f.path.strip_prefix(ROOTFS))
         .map(|path| {
             owners
                 .get(path)
                 .cloned()
-                .unwrap_or_else(|| crate::plan::APISERVER_UNIT.to_owned())
+                .unwrap_or_else(|| APISERVER_UNIT.to_owned())
         })
         .collect();
     Ok(BundleDiff {
@@ -125,49 +130,86 @@ pub fn diff(old: &Path, new: &Path) -> Result<BundleDiff, Error> {
     })
 }
 
-/// Installed path → the unit install.sh restarts when it changes, from the installer's
-/// `FILES` entries (`'mode path unit'`).
-fn file_units(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
-    let Some(installer) = entries.get("install.sh").and_then(|e| e.text.as_deref()) else {
-        return BTreeMap::new();
-    };
-    installer
-        .lines()
-        .skip_while(|line| !line.starts_with("FILES=("))
-        .skip(1)
-        .take_while(|line| !line.starts_with(')'))
-        .filter_map(|line| {
-            let words: Vec<&str> = line.trim().trim_matches('\'').split(' ').collect();
-            match words.as_slice() {
-                [_mode, path, unit] => Some(((*path).to_owned(), (*unit).to_owned())),
-                _ => None,
-            }
-        })
-        .collect()
+/// What a bundle says about its units: which unit each installed file restarts, and each
+/// unit's flags.
+struct Units {
+    restarts: BTreeMap<String, String>,
+    flags: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// The kube-apiserver flags of a bundle's unit, undoing systemd's quoting.
-fn unit_flags(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
-    let Some(unit) = entries.get(UNIT).and_then(|e| e.text.as_deref()) else {
-        return BTreeMap::new();
-    };
-    unit.lines()
-        .filter_map(|line| {
-            let word = line.trim().trim_end_matches('\\').trim();
-            let word = word
-                .strip_prefix('"')
-                .and_then(|w| w.strip_suffix('"'))
-                .unwrap_or(word);
-            let flag = word.strip_prefix("--")?;
-            let (name, value) = flag.split_once('=').unwrap_or((flag, ""));
-            let value = value
-                .replace("%%", "%")
-                .replace("$$", "$")
-                .replace("\\\"", "\"")
-                .replace("\\\\", "\\");
-            Some((name.to_owned(), value))
-        })
-        .collect()
+/// The unit facts from bundle.json; for a format-1 bundle (an earlier release, which did not
+/// record them), recovered from its installer and unit.
+fn units(entries: &BTreeMap<String, Entry>) -> Result<Units, Error> {
+    let provenance: Provenance = entries
+        .get(PROVENANCE_FILE)
+        .and_then(|e| e.text.as_deref())
+        .and_then(|text| serde_json::from_str(text).ok())
+        .ok_or_else(|| Error::Verification("the bundle has no readable bundle.json".into()))?;
+    if provenance.format_version == FORMAT_VERSION_1 {
+        return Ok(Units {
+            restarts: format_1::file_units(entries),
+            flags: BTreeMap::from([(APISERVER_UNIT.to_owned(), format_1::unit_flags(entries))]),
+        });
+    }
+    Ok(Units {
+        restarts: provenance.restarts,
+        flags: provenance.unit_flags,
+    })
+}
+
+/// Readers for format-1 bundles only, which recorded neither restart units nor flags: they
+/// go with format 1.
+mod format_1 {
+    use std::collections::BTreeMap;
+
+    use crate::verify::Entry;
+
+    const UNIT: &str = "rootfs/etc/systemd/system/kube-apiserver.service";
+
+    /// Installed path → the unit install.sh restarts when it changes, from the installer's
+    /// `FILES` entries (`'mode path unit'`).
+    pub fn file_units(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
+        let Some(installer) = entries.get("install.sh").and_then(|e| e.text.as_deref()) else {
+            return BTreeMap::new();
+        };
+        installer
+            .lines()
+            .skip_while(|line| !line.starts_with("FILES=("))
+            .skip(1)
+            .take_while(|line| !line.starts_with(')'))
+            .filter_map(|line| {
+                let words: Vec<&str> = line.trim().trim_matches('\'').split(' ').collect();
+                match words.as_slice() {
+                    [_mode, path, unit] => Some(((*path).to_owned(), (*unit).to_owned())),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// The kube-apiserver flags of a bundle's unit, undoing systemd's quoting.
+    pub fn unit_flags(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
+        let Some(unit) = entries.get(UNIT).and_then(|e| e.text.as_deref()) else {
+            return BTreeMap::new();
+        };
+        unit.lines()
+            .filter_map(|line| {
+                let word = line.trim().trim_end_matches('\\').trim();
+                let word = word
+                    .strip_prefix('"')
+                    .and_then(|w| w.strip_suffix('"'))
+                    .unwrap_or(word);
+                let flag = word.strip_prefix("--")?;
+                let (name, value) = flag.split_once('=').unwrap_or((flag, ""));
+                let value = value
+                    .replace("%%", "%")
+                    .replace("$$", "$")
+                    .replace("\\\"", "\"")
+                    .replace("\\\\", "\\");
+                Some((name.to_owned(), value))
+            })
+            .collect()
+    }
 }
 
 fn flag_diff(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> FlagDiff {
@@ -349,4 +391,41 @@ pub fn to_text(diff: &BundleDiff) -> String {
         }
     );
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::verify::Entry;
+
+    /// The format-1 reader undoes exactly the quoting the unit writer applies.
+    #[test]
+    fn the_format_1_flag_reader_inverts_the_unit_writers_quoting() {
+        let flags = BTreeMap::from([
+            ("plain".to_owned(), "2".to_owned()),
+            ("spaced".to_owned(), "a b".to_owned()),
+            ("specifiers".to_owned(), "100% of $HOME".to_owned()),
+            ("quoted".to_owned(), "say \"hi\" \\ bye;".to_owned()),
+            ("empty".to_owned(), String::new()),
+        ]);
+        let words: Vec<String> = flags
+            .iter()
+            .map(|(name, value)| crate::render::systemd_word(&format!("--{name}={value}")))
+            .collect();
+        let unit = format!(
+            "[Service]\nExecStart=/usr/local/bin/kube-apiserver \\\n  {}\n",
+            words.join(" \\\n  ")
+        );
+        let entries = BTreeMap::from([(
+            "rootfs/etc/systemd/system/kube-apiserver.service".to_owned(),
+            Entry {
+                sha256: String::new(),
+                mode: 0o644,
+                size: unit.len() as u64,
+                text: Some(unit),
+            },
+        )]);
+        assert_eq!(super::format_1::unit_flags(&entries), flags);
+    }
 }

@@ -204,7 +204,7 @@ impl Artifact {
     }
 }
 
-pub const APISERVER_UNIT: &str = "kube-apiserver.service";
+pub const APISERVER_UNIT: &str = crate::bundle::format::APISERVER_UNIT;
 /// The distribution's keepalived unit (Debian, RHEL): kube-bundle ships only its config.
 pub const KEEPALIVED_UNIT: &str = "keepalived.service";
 pub const KEEPALIVED_CONFIG_PATH: &str = "/etc/keepalived/keepalived.conf";

@@ -13,7 +13,10 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::bundle::{CHECKSUM_FILE, FileRecord, PROVENANCE_FILE, Provenance};
+use crate::bundle::format::{
+    CHECKSUM_FILE, FORMAT_VERSION, FORMAT_VERSION_1, FileRecord, PROVENANCE_FILE, Provenance,
+    ROOTFS,
+};
 use crate::error::Error;
 
 /// No single file in a bundle is bigger than this (the apiserver binary is ~150 MB).
@@ -338,7 +341,9 @@ impl<R: std::io::BufRead> Read for GzipMembers<R> {
             if rest.is_empty() {
                 return Ok(0);
             }
-            if !rest.starts_with(&[0x1f, 0x8b]) {
+            // Only the first magic byte: the buffer may end right after it. The decoder
+            // checks the rest of the header and refuses anything but gzip.
+            if rest[0] != 0x1f {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     "data follows the gzip stream",
@@ -436,7 +441,50 @@ fn check_provenance(
             "bundle.json records {missing}, which the archive lacks"
         )));
     }
+    check_units(&provenance)?;
     Ok(provenance)
+}
+
+/// The format's unit facts, exactly as the writer writes them: none in format 1; in format
+/// 2 a restart unit for every installed file and for nothing else, and flags only for units
+/// that some file restarts.
+fn check_units(provenance: &Provenance) -> Result<(), Error> {
+    match provenance.format_version {
+        FORMAT_VERSION_1 => {
+            if !provenance.restarts.is_empty() || !provenance.unit_flags.is_empty() {
+                return Err(fail("bundle.json of format 1 carries format 2 fields"));
+            }
+            return Ok(());
+        }
+        FORMAT_VERSION => {}
+        other => {
+            return Err(fail(format!(
+                "bundle.json format {other} is unknown to this kube-bundle (it reads 1 and \
+                 {FORMAT_VERSION}); verify with the release that built the bundle"
+            )));
+        }
+    }
+    let installed: BTreeSet<String> = provenance
+        .files
+        .keys()
+        .filter_map(|path| path.strip_prefix(ROOTFS))
+        .map(str::to_owned)
+        .collect();
+    let restarted: BTreeSet<String> = provenance.restarts.keys().cloned().collect();
+    if installed != restarted {
+        return Err(fail(format!(
+            "bundle.json names restart units for {:?} but the bundle installs {:?}",
+            shorten(&format!("{restarted:?}")),
+            shorten(&format!("{installed:?}"))
+        )));
+    }
+    let units: BTreeSet<&String> = provenance.restarts.values().collect();
+    if let Some(unit) = provenance.unit_flags.keys().find(|u| !units.contains(u)) {
+        return Err(fail(format!(
+            "bundle.json has flags for {unit}, which no installed file belongs to"
+        )));
+    }
+    Ok(())
 }
 
 /// Every host the text files name must be one of the cluster's own: URL hosts (any
@@ -653,5 +701,95 @@ mod tests {
             let err = air_gap(bad).expect_err(bad).to_string();
             assert!(err.contains(host), "{bad}: {err}");
         }
+    }
+
+    fn provenance(format_version: u32) -> Provenance {
+        let record = FileRecord {
+            sha256: "0".repeat(64),
+            mode: "0644".into(),
+            size: 1,
+        };
+        Provenance {
+            format_version,
+            tool: "kube-bundle".into(),
+            tool_version: "0".into(),
+            cluster: "c".into(),
+            node: "n".into(),
+            node_ip: "10.0.0.1".into(),
+            kubernetes_version: "v1.37.2".into(),
+            config_sha256: "0".repeat(64),
+            bundle_id: "n-0".into(),
+            allowed_hosts: Vec::new(),
+            files: BTreeMap::from([
+                ("install.sh".to_owned(), record.clone()),
+                ("rootfs/etc/a.conf".to_owned(), record),
+            ]),
+            restarts: BTreeMap::new(),
+            unit_flags: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_member_boundary_at_the_end_of_the_read_buffer_is_still_a_boundary() {
+        let member = |data: &[u8]| {
+            let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            std::io::Write::write_all(&mut gzip, data).unwrap();
+            gzip.finish().unwrap()
+        };
+        let first = member(b"first member ");
+        let stream = [first.clone(), member(b"second member")].concat();
+        // Every buffer size, among them the one that ends after the second member's first
+        // magic byte (found by a bundle whose shared-binary member ended there).
+        for capacity in 1..stream.len() + 2 {
+            let input = std::io::BufReader::with_capacity(capacity, &stream[..]);
+            let mut text = String::new();
+            GzipMembers::new(input).read_to_string(&mut text).unwrap();
+            assert_eq!(text, "first member second member", "capacity {capacity}");
+        }
+        let trailing = [first.clone(), b"junk".to_vec()].concat();
+        let mut sink = Vec::new();
+        let refused = GzipMembers::new(&trailing[..]).read_to_end(&mut sink);
+        assert!(refused.is_err(), "trailing data accepted");
+        let half_magic = [first, vec![0x1f, 0x00, 0x00]].concat();
+        assert!(
+            GzipMembers::new(&half_magic[..])
+                .read_to_end(&mut sink)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn unit_facts_are_read_exactly_as_the_writer_writes_them() {
+        let mut v2 = provenance(FORMAT_VERSION);
+        v2.restarts.insert("/etc/a.conf".into(), "a.service".into());
+        v2.unit_flags.insert(
+            "a.service".into(),
+            BTreeMap::from([("v".into(), "2".into())]),
+        );
+        check_units(&v2).unwrap();
+
+        let mut flags_without_files = provenance(FORMAT_VERSION);
+        flags_without_files.restarts = v2.restarts.clone();
+        flags_without_files
+            .unit_flags
+            .insert("b.service".into(), BTreeMap::new());
+        assert!(check_units(&flags_without_files).is_err());
+
+        let mut unit_for_nothing = provenance(FORMAT_VERSION);
+        unit_for_nothing.restarts = v2.restarts.clone();
+        unit_for_nothing
+            .restarts
+            .insert("/etc/b.conf".into(), "a.service".into());
+        assert!(check_units(&unit_for_nothing).is_err());
+        // A file installed with no restart unit recorded.
+        assert!(check_units(&provenance(FORMAT_VERSION)).is_err());
+
+        check_units(&provenance(FORMAT_VERSION_1)).unwrap();
+        let mut v1_with_v2_fields = provenance(FORMAT_VERSION_1);
+        v1_with_v2_fields.restarts = v2.restarts.clone();
+        assert!(check_units(&v1_with_v2_fields).is_err());
+
+        let future = check_units(&provenance(3)).unwrap_err().to_string();
+        assert!(future.contains("format 3 is unknown"), "{future}");
     }
 }

@@ -608,3 +608,60 @@ fn diff_verifies_both_bundles_and_labels_unverified_output() {
     )
     .code(3);
 }
+
+/// Bundles of an earlier release (bundle.json format 1, without the restart units and
+/// flags that format 2 records) still verify, and `diff` against one reads its flags and
+/// restart units from its own installer and unit: nothing but the format changed here.
+#[test]
+fn a_format_1_bundle_of_an_earlier_release_still_verifies_and_diffs() {
+    let project = Project::new();
+    let pinned = fingerprint(&project);
+    let fixture = repo_root().join("tests/fixtures/format-1");
+    fs::create_dir(project.path().join("old")).unwrap();
+    for file in ["cp1.tar.gz", "cp1.tar.gz.sig", "signing.pub"] {
+        fs::copy(fixture.join(file), project.path().join("old").join(file)).unwrap();
+    }
+    kube_bundle(
+        project.path(),
+        &["verify", "old/cp1.tar.gz", "--fingerprint", &pinned],
+    )
+    .code(0)
+    .stdout_has("OK");
+    let (_, entries) = kube_bundle::verify::read_entries(&project.bundle("cp1")).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(entries["bundle.json"].text.as_deref().unwrap()).unwrap();
+    assert_eq!(written["formatVersion"], 2);
+    assert_eq!(
+        written["restarts"]["/etc/kubernetes/kube-nginx.conf"],
+        "kube-nginx.service"
+    );
+    assert_eq!(
+        written["unitFlags"]["kube-apiserver.service"]["secure-port"],
+        "6443"
+    );
+    let diff = kube_bundle(
+        project.path(),
+        &[
+            "diff",
+            "old/cp1.tar.gz",
+            "bundles/prod-eu1/cp1.tar.gz",
+            "--fingerprint",
+            &pinned,
+            "--output",
+            "json",
+        ],
+    );
+    diff.code(0);
+    let diff: serde_json::Value = serde_json::from_str(&diff.stdout()).unwrap();
+    for kind in ["added", "removed", "changed"] {
+        assert_eq!(diff["flags"][kind], serde_json::json!({}), "{diff}");
+    }
+    let changed: Vec<&str> = diff["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["SHA256SUMS", "bundle.json"], "{diff}");
+    assert_eq!(diff["restart"], false, "{diff}");
+}

@@ -20,6 +20,10 @@ use sha2::{Digest, Sha256};
 use crate::error::Error;
 use crate::render::Content;
 
+pub mod format;
+
+pub use format::{CHECKSUM_FILE, FileRecord, PROVENANCE_FILE, Provenance};
+
 /// gzip level: fixed, so the bytes only depend on the input.
 pub const GZIP_LEVEL: u32 = 6;
 /// gzip header OS byte: "unknown", whatever the build host is.
@@ -471,36 +475,18 @@ mod tests {
 // ---------------------------------------------------------------------------------------
 // Assembling a node's tree: rootfs, manifests, installer, README, provenance, checksums
 
-/// bundle.json: where a bundle came from and what it holds.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Provenance {
-    pub format_version: u32,
-    pub tool: String,
-    pub tool_version: String,
-    pub cluster: String,
-    pub node: String,
-    pub node_ip: String,
-    pub kubernetes_version: String,
-    pub config_sha256: String,
-    pub bundle_id: String,
-    /// Every host a file in this bundle may name: the cluster's own masters, endpoint,
-    /// etcd members and service names. `verify` checks the air gap against it.
-    pub allowed_hosts: Vec<String>,
-    /// Every file but bundle.json and SHA256SUMS, by path under the node directory.
-    pub files: BTreeMap<String, FileRecord>,
+/// The apiserver unit's flags as its program receives them; none for a client bundle.
+fn unit_flags(node: &crate::plan::NodePlan) -> BTreeMap<String, BTreeMap<String, String>> {
+    if node.flags.is_empty() {
+        return BTreeMap::new();
+    }
+    let flags = node
+        .flags
+        .iter()
+        .map(|(name, flag)| (name.clone(), flag.value.clone()))
+        .collect();
+    BTreeMap::from([(crate::plan::APISERVER_UNIT.to_owned(), flags)])
 }
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileRecord {
-    pub sha256: String,
-    pub mode: String,
-    pub size: u64,
-}
-
-pub const PROVENANCE_FILE: &str = "bundle.json";
-pub const CHECKSUM_FILE: &str = "SHA256SUMS";
 
 /// A node's complete tree and its id.
 #[derive(Debug)]
@@ -572,7 +558,7 @@ pub fn assemble(
         tree.insert(name.to_owned(), file);
     }
     let provenance = Provenance {
-        format_version: 1,
+        format_version: format::FORMAT_VERSION,
         tool: "kube-bundle".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         cluster: cluster.name.to_string(),
@@ -583,6 +569,15 @@ pub fn assemble(
         bundle_id: bundle_id.clone(),
         allowed_hosts: allowed_hosts(cluster),
         files: records,
+        restarts: node
+            .files
+            .iter()
+            .map(|(path, file)| {
+                let unit = file.artifact.unit(cluster.ha_front.as_ref());
+                (path.clone(), unit.to_owned())
+            })
+            .collect(),
+        unit_flags: unit_flags(node),
     };
     let mut json = serde_json::to_vec_pretty(&provenance)
         .map_err(|e| Error::Internal(format!("bundle.json: {e}")))?;

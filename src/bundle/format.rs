@@ -1,0 +1,55 @@
+//! The bundle's data format, read by `verify` and `diff` and written by `assemble`: a
+//! leaf module, so that the readers depend on the format and never on the builder.
+//!
+//! Format 2 adds what `diff` used to recover from rendered text: the unit each installed
+//! file restarts, and every unit's flags. Format 1 bundles (earlier releases) still verify.
+
+use std::collections::BTreeMap;
+
+/// What this release writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// Bundles of an earlier release: no `restarts`, no `unitFlags`.
+pub const FORMAT_VERSION_1: u32 = 1;
+
+/// bundle.json: where a bundle came from and what it holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Provenance {
+    pub format_version: u32,
+    pub tool: String,
+    pub tool_version: String,
+    pub cluster: String,
+    pub node: String,
+    pub node_ip: String,
+    pub kubernetes_version: String,
+    pub config_sha256: String,
+    pub bundle_id: String,
+    /// Every host a file in this bundle may name: the cluster's own masters, endpoint,
+    /// etcd members and service names. `verify` checks the air gap against it.
+    pub allowed_hosts: Vec<String>,
+    /// Every file but bundle.json and SHA256SUMS, by path under the node directory.
+    pub files: BTreeMap<String, FileRecord>,
+    /// Format 2: every installed file (its path on the node) → the unit install.sh restarts
+    /// when the file changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub restarts: BTreeMap<String, String>,
+    /// Format 2: every unit kube-bundle renders a command line for → its flags, by name,
+    /// unquoted (as the program receives them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unit_flags: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRecord {
+    pub sha256: String,
+    pub mode: String,
+    pub size: u64,
+}
+
+pub const PROVENANCE_FILE: &str = "bundle.json";
+pub const CHECKSUM_FILE: &str = "SHA256SUMS";
+/// Where a bundle keeps the files it installs, each at its path on the node.
+pub const ROOTFS: &str = "rootfs";
+/// The unit of the kube-apiserver, whose flags `diff` reports.
+pub const APISERVER_UNIT: &str = "kube-apiserver.service";
