@@ -307,7 +307,7 @@ pub fn keepalived_config(cluster: &Cluster, node: &NodePlan) -> Result<String, E
             .filter(|m| m.ip != node.ip)
             .map(|m| m.ip.to_string())
             .collect(),
-        ca_cert: cert_path(cluster, "ca.crt"),
+        ca_cert: node.layout.ca_cert.clone(),
         healthz_url: format!("{}/healthz", node_api_url(node.ip)),
     })
 }
@@ -363,7 +363,12 @@ pub fn front_config(cluster: &Cluster) -> Result<String, Error> {
 
 pub fn front_unit(cluster: &Cluster, node: &NodePlan) -> Result<String, Error> {
     let front = cluster.ha_front.as_ref().ok_or_else(no_front)?;
-    let config = crate::plan::front_config_path(cluster, front);
+    let config = node
+        .layout
+        .front
+        .as_ref()
+        .map(|paths| paths.config.clone())
+        .ok_or_else(no_front)?;
     match front.kind {
         crate::config::FrontKind::Haproxy => render(&HaproxyUnit {
             cluster: cluster.name.as_str(),
@@ -581,10 +586,6 @@ pub fn node_api_url(ip: IpAddr) -> String {
     format!("https://{}", SocketAddr::new(ip, SECURE_PORT))
 }
 
-fn cert_path(cluster: &Cluster, name: &str) -> String {
-    cluster.paths.cert_dir.join(name)
-}
-
 pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
     let cluster = facts.cluster;
     let node = facts.node;
@@ -632,7 +633,7 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
         version: q(&cluster.kubernetes_version.to_string()),
         bundle_id: q(facts.bundle_id),
         node_ip: q(&node.ip.to_string()),
-        ca_cert: q(&cert_path(cluster, "ca.crt")),
+        ca_cert: q(&node.layout.ca_cert),
         programs: front_program.iter().map(|p| q(p)).collect(),
         front_healthz_url: q(&front_healthz_url),
         files,
@@ -658,22 +659,22 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
     }
     let keepalived = cluster.keepalived.is_some();
     let admin_group = crate::plan::admin_group(cluster.kubernetes_version.minor());
-    let (manifest_cert, manifest_key, manifest_user, manifest_group) =
+    let layout = &node.layout;
+    let (manifest_identity, manifest_user, manifest_group) =
         if admin_group == crate::plan::SUPERUSER_GROUP {
-            ("admin.crt", "admin.key", "", "")
+            (&layout.admin, "", "")
         } else {
             (
-                "front-proxy-client.crt",
-                "front-proxy-client.key",
+                &layout.front_proxy_client,
                 crate::plan::INSTALLER_USER,
                 crate::plan::SUPERUSER_GROUP,
             )
         };
     render(&Installer {
-        binary: q(&cluster.paths.bin_dir.join("kube-apiserver")),
-        admin_cert: q(&cert_path(cluster, "admin.crt")),
-        admin_key: q(&cert_path(cluster, "admin.key")),
-        admin_kubeconfig: q(&cluster.paths.config_dir.join("admin.kubeconfig")),
+        binary: q(&layout.apiserver_binary),
+        admin_cert: q(&layout.admin.cert),
+        admin_key: q(&layout.admin.key),
+        admin_kubeconfig: q(&layout.admin_kubeconfig),
         healthz_url: q(&format!("{api_url}/healthz")),
         api_url: q(&api_url),
         apiserver_port: q(&SECURE_PORT.to_string()),
@@ -688,8 +689,8 @@ pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
             .map(|p| q(&p))
             .collect(),
         etcd_endpoints,
-        manifest_cert: q(&cert_path(cluster, manifest_cert)),
-        manifest_key: q(&cert_path(cluster, manifest_key)),
+        manifest_cert: q(&manifest_identity.cert),
+        manifest_key: q(&manifest_identity.key),
         manifest_user: q(manifest_user),
         manifest_group: q(manifest_group),
         manifests: facts
@@ -724,7 +725,7 @@ pub fn node_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
                 .map(crate::plan::front_unit_name)
                 .unwrap_or_default()
                 .to_owned(),
-            ca_cert: cert_path(cluster, "ca.crt"),
+            ca_cert: node.layout.ca_cert.clone(),
             masters: cluster
                 .masters
                 .iter()
@@ -752,10 +753,10 @@ pub fn node_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
         etcd_ca: flag("etcd-cafile"),
         etcd_cert: flag("etcd-certfile"),
         etcd_key: flag("etcd-keyfile"),
-        admin_kubeconfig: cluster.paths.config_dir.join("admin.kubeconfig"),
-        ca_cert: cert_path(cluster, "ca.crt"),
-        admin_cert: cert_path(cluster, "admin.crt"),
-        admin_key: cert_path(cluster, "admin.key"),
+        admin_kubeconfig: node.layout.admin_kubeconfig.clone(),
+        ca_cert: node.layout.ca_cert.clone(),
+        admin_cert: node.layout.admin.cert.clone(),
+        admin_key: node.layout.admin.key.clone(),
         revocable_admin: admin_group != crate::plan::SUPERUSER_GROUP,
         admin_cn: crate::plan::ADMIN_CN,
         admin_group,

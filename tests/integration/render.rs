@@ -611,3 +611,44 @@ fn no_flag_reason_cites_a_document_outside_the_repository() {
     }
     assert!(checked >= 9, "only {checked} golden flag files read");
 }
+
+/// Every file a node installs has one path from the node layout, and no two files share
+/// one: the layout is the only place that names them.
+#[test]
+fn every_installed_file_takes_its_path_from_the_node_layout() {
+    for (example, front) in [("cluster.yaml", true), ("seed-ha.yaml", true)] {
+        let cluster = load(example, None);
+        let plan = plan::plan(&cluster);
+        for node in plan.nodes.values() {
+            for (path, file) in &node.files {
+                assert_eq!(
+                    node.layout.path(file.artifact),
+                    Some(path.as_str()),
+                    "{example} {}: {:?}",
+                    node.name,
+                    file.artifact
+                );
+            }
+            assert_eq!(node.layout.front.is_some(), front, "{example}");
+        }
+        let layout = &plan.nodes.values().next().unwrap().layout;
+        let serialized = serde_json::to_value(layout).unwrap();
+        let mut paths: Vec<String> = Vec::new();
+        let mut stack = vec![serialized];
+        while let Some(value) = stack.pop() {
+            match value {
+                serde_json::Value::String(path) => paths.push(path),
+                serde_json::Value::Object(map) => stack.extend(map.into_values()),
+                _ => {}
+            }
+        }
+        let count = paths.len();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(
+            paths.len(),
+            count,
+            "{example}: two files share a path: {paths:?}"
+        );
+    }
+}

@@ -16,8 +16,9 @@ use crate::versions;
 /// Bumped whenever the JSON shape of the plan changes incompatibly.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
-/// Where systemd looks for administrator units.
-pub const UNIT_PATH: &str = "/etc/systemd/system/kube-apiserver.service";
+pub mod layout;
+
+pub use layout::NodeLayout;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -33,6 +34,9 @@ pub struct Plan {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodePlan {
+    /// Every on-node path, computed once; the plan's JSON shows them in `files`.
+    #[serde(skip)]
+    pub layout: NodeLayout,
     pub name: String,
     pub ip: IpAddr,
     pub role: Role,
@@ -216,14 +220,6 @@ pub fn front_unit_name(front: &crate::validate::HaFront) -> &'static str {
     }
 }
 
-/// The proxy's config file: the seed's kube-nginx.conf, or haproxy's.
-pub fn front_config_path(cluster: &Cluster, front: &crate::validate::HaFront) -> String {
-    match front.kind {
-        crate::config::FrontKind::Haproxy => cluster.paths.config_dir.join("kube-haproxy.cfg"),
-        _ => cluster.paths.config_dir.join("kube-nginx.conf"),
-    }
-}
-
 fn octal<S: serde::Serializer>(mode: &u32, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_str(&format_args!("{mode:04o}"))
 }
@@ -253,98 +249,52 @@ pub fn plan(cluster: &Cluster) -> Plan {
 }
 
 fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
-    let paths = &cluster.paths;
-    let cert = |name: &str| paths.cert_dir.join(name);
-    let mut files = BTreeMap::new();
-    let mut add = |path: String, mode: u32, artifact: Artifact| {
-        files.insert(path, PlannedFile { mode, artifact });
-    };
-    add(cert("ca.crt"), PUBLIC, Artifact::CaCert);
-    add(
-        cert("front-proxy-ca.crt"),
-        PUBLIC,
-        Artifact::FrontProxyCaCert,
-    );
+    use Artifact::*;
+    let layout = NodeLayout::new(cluster);
     // With `ca: cluster` etcd trusts the cluster CA (the seed's layout): no separate file.
-    if !matches!(cluster.etcd.ca, EtcdCa::Cluster) {
-        add(cert("etcd/ca.crt"), PUBLIC, Artifact::EtcdCaCert);
-    }
-    add(cert("apiserver.crt"), PUBLIC, Artifact::ApiserverCert);
-    add(cert("apiserver.key"), PRIVATE, Artifact::ApiserverKey);
-    add(
-        cert("apiserver-kubelet-client.crt"),
-        PUBLIC,
-        Artifact::ApiserverKubeletClientCert,
-    );
-    add(
-        cert("apiserver-kubelet-client.key"),
-        PRIVATE,
-        Artifact::ApiserverKubeletClientKey,
-    );
-    add(
-        cert("apiserver-etcd-client.crt"),
-        PUBLIC,
-        Artifact::ApiserverEtcdClientCert,
-    );
-    add(
-        cert("apiserver-etcd-client.key"),
-        PRIVATE,
-        Artifact::ApiserverEtcdClientKey,
-    );
-    add(
-        cert("front-proxy-client.crt"),
-        PUBLIC,
-        Artifact::FrontProxyClientCert,
-    );
-    add(
-        cert("front-proxy-client.key"),
-        PRIVATE,
-        Artifact::FrontProxyClientKey,
-    );
-    // The admin identity as files too: install.sh checks /healthz and applies the RBAC
-    // manifests with curl, which cannot read a kubeconfig.
-    add(cert("admin.crt"), PUBLIC, Artifact::AdminCert);
-    add(cert("admin.key"), PRIVATE, Artifact::AdminKey);
-    // kubeadm writes sa.pub 0600 too.
-    add(cert("sa.key"), PRIVATE, Artifact::ServiceAccountKey);
-    add(cert("sa.pub"), PRIVATE, Artifact::ServiceAccountPub);
-    add(
-        paths.config_dir.join("encryption-config.yaml"),
-        PRIVATE,
-        Artifact::EncryptionConfig,
-    );
-    if cluster.apiserver.audit.enabled {
-        add(
-            paths.config_dir.join("audit-policy.yaml"),
-            PUBLIC,
-            Artifact::AuditPolicy,
-        );
-    }
-    add(
-        paths.config_dir.join("admin.kubeconfig"),
-        PRIVATE,
-        Artifact::AdminKubeconfig,
-    );
-    add(UNIT_PATH.to_owned(), PUBLIC, Artifact::ApiserverUnit);
-    if cluster.kube_apiserver_binary.is_some() {
-        add(
-            paths.bin_dir.join("kube-apiserver"),
+    let separate_etcd_ca = !matches!(cluster.etcd.ca, EtcdCa::Cluster);
+    let installed = [
+        (CaCert, PUBLIC, true),
+        (FrontProxyCaCert, PUBLIC, true),
+        (EtcdCaCert, PUBLIC, separate_etcd_ca),
+        (ApiserverCert, PUBLIC, true),
+        (ApiserverKey, PRIVATE, true),
+        (ApiserverKubeletClientCert, PUBLIC, true),
+        (ApiserverKubeletClientKey, PRIVATE, true),
+        (ApiserverEtcdClientCert, PUBLIC, true),
+        (ApiserverEtcdClientKey, PRIVATE, true),
+        (FrontProxyClientCert, PUBLIC, true),
+        (FrontProxyClientKey, PRIVATE, true),
+        // The admin identity as files too: install.sh checks /healthz and applies the RBAC
+        // manifests with curl, which cannot read a kubeconfig.
+        (AdminCert, PUBLIC, true),
+        (AdminKey, PRIVATE, true),
+        // kubeadm writes sa.pub 0600 too.
+        (ServiceAccountKey, PRIVATE, true),
+        (ServiceAccountPub, PRIVATE, true),
+        (EncryptionConfig, PRIVATE, true),
+        (AuditPolicy, PUBLIC, cluster.apiserver.audit.enabled),
+        (AdminKubeconfig, PRIVATE, true),
+        (ApiserverUnit, PUBLIC, true),
+        (
+            ApiserverBinary,
             EXECUTABLE,
-            Artifact::ApiserverBinary,
-        );
-    }
-    if cluster.keepalived.is_some() {
-        add(
-            KEEPALIVED_CONFIG_PATH.to_owned(),
-            PUBLIC,
-            Artifact::KeepalivedConfig,
-        );
-    }
+            cluster.kube_apiserver_binary.is_some(),
+        ),
+        (KeepalivedConfig, PUBLIC, cluster.keepalived.is_some()),
+        (FrontConfig, PUBLIC, true),
+        (FrontUnit, PUBLIC, true),
+        (FrontBinary, EXECUTABLE, cluster.front_binary.is_some()),
+    ];
+    let files = planned_files(&layout, &installed);
     let mut directories = vec![working_directory(cluster)];
-    add_front(cluster, &mut files, &mut directories);
+    if cluster.ha_front.is_some() {
+        directories.push(front_prefix(cluster));
+    }
     let sans = serving_cert_sans(cluster, master);
-    let (flags, dropped_seed_flags) = apiserver_flags(cluster, master);
+    let (flags, dropped_seed_flags) = apiserver_flags(cluster, master, &layout);
     NodePlan {
+        layout,
         flags,
         dropped_seed_flags,
         name: master.name.to_string(),
@@ -357,51 +307,43 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
     }
 }
 
-/// The front's config, unit and (when shipped) binary.
-fn add_front(
-    cluster: &Cluster,
-    files: &mut BTreeMap<String, PlannedFile>,
-    directories: &mut Vec<String>,
-) {
-    let Some(front) = &cluster.ha_front else {
-        return;
-    };
-    let mut add = |path: String, mode: u32, artifact: Artifact| {
-        files.insert(path, PlannedFile { mode, artifact });
-    };
-    add(
-        front_config_path(cluster, front),
-        PUBLIC,
-        Artifact::FrontConfig,
-    );
-    add(
-        format!("/etc/systemd/system/{}", front_unit_name(front)),
-        PUBLIC,
-        Artifact::FrontUnit,
-    );
-    if cluster.front_binary.is_some() {
-        add(
-            front.binary.as_str().to_owned(),
-            EXECUTABLE,
-            Artifact::FrontBinary,
-        );
-    }
-    directories.push(front_prefix(cluster));
+/// The files of `installed` (artifact, mode, whether this cluster ships it) at their
+/// layout paths; front files only when the cluster has a front.
+fn planned_files(
+    layout: &NodeLayout,
+    installed: &[(Artifact, u32, bool)],
+) -> BTreeMap<String, PlannedFile> {
+    installed
+        .iter()
+        .filter(|(_, _, shipped)| *shipped)
+        .filter_map(|&(artifact, mode, _)| {
+            let path = layout.path(artifact)?;
+            Some((path.to_owned(), PlannedFile { mode, artifact }))
+        })
+        .collect()
 }
 
 /// A client node: the front and the CA it checks the apiservers with, nothing else; it
 /// holds no key and no credential.
 fn plan_client(cluster: &Cluster, client: &Master) -> NodePlan {
-    let mut files = BTreeMap::from([(
-        cluster.paths.cert_dir.join("ca.crt"),
-        PlannedFile {
-            mode: PUBLIC,
-            artifact: Artifact::CaCert,
-        },
-    )]);
-    let mut directories = Vec::new();
-    add_front(cluster, &mut files, &mut directories);
+    use Artifact::*;
+    let layout = NodeLayout::new(cluster);
+    let files = planned_files(
+        &layout,
+        &[
+            (CaCert, PUBLIC, true),
+            (FrontConfig, PUBLIC, true),
+            (FrontUnit, PUBLIC, true),
+            (FrontBinary, EXECUTABLE, cluster.front_binary.is_some()),
+        ],
+    );
+    let directories = if cluster.ha_front.is_some() {
+        vec![front_prefix(cluster)]
+    } else {
+        Vec::new()
+    };
     NodePlan {
+        layout,
         name: client.name.to_string(),
         ip: client.ip,
         role: Role::Client,
@@ -628,13 +570,12 @@ const SEED_ADMISSION_PLUGINS: &[&str] = &[
 pub fn apiserver_flags(
     cluster: &Cluster,
     master: &Master,
+    layout: &NodeLayout,
 ) -> (BTreeMap<String, PlannedFlag>, BTreeMap<String, DroppedFlag>) {
     use versions::{encryption_config_flag, flag, initializers_plugin_accepted};
     let minor = cluster.kubernetes_version.minor();
     let hardened = versions::hardened_defaults(minor);
     let accepted = |name: &str| flag(name).is_some_and(|f| f.accepted_in(minor));
-    let paths = &cluster.paths;
-    let cert = |name: &str| paths.cert_dir.join(name);
     let mut flags = BTreeMap::new();
     let mut set = |name: &str, value: String, reason: FlagReason| {
         flags.insert(name.to_owned(), PlannedFlag { value, reason });
@@ -684,7 +625,7 @@ pub fn apiserver_flags(
         plugins_reason,
     );
     set("anonymous-auth", "false".into(), FlagReason::Seed);
-    let encryption_path = paths.config_dir.join("encryption-config.yaml");
+    let encryption_path = layout.encryption_config.clone();
     let encryption_flag = encryption_config_flag(minor);
     let encryption_reason = if minor < versions::ENCRYPTION_CONFIG_GRADUATED_IN {
         FlagReason::Seed
@@ -728,15 +669,15 @@ pub fn apiserver_flags(
     );
     set(
         "tls-cert-file",
-        cert("apiserver.crt"),
+        layout.apiserver.cert.clone(),
         translated("a serving cert per node instead of one shared kubernetes.pem"),
     );
     set(
         "tls-private-key-file",
-        cert("apiserver.key"),
+        layout.apiserver.key.clone(),
         translated("a serving key per node"),
     );
-    set("client-ca-file", cert("ca.crt"), own_file());
+    set("client-ca-file", layout.ca_cert.clone(), own_file());
     if cluster.apiserver.verify_kubelet_serving_certs {
         // The seed's own release keeps the seed's plan, word for word.
         let reason = if hardened {
@@ -750,18 +691,22 @@ pub fn apiserver_flags(
         } else {
             own_file()
         };
-        set("kubelet-certificate-authority", cert("ca.crt"), reason);
+        set(
+            "kubelet-certificate-authority",
+            layout.ca_cert.clone(),
+            reason,
+        );
     }
     let kubelet_client =
         "a clientAuth-only identity bound to system:kubelet-api-admin instead of the serving cert";
     set(
         "kubelet-client-certificate",
-        cert("apiserver-kubelet-client.crt"),
+        layout.kubelet_client.cert.clone(),
         translated(kubelet_client),
     );
     set(
         "kubelet-client-key",
-        cert("apiserver-kubelet-client.key"),
+        layout.kubelet_client.key.clone(),
         translated(kubelet_client),
     );
     set(
@@ -774,7 +719,7 @@ pub fn apiserver_flags(
     }
     set(
         "service-account-key-file",
-        cert("sa.pub"),
+        layout.service_account_pub.clone(),
         translated("the service-account public key instead of the CA cert"),
     );
     let required_in = |name: &str| flag(name).is_some_and(|f| f.required_in(minor));
@@ -783,7 +728,7 @@ pub fn apiserver_flags(
             || FlagReason::Required("kube-apiserver refuses to start without it from 1.20".into());
         set(
             "service-account-signing-key-file",
-            cert("sa.key"),
+            layout.service_account_key.clone(),
             required(),
         );
         set(
@@ -796,19 +741,19 @@ pub fn apiserver_flags(
         );
     }
     let etcd_ca = match cluster.etcd.ca {
-        EtcdCa::Cluster => cert("ca.crt"),
-        EtcdCa::Separate | EtcdCa::External { .. } => cert("etcd/ca.crt"),
+        EtcdCa::Cluster => layout.ca_cert.clone(),
+        EtcdCa::Separate | EtcdCa::External { .. } => layout.etcd_ca_cert.clone(),
     };
     set("etcd-cafile", etcd_ca, own_file());
     let etcd_client = "a clientAuth cert of its own instead of the serving cert";
     set(
         "etcd-certfile",
-        cert("apiserver-etcd-client.crt"),
+        layout.etcd_client.cert.clone(),
         translated(etcd_client),
     );
     set(
         "etcd-keyfile",
-        cert("apiserver-etcd-client.key"),
+        layout.etcd_client.key.clone(),
         translated(etcd_client),
     );
     let endpoints: Vec<String> = cluster
@@ -869,7 +814,7 @@ pub fn apiserver_flags(
         );
         set(
             "audit-policy-file",
-            paths.config_dir.join("audit-policy.yaml"),
+            layout.audit_policy.clone(),
             FlagReason::KubeBundle(
                 "without a policy nothing is logged; the policy is the newer seed guide's".into(),
             ),
@@ -918,7 +863,7 @@ pub fn apiserver_flags(
     set("v", "2".into(), FlagReason::Seed);
     set(
         "requestheader-client-ca-file",
-        cert("front-proxy-ca.crt"),
+        layout.front_proxy_ca_cert.clone(),
         FlagReason::Kubeadm,
     );
     set(
@@ -943,12 +888,12 @@ pub fn apiserver_flags(
     );
     set(
         "proxy-client-cert-file",
-        cert("front-proxy-client.crt"),
+        layout.front_proxy_client.cert.clone(),
         FlagReason::Kubeadm,
     );
     set(
         "proxy-client-key-file",
-        cert("front-proxy-client.key"),
+        layout.front_proxy_client.key.clone(),
         FlagReason::Kubeadm,
     );
 

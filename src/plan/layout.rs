@@ -1,0 +1,118 @@
+//! Where every file a bundle installs lives on the node, each path named once. The plan
+//! computes it per node; the flags, the unit, the installer, the README and the file list
+//! all read their paths from here.
+
+use serde::Serialize;
+
+use super::{Artifact, KEEPALIVED_CONFIG_PATH, front_unit_name};
+use crate::validate::Cluster;
+
+/// Where systemd looks for administrator units.
+pub const UNIT_DIR: &str = "/etc/systemd/system";
+
+/// A certificate and its private key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredentialPaths {
+    pub cert: String,
+    pub key: String,
+}
+
+/// The node-local proxy's files, when the cluster has one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FrontPaths {
+    pub config: String,
+    pub unit: String,
+    pub binary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeLayout {
+    pub ca_cert: String,
+    pub front_proxy_ca_cert: String,
+    /// The separate etcd CA's certificate (unused with `etcd.ca: cluster`).
+    pub etcd_ca_cert: String,
+    pub apiserver: CredentialPaths,
+    pub kubelet_client: CredentialPaths,
+    pub etcd_client: CredentialPaths,
+    pub front_proxy_client: CredentialPaths,
+    pub admin: CredentialPaths,
+    pub service_account_key: String,
+    pub service_account_pub: String,
+    pub encryption_config: String,
+    pub audit_policy: String,
+    pub admin_kubeconfig: String,
+    pub apiserver_unit: String,
+    pub apiserver_binary: String,
+    pub keepalived_config: String,
+    pub front: Option<FrontPaths>,
+}
+
+impl NodeLayout {
+    pub fn new(cluster: &Cluster) -> Self {
+        let paths = &cluster.paths;
+        let cert = |name: &str| paths.cert_dir.join(name);
+        let credential = |stem: &str| CredentialPaths {
+            cert: cert(&format!("{stem}.crt")),
+            key: cert(&format!("{stem}.key")),
+        };
+        let front = cluster.ha_front.as_ref().map(|front| FrontPaths {
+            config: match front.kind {
+                crate::config::FrontKind::Haproxy => paths.config_dir.join("kube-haproxy.cfg"),
+                _ => paths.config_dir.join("kube-nginx.conf"),
+            },
+            unit: format!("{UNIT_DIR}/{}", front_unit_name(front)),
+            binary: front.binary.as_str().to_owned(),
+        });
+        Self {
+            ca_cert: cert("ca.crt"),
+            front_proxy_ca_cert: cert("front-proxy-ca.crt"),
+            etcd_ca_cert: cert("etcd/ca.crt"),
+            apiserver: credential("apiserver"),
+            kubelet_client: credential("apiserver-kubelet-client"),
+            etcd_client: credential("apiserver-etcd-client"),
+            front_proxy_client: credential("front-proxy-client"),
+            admin: credential("admin"),
+            service_account_key: cert("sa.key"),
+            service_account_pub: cert("sa.pub"),
+            encryption_config: paths.config_dir.join("encryption-config.yaml"),
+            audit_policy: paths.config_dir.join("audit-policy.yaml"),
+            admin_kubeconfig: paths.config_dir.join("admin.kubeconfig"),
+            apiserver_unit: format!("{UNIT_DIR}/{}", super::APISERVER_UNIT),
+            apiserver_binary: paths.bin_dir.join("kube-apiserver"),
+            keepalived_config: KEEPALIVED_CONFIG_PATH.to_owned(),
+            front,
+        }
+    }
+
+    /// The path of `artifact`; `None` only for a front file in a cluster without a front.
+    pub fn path(&self, artifact: Artifact) -> Option<&str> {
+        let front = self.front.as_ref();
+        Some(match artifact {
+            Artifact::CaCert => &self.ca_cert,
+            Artifact::FrontProxyCaCert => &self.front_proxy_ca_cert,
+            Artifact::EtcdCaCert => &self.etcd_ca_cert,
+            Artifact::ApiserverCert => &self.apiserver.cert,
+            Artifact::ApiserverKey => &self.apiserver.key,
+            Artifact::ApiserverKubeletClientCert => &self.kubelet_client.cert,
+            Artifact::ApiserverKubeletClientKey => &self.kubelet_client.key,
+            Artifact::ApiserverEtcdClientCert => &self.etcd_client.cert,
+            Artifact::ApiserverEtcdClientKey => &self.etcd_client.key,
+            Artifact::FrontProxyClientCert => &self.front_proxy_client.cert,
+            Artifact::FrontProxyClientKey => &self.front_proxy_client.key,
+            Artifact::AdminCert => &self.admin.cert,
+            Artifact::AdminKey => &self.admin.key,
+            Artifact::ServiceAccountKey => &self.service_account_key,
+            Artifact::ServiceAccountPub => &self.service_account_pub,
+            Artifact::EncryptionConfig => &self.encryption_config,
+            Artifact::AuditPolicy => &self.audit_policy,
+            Artifact::AdminKubeconfig => &self.admin_kubeconfig,
+            Artifact::ApiserverUnit => &self.apiserver_unit,
+            Artifact::ApiserverBinary => &self.apiserver_binary,
+            Artifact::KeepalivedConfig => &self.keepalived_config,
+            Artifact::FrontConfig => &front?.config,
+            Artifact::FrontUnit => &front?.unit,
+            Artifact::FrontBinary => &front?.binary,
+        })
+    }
+}
