@@ -79,7 +79,15 @@ fn main() {
 
     let rendered = render::render_node(&cluster, node, &material, &keys).unwrap();
     let shared = bundle::SharedFiles::new(dir.path().join("shared"));
-    let assembled = bundle::assemble(&cluster, node, rendered, "0", &shared).unwrap();
+    let contents = bundle::contents(&node.name, rendered, &shared).unwrap();
+    let documents = render::documents(&render::BundleFacts {
+        cluster: &cluster,
+        node,
+        bundle_id: &contents.bundle_id,
+        manifests: contents.manifests.clone(),
+    })
+    .unwrap();
+    let assembled = bundle::assemble(&cluster, node, contents, documents, "0", &shared).unwrap();
     let out = dir.path().join("cp1.tar.gz");
     report(
         "tar + gzip: one node",

@@ -384,7 +384,15 @@ fn build(args: &BuildArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         .par_iter()
         .map(|node| -> Result<(String, String, String), Error> {
             let rendered = render::render_node(cluster, node, &pki, &encryption)?;
-            let assembled = bundle::assemble(cluster, node, rendered, &config_sha256, &shared)?;
+            let contents = bundle::contents(&node.name, rendered, &shared)?;
+            let documents = render::documents(&render::BundleFacts {
+                cluster,
+                node,
+                bundle_id: &contents.bundle_id,
+                manifests: contents.manifests.clone(),
+            })?;
+            let assembled =
+                bundle::assemble(cluster, node, contents, documents, &config_sha256, &shared)?;
             let name = format!("{}.tar.gz", node.name);
             let tarball = staging.path().join(&name);
             let epoch = source_date_epoch.unwrap_or_else(|| pki.issued_at(&node.name));

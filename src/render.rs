@@ -486,6 +486,20 @@ mod tests {
 
 /// What the installer, README and provenance need to know about one node's bundle.
 #[derive(Debug)]
+/// The documents of a node's bundle, rendered once its contents have an id.
+pub struct Documents {
+    pub installer: String,
+    pub readme: String,
+}
+
+/// The installer and the README for a bundle whose contents `facts` names.
+pub fn documents(facts: &BundleFacts<'_>) -> Result<Documents, Error> {
+    Ok(Documents {
+        installer: installer(facts)?,
+        readme: node_readme(facts)?,
+    })
+}
+
 pub struct BundleFacts<'a> {
     pub cluster: &'a Cluster,
     pub node: &'a NodePlan,

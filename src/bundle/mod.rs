@@ -495,13 +495,23 @@ pub struct NodeBundle {
     pub bundle_id: String,
 }
 
-pub fn assemble(
-    cluster: &crate::validate::Cluster,
-    node: &crate::plan::NodePlan,
+/// A node's rendered files in bundle layout, hashed, and the id that names them: what the
+/// installer and the README must carry before they can be rendered.
+pub struct Contents {
+    tree: Tree,
+    records: BTreeMap<String, FileRecord>,
+    /// Content id of what the bundle installs (rootfs and manifests).
+    pub bundle_id: String,
+    /// The RBAC manifests' file names.
+    pub manifests: Vec<String>,
+}
+
+/// Lays out and hashes what render produced for `node`.
+pub fn contents(
+    node: &str,
     rendered: crate::render::RenderedNode,
-    config_sha256: &str,
     shared: &SharedFiles,
-) -> Result<NodeBundle, Error> {
+) -> Result<Contents, Error> {
     let mut tree = Tree::new();
     for (path, file) in rendered.rootfs {
         let relative = format!("rootfs/{}", path.trim_start_matches('/'));
@@ -533,22 +543,36 @@ pub fn assemble(
         .map(|(path, r)| format!("{}  {path}\n", r.sha256))
         .collect();
     let bundle_id = format!(
-        "{}-{}",
-        node.name,
+        "{node}-{}",
         &hex::encode(Sha256::digest(id_source.as_bytes()))[..16]
     );
-
-    let facts = crate::render::BundleFacts {
-        cluster,
-        node,
-        bundle_id: &bundle_id,
+    Ok(Contents {
+        tree,
+        records,
+        bundle_id,
         manifests,
-    };
-    let installer = crate::render::installer(&facts)?.into_bytes();
-    let readme = crate::render::node_readme(&facts)?.into_bytes();
+    })
+}
+
+/// The whole node tree: `contents`, the installer and README rendered for its id,
+/// bundle.json and SHA256SUMS.
+pub fn assemble(
+    cluster: &crate::validate::Cluster,
+    node: &crate::plan::NodePlan,
+    contents: Contents,
+    documents: crate::render::Documents,
+    config_sha256: &str,
+    shared: &SharedFiles,
+) -> Result<NodeBundle, Error> {
+    let Contents {
+        mut tree,
+        mut records,
+        bundle_id,
+        ..
+    } = contents;
     for (name, mode, bytes) in [
-        ("install.sh", 0o755, installer),
-        ("README.md", 0o644, readme),
+        ("install.sh", 0o755, documents.installer.into_bytes()),
+        ("README.md", 0o644, documents.readme.into_bytes()),
     ] {
         let file = BundleFile {
             mode,
