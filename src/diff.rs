@@ -7,11 +7,10 @@
 //! apiserver. Key material never appears: key files are reported as changed, nothing more.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 use std::path::Path;
 
 use serde::Serialize;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::bundle::format::{
     APISERVER_UNIT, FORMAT_VERSION_1, PROVENANCE_FILE, Provenance, ROOTFS,
@@ -242,25 +241,7 @@ struct CertFacts {
 fn cert_facts(entry: &Entry) -> Option<CertFacts> {
     let der = pem::parse(entry.text.as_deref()?).ok()?.into_contents();
     let (_, cert) = X509Certificate::from_der(&der).ok()?;
-    let mut sans = BTreeSet::new();
-    if let Ok(Some(ext)) = cert.subject_alternative_name() {
-        for name in &ext.value.general_names {
-            match name {
-                GeneralName::DNSName(dns) => {
-                    sans.insert(format!("DNS:{dns}"));
-                }
-                GeneralName::IPAddress(bytes) => {
-                    let ip = <[u8; 4]>::try_from(*bytes)
-                        .map(IpAddr::from)
-                        .or_else(|_| <[u8; 16]>::try_from(*bytes).map(IpAddr::from));
-                    if let Ok(ip) = ip {
-                        sans.insert(format!("IP:{ip}"));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    let sans = crate::certificate::subject_alt_names(&cert);
     Some(CertFacts {
         subject: cert.subject().to_string(),
         sans,

@@ -13,6 +13,7 @@ pub mod source;
 pub mod versions;
 
 pub mod bundle;
+pub mod certificate;
 pub mod config;
 pub mod diff;
 pub mod encryption;

@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::IpAddr;
 
 use p256::pkcs8::DecodePrivateKey;
 use rayon::prelude::*;
@@ -25,7 +24,7 @@ use rcgen::{
 use rustls_pki_types::PrivateKeyDer;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::config::KeyAlgorithm;
 use crate::error::Error;
@@ -919,27 +918,7 @@ fn judge_leaf(
 }
 
 fn san_difference(cert: &X509Certificate<'_>, spec: &CertSpec) -> Option<String> {
-    let mut have = BTreeSet::new();
-    if let Ok(Some(sans)) = cert.subject_alternative_name() {
-        for name in &sans.value.general_names {
-            match name {
-                GeneralName::DNSName(dns) => {
-                    have.insert(format!("DNS:{dns}"));
-                }
-                GeneralName::IPAddress(bytes) => {
-                    let ip = match bytes.len() {
-                        4 => <[u8; 4]>::try_from(*bytes).ok().map(IpAddr::from),
-                        16 => <[u8; 16]>::try_from(*bytes).ok().map(IpAddr::from),
-                        _ => None,
-                    };
-                    have.insert(ip.map_or_else(|| "IP:?".to_owned(), |ip| format!("IP:{ip}")));
-                }
-                other => {
-                    have.insert(format!("{other:?}"));
-                }
-            }
-        }
-    }
+    let have = crate::certificate::subject_alt_names(cert);
     let want: BTreeSet<String> = spec
         .sans
         .iter()
