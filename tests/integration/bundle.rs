@@ -4,77 +4,10 @@
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use tempfile::TempDir;
-
-use crate::harness::{kube_bundle, repo_root};
-
-/// A scratch project: cluster.yaml plus a copy of the fixture secrets (mode 0700).
-pub struct Project {
-    pub dir: TempDir,
-}
-
-impl Project {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        fs::copy(
-            repo_root().join("examples/cluster.yaml"),
-            dir.path().join("cluster.yaml"),
-        )
-        .unwrap();
-        copy_tree(
-            &repo_root().join("tests/fixtures/secrets/prod-eu1"),
-            &dir.path().join("secrets/prod-eu1"),
-        );
-        Self { dir }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn edit(&self, old: &str, new: &str) {
-        let path = self.path().join("cluster.yaml");
-        let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains(old), "cluster.yaml lacks {old:?}");
-        fs::write(&path, text.replacen(old, new, 1)).unwrap();
-    }
-
-    /// Adds client w1 (10.20.0.50), which gets a front-only bundle.
-    pub fn add_client(&self) {
-        self.edit(
-            "network:",
-            "clients:\n  - { name: w1, ip: 10.20.0.50 }\nnetwork:",
-        );
-    }
-
-    pub fn build(&self) -> crate::harness::Run {
-        let run = kube_bundle(self.path(), &["build"]);
-        run.code(0);
-        run
-    }
-
-    pub fn bundle(&self, node: &str) -> PathBuf {
-        self.path().join(format!("bundles/prod-eu1/{node}.tar.gz"))
-    }
-}
-
-pub fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    fs::set_permissions(to, fs::Permissions::from_mode(0o700)).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-            fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
-        }
-    }
-}
+use crate::harness::{Project, kube_bundle, repo_root};
 
 fn read(path: &Path) -> Vec<u8> {
     fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

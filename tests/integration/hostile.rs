@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::bundle::Project;
-use crate::harness::{Tmpfs, kube_bundle, names, repo_root, snapshot};
+use crate::harness::{Project, Tmpfs, kube_bundle, names, repo_root, snapshot};
 
 #[test]
 fn every_hostile_input_is_refused_cleanly_and_changes_nothing() {

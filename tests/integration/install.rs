@@ -126,20 +126,11 @@ impl Sandbox {
 
     /// Adds client w1 (127.0.N.21), which gets a front-only bundle.
     fn add_client(&self) {
-        self.edit(
-            "network:",
-            &format!(
-                "clients:\n  - {{ name: w1, ip: 127.0.{}.21 }}\nnetwork:",
-                self.subnet
-            ),
-        );
+        crate::harness::add_client(self.path(), &format!("127.0.{}.21", self.subnet));
     }
 
     fn edit(&self, old: &str, new: &str) {
-        let path = self.path().join("cluster.yaml");
-        let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains(old));
-        fs::write(&path, text.replacen(old, new, 1)).unwrap();
+        crate::harness::edit_config(self.path(), old, new);
     }
 
     fn install(&self, bundle: &Path, args: &[&str]) -> Output {

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bundle::Project;
-use crate::harness::{KillOnDrop, kube_bundle};
+use crate::harness::{KillOnDrop, Project, kube_bundle};
 
 #[track_caller]
 fn run(program: &str, args: &[&str]) -> String {

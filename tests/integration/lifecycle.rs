@@ -5,8 +5,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::bundle::Project;
-use crate::harness::{Run, kube_bundle};
+use crate::harness::{Project, Run, kube_bundle};
 
 fn cert_text(pem: &str) -> String {
     let dir = tempfile::tempdir().unwrap();

@@ -1180,7 +1180,7 @@ fn the_admin_group_is_revocable_from_1_29_and_install_sh_bootstraps_its_binding(
             "kube-bundle:installer",
         ),
     ] {
-        let project = crate::bundle::Project::new();
+        let project = crate::harness::Project::new();
         project.edit(
             "kubernetesVersion: v1.37.2",
             &format!("kubernetesVersion: {version}"),

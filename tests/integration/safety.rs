@@ -8,8 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::bundle::Project;
-use crate::harness::{Tmpfs, kube_bundle, names, repo_root, snapshot};
+use crate::harness::{Project, Tmpfs, kube_bundle, names, repo_root, snapshot};
 
 #[test]
 fn outputs_that_hold_or_are_what_the_operator_keeps_are_refused() {

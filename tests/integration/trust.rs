@@ -8,8 +8,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::bundle::Project;
-use crate::harness::{kube_bundle, repo_root};
+use crate::harness::{Project, kube_bundle, repo_root};
 
 /// The fixture signing key's fingerprint, as `build` prints it.
 fn fingerprint(project: &Project) -> String {
