@@ -16,9 +16,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::encryption::{EncryptionKey, EncryptionKeys};
 use crate::error::Error;
+use crate::model::Cluster;
 use crate::pki::Pki;
 use crate::plan::{Artifact, CaName, KUBELET_CLIENT_CN, NodePlan, Role, cert_names};
-use crate::validate::{Cluster, Host, SECURE_PORT};
+use crate::values::{Host, SECURE_PORT};
 use crate::versions;
 
 /// A file's content: bytes made here, or a file (the apiserver binary) streamed later.
