@@ -139,11 +139,20 @@ pub struct Keepalived {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HaFront {
-    pub kind: crate::config::FrontKind,
+    pub kind: FrontKind,
     pub listen_ip: IpAddr,
     pub listen_port: u16,
     pub binary: AbsPath,
     pub nginx_modules: Vec<AbsPath>,
+}
+
+/// The proxy `HaFront` runs. cluster.yaml's `haFront.kind: none` is `Cluster::ha_front:
+/// None`, so the model has no variant meaning "no proxy" for a match to forget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrontKind {
+    Nginx,
+    Haproxy,
 }
 
 impl HaFront {

@@ -212,16 +212,16 @@ pub const KEEPALIVED_CONFIG_PATH: &str = "/etc/keepalived/keepalived.conf";
 
 pub fn front_unit_name(front: &crate::model::HaFront) -> &'static str {
     match front.kind {
-        crate::config::FrontKind::Haproxy => "kube-haproxy.service",
-        _ => "kube-nginx.service",
+        crate::model::FrontKind::Haproxy => "kube-haproxy.service",
+        crate::model::FrontKind::Nginx => "kube-nginx.service",
     }
 }
 
 /// The proxy's config file: the seed's kube-nginx.conf, or haproxy's.
 pub fn front_config_path(cluster: &Cluster, front: &crate::model::HaFront) -> String {
     match front.kind {
-        crate::config::FrontKind::Haproxy => cluster.paths.config_dir.join("kube-haproxy.cfg"),
-        _ => cluster.paths.config_dir.join("kube-nginx.conf"),
+        crate::model::FrontKind::Haproxy => cluster.paths.config_dir.join("kube-haproxy.cfg"),
+        crate::model::FrontKind::Nginx => cluster.paths.config_dir.join("kube-nginx.conf"),
     }
 }
 

@@ -339,7 +339,7 @@ pub fn front_config(cluster: &Cluster) -> Result<String, Error> {
     let front = cluster.ha_front.as_ref().ok_or_else(no_front)?;
     let upstream = |ip: IpAddr| SocketAddr::new(ip, SECURE_PORT).to_string();
     match front.kind {
-        crate::config::FrontKind::Haproxy => render(&HaproxyConfig {
+        crate::model::FrontKind::Haproxy => render(&HaproxyConfig {
             cluster: cluster.name.as_str(),
             listen: front.listen(),
             masters: cluster
@@ -348,7 +348,7 @@ pub fn front_config(cluster: &Cluster) -> Result<String, Error> {
                 .map(|m| (m.name.to_string(), upstream(m.ip)))
                 .collect(),
         }),
-        _ => render(&NginxConfig {
+        crate::model::FrontKind::Nginx => render(&NginxConfig {
             cluster: cluster.name.as_str(),
             listen: front.listen(),
             prefix: crate::plan::front_prefix(cluster),
@@ -366,14 +366,14 @@ pub fn front_unit(cluster: &Cluster, node: &NodePlan) -> Result<String, Error> {
     let front = cluster.ha_front.as_ref().ok_or_else(no_front)?;
     let config = crate::plan::front_config_path(cluster, front);
     match front.kind {
-        crate::config::FrontKind::Haproxy => render(&HaproxyUnit {
+        crate::model::FrontKind::Haproxy => render(&HaproxyUnit {
             cluster: cluster.name.as_str(),
             node: &node.name,
             listen: front.listen(),
             binary: front.binary.to_string(),
             config,
         }),
-        _ => render(&NginxUnit {
+        crate::model::FrontKind::Nginx => render(&NginxUnit {
             cluster: cluster.name.as_str(),
             node: &node.name,
             listen: front.listen(),

@@ -6,16 +6,17 @@ use std::net::IpAddr;
 use serde_saphyr::{Location, Spanned};
 
 use super::Checker;
-use crate::config::{FrontKind, RawHaFront, RawKeepalived};
-use crate::model::{HaFront, Keepalived, Master};
+use crate::config::{self, RawHaFront, RawKeepalived};
+use crate::model::{FrontKind, HaFront, Keepalived, Master};
 use crate::values::{AbsPath, Endpoint, Host, SECURE_PORT};
 
 /// `Some(None)` when the front is off, `None` when its settings are invalid.
 pub(super) fn check_ha_front(c: &mut Checker<'_>, raw: &RawHaFront) -> Option<Option<HaFront>> {
-    let kind = raw.kind.unwrap_or(FrontKind::Nginx);
-    if kind == FrontKind::None {
-        return Some(None);
-    }
+    let kind = match raw.kind.unwrap_or(config::FrontKind::Nginx) {
+        config::FrontKind::None => return Some(None),
+        config::FrontKind::Nginx => FrontKind::Nginx,
+        config::FrontKind::Haproxy => FrontKind::Haproxy,
+    };
     let listen = match &raw.listen {
         None => Some((IpAddr::from([127, 0, 0, 1]), 8443)),
         Some(value) => c.parse(
