@@ -14,11 +14,12 @@ use time::OffsetDateTime;
 
 use crate::diagnostics;
 use crate::error::Error;
+use crate::model::Cluster;
 use crate::output::{self, OutputDir, Protected};
 use crate::plan::{self, Plan};
 use crate::secrets::{Access, SecretStore};
 use crate::sign::Signer;
-use crate::validate::{Cluster, Severity, ValidateOptions, Validated};
+use crate::validate::{Severity, ValidateOptions, Validated};
 use crate::{bundle, encryption, pki, render};
 
 /// The commented example `init` writes: a modern three-master cluster.

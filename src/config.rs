@@ -77,7 +77,7 @@ pub struct RawHaFront {
     pub nginx_modules: Option<Vec<Text>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FrontKind {
     Nginx,

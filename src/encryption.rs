@@ -22,9 +22,9 @@ use std::fmt;
 
 use crate::config::EncryptionProvider;
 use crate::error::Error;
+use crate::model::Cluster;
 use crate::pki::corrupt;
 use crate::secrets::{SecretStore, random_bytes};
-use crate::validate::Cluster;
 
 pub const ENCRYPTION_FILE: &str = "encryption.json";
 

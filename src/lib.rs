@@ -1,9 +1,9 @@
 //! kube-bundle compiles the kube-apiserver tier of an HA control plane into one signed,
 //! reproducible tarball per master.
 //!
-//! The modules are the pipeline, in order: `config` parses cluster.yaml,
-//! `validate` turns it into checked types, `plan` decides per node what to produce, `pki`
-//! issues or reuses certificates kept in `secrets`. The CLI
+//! The modules are the pipeline, in order: `config` parses cluster.yaml, `validate` turns
+//! it into the checked [`model::Cluster`] (made of [`values`] types), `plan` decides per
+//! node what to produce, `pki` issues or reuses certificates kept in `secrets`. The CLI
 //! only wires the stages; nothing below it prints.
 
 pub mod cli;
@@ -17,6 +17,7 @@ pub mod certificate;
 pub mod config;
 pub mod diff;
 pub mod encryption;
+pub mod model;
 pub mod output;
 pub mod pki;
 pub mod plan;
@@ -24,6 +25,7 @@ pub mod render;
 pub mod secrets;
 pub mod sign;
 pub mod validate;
+pub mod values;
 pub mod verify;
 
 use std::path::Path;

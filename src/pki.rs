@@ -28,9 +28,9 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::config::KeyAlgorithm;
 use crate::error::Error;
+use crate::model::{Cluster, EtcdCa};
 use crate::plan::{CaName, CertSpec, Plan, Purpose};
 use crate::secrets::{SecretStore, random_bytes};
-use crate::validate::{Cluster, EtcdCa};
 
 /// kubeadm's CertificateBackdate: tolerate clocks a little behind the issuer's.
 const BACKDATE: Duration = Duration::minutes(5);
@@ -764,7 +764,7 @@ fn create_ca(cluster: &Cluster, name: CaName, now: OffsetDateTime) -> Result<Cre
 }
 
 /// Adopts an existing CA (cfssl's ca.pem + ca-key.pem, or openssl's) as the cluster CA.
-fn import_ca(import: &crate::validate::ImportCa, now: OffsetDateTime) -> Result<Credential, Error> {
+fn import_ca(import: &crate::model::ImportCa, now: OffsetDateTime) -> Result<Credential, Error> {
     let named =
         |path: &std::path::Path, why: String| Error::Input(format!("{}: {why}", path.display()));
     let certs = read_pem_file(&import.cert)?;
@@ -814,7 +814,7 @@ fn import_ca(import: &crate::validate::ImportCa, now: OffsetDateTime) -> Result<
 fn check_import_matches(
     store: &SecretStore,
     stored: Option<&Credential>,
-    import: &crate::validate::ImportCa,
+    import: &crate::model::ImportCa,
 ) -> Result<(), Error> {
     let Some(stored) = stored else { return Ok(()) };
     let offered = read_pem_file(&import.cert)?;

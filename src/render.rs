@@ -16,9 +16,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::encryption::{EncryptionKey, EncryptionKeys};
 use crate::error::Error;
+use crate::model::Cluster;
 use crate::pki::Pki;
 use crate::plan::{Artifact, CaName, KUBELET_CLIENT_CN, NodePlan, Role, cert_names};
-use crate::validate::{Cluster, Host, SECURE_PORT};
+use crate::values::{Host, SECURE_PORT};
 use crate::versions;
 
 /// A file's content: bytes made here, or a file (the apiserver binary) streamed later.
@@ -338,7 +339,7 @@ pub fn front_config(cluster: &Cluster) -> Result<String, Error> {
     let front = cluster.ha_front.as_ref().ok_or_else(no_front)?;
     let upstream = |ip: IpAddr| SocketAddr::new(ip, SECURE_PORT).to_string();
     match front.kind {
-        crate::config::FrontKind::Haproxy => render(&HaproxyConfig {
+        crate::model::FrontKind::Haproxy => render(&HaproxyConfig {
             cluster: cluster.name.as_str(),
             listen: front.listen(),
             masters: cluster
@@ -347,7 +348,7 @@ pub fn front_config(cluster: &Cluster) -> Result<String, Error> {
                 .map(|m| (m.name.to_string(), upstream(m.ip)))
                 .collect(),
         }),
-        _ => render(&NginxConfig {
+        crate::model::FrontKind::Nginx => render(&NginxConfig {
             cluster: cluster.name.as_str(),
             listen: front.listen(),
             prefix: crate::plan::front_prefix(cluster),
@@ -370,14 +371,14 @@ pub fn front_unit(cluster: &Cluster, node: &NodePlan) -> Result<String, Error> {
         .map(|paths| paths.config.clone())
         .ok_or_else(no_front)?;
     match front.kind {
-        crate::config::FrontKind::Haproxy => render(&HaproxyUnit {
+        crate::model::FrontKind::Haproxy => render(&HaproxyUnit {
             cluster: cluster.name.as_str(),
             node: &node.name,
             listen: front.listen(),
             binary: front.binary.to_string(),
             config,
         }),
-        _ => render(&NginxUnit {
+        crate::model::FrontKind::Nginx => render(&NginxUnit {
             cluster: cluster.name.as_str(),
             node: &node.name,
             listen: front.listen(),

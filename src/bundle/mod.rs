@@ -557,7 +557,7 @@ pub fn contents(
 /// The whole node tree: `contents`, the installer and README rendered for its id,
 /// bundle.json and SHA256SUMS.
 pub fn assemble(
-    cluster: &crate::validate::Cluster,
+    cluster: &crate::model::Cluster,
     node: &crate::plan::NodePlan,
     contents: Contents,
     documents: crate::render::Documents,
@@ -650,8 +650,8 @@ fn record(file: &BundleFile, shared: &SharedFiles) -> Result<FileRecord, Error> 
 /// masters and clients (the front lists every master), etcd, the endpoint and its VIP,
 /// extraSANs, the front's listen address and the kubernetes service. Every node records
 /// the same set, so `verify` never flags an address the config itself put there.
-fn allowed_hosts(cluster: &crate::validate::Cluster) -> Vec<String> {
-    use crate::validate::Host;
+fn allowed_hosts(cluster: &crate::model::Cluster) -> Vec<String> {
+    use crate::values::Host;
     // 0.0.0.0 and :: are wildcards install.sh matches listeners against, never destinations.
     let mut hosts =
         BTreeSet::from(["127.0.0.1", "::1", "localhost", "0.0.0.0", "::"].map(str::to_owned));

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::{Artifact, KEEPALIVED_CONFIG_PATH, front_unit_name};
-use crate::validate::Cluster;
+use crate::model::Cluster;
 
 /// Where systemd looks for administrator units.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
@@ -58,8 +58,8 @@ impl NodeLayout {
         };
         let front = cluster.ha_front.as_ref().map(|front| FrontPaths {
             config: match front.kind {
-                crate::config::FrontKind::Haproxy => paths.config_dir.join("kube-haproxy.cfg"),
-                _ => paths.config_dir.join("kube-nginx.conf"),
+                crate::model::FrontKind::Haproxy => paths.config_dir.join("kube-haproxy.cfg"),
+                crate::model::FrontKind::Nginx => paths.config_dir.join("kube-nginx.conf"),
             },
             unit: format!("{UNIT_DIR}/{}", front_unit_name(front)),
             binary: front.binary.as_str().to_owned(),

@@ -10,7 +10,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use crate::validate::{CIS_AUDIT_MAX_BACKUP, Cluster, EtcdCa, Host, Master, SEED_AUDIT_MAX_BACKUP};
+use crate::model::{CIS_AUDIT_MAX_BACKUP, Cluster, EtcdCa, Master, SEED_AUDIT_MAX_BACKUP};
+use crate::values::Host;
 use crate::versions;
 
 /// Bumped whenever the JSON shape of the plan changes incompatibly.
@@ -197,7 +198,7 @@ pub enum Artifact {
 
 impl Artifact {
     /// The systemd unit that must restart when this file changes.
-    pub fn unit(self, front: Option<&crate::validate::HaFront>) -> &'static str {
+    pub fn unit(self, front: Option<&crate::model::HaFront>) -> &'static str {
         match (self, front) {
             (Self::FrontConfig | Self::FrontUnit | Self::FrontBinary, Some(front)) => {
                 front_unit_name(front)
@@ -213,10 +214,10 @@ pub const APISERVER_UNIT: &str = crate::bundle::format::APISERVER_UNIT;
 pub const KEEPALIVED_UNIT: &str = "keepalived.service";
 pub const KEEPALIVED_CONFIG_PATH: &str = "/etc/keepalived/keepalived.conf";
 
-pub fn front_unit_name(front: &crate::validate::HaFront) -> &'static str {
+pub fn front_unit_name(front: &crate::model::HaFront) -> &'static str {
     match front.kind {
-        crate::config::FrontKind::Haproxy => "kube-haproxy.service",
-        _ => "kube-nginx.service",
+        crate::model::FrontKind::Haproxy => "kube-haproxy.service",
+        crate::model::FrontKind::Nginx => "kube-nginx.service",
     }
 }
 
@@ -603,7 +604,7 @@ pub fn apiserver_flags(
     }
     set(
         "secure-port",
-        crate::validate::SECURE_PORT.to_string(),
+        crate::values::SECURE_PORT.to_string(),
         FlagReason::Kubeadm,
     );
     if accepted("insecure-port") {
@@ -934,7 +935,7 @@ fn drop_reason(
     name: &str,
     minor: u64,
     flags: &BTreeMap<String, PlannedFlag>,
-    apiserver: &crate::validate::Apiserver,
+    apiserver: &crate::model::Apiserver,
 ) -> String {
     let table = versions::flag(name);
     let replaced = table

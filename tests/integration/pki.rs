@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kube_bundle::model::Cluster;
 use kube_bundle::pki::{self, Decision, Pki};
 use kube_bundle::plan::{self, Plan};
 use kube_bundle::secrets::{Access, SecretStore};
-use kube_bundle::validate::{Cluster, ValidateOptions};
+use kube_bundle::validate::ValidateOptions;
 use tempfile::TempDir;
 use time::OffsetDateTime;
 

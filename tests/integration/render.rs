@@ -9,9 +9,10 @@ use std::process::Command;
 
 use kube_bundle::config::EncryptionProvider;
 use kube_bundle::encryption::{EncryptionKey, EncryptionKeys};
+use kube_bundle::model::Cluster;
 use kube_bundle::plan::{self, NodePlan, SEED_UNIT_FLAGS};
 use kube_bundle::render;
-use kube_bundle::validate::{Cluster, ValidateOptions};
+use kube_bundle::validate::ValidateOptions;
 use kube_bundle::versions;
 
 use crate::harness::repo_root;
