@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::error::Error;
 use crate::source::SourceFile;
@@ -16,31 +16,79 @@ use crate::source::SourceFile;
 /// A string with the position it was written at.
 pub type Text = Spanned<String>;
 
+/// A value with the position it was written at, for diagnostics that point at it.
+///
+/// serde-saphyr's own `Spanned`, wrapped so the JSON Schema of cluster.yaml can be derived
+/// from these types: the schema of a spanned value is the value's.
 #[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Spanned<T>(serde_saphyr::Spanned<T>);
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = serde_saphyr::Spanned<T>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Spanned<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawCluster {
+    /// Always `kube-bundle/v1alpha1`.
     pub api_version: Text,
+    /// Always `Cluster`.
     pub kind: Text,
+    /// The cluster's name, a DNS label: bundles go to bundles/<name>/, secrets to secrets/<name>/.
     pub name: Text,
+    /// The Kubernetes release every master runs, e.g. v1.37.2; flags and file formats are rendered for it.
     pub kubernetes_version: Text,
+    /// The load balancer or VIP in front of the apiservers (host[:port]), in the serving certificates and kubeconfigs.
     #[serde(default)]
     pub control_plane_endpoint: Option<Text>,
+    /// The control-plane nodes, each with a DNS-label name and the address its apiserver advertises; an odd number.
     pub masters: Spanned<Vec<RawNode>>,
     /// Non-master nodes that get a front-only bundle.
     #[serde(default)]
     pub clients: Option<Spanned<Vec<RawNode>>>,
+    /// Service IP range, NodePort range and cluster DNS domain.
     pub network: RawNetwork,
+    /// The etcd cluster the apiservers store state in.
     pub etcd: RawEtcd,
+    /// Key algorithm, certificate lifetimes, extra SANs, and an existing CA to adopt.
     #[serde(default)]
     pub pki: RawPki,
+    /// Encryption at rest for Secrets.
     #[serde(default)]
     pub encryption: RawEncryption,
+    /// Where files go on the nodes.
     #[serde(default)]
     pub paths: RawPaths,
+    /// kube-apiserver settings beyond the defaults.
     #[serde(default)]
     pub apiserver: RawApiserver,
+    /// Binaries to ship inside every bundle.
     #[serde(default)]
     pub binaries: RawBinaries,
+    /// The node-local proxy every client reaches the apiserver tier through.
     #[serde(default)]
     pub ha_front: RawHaFront,
     /// A keepalived VRRP instance on the masters holding controlPlaneEndpoint's address.
@@ -48,7 +96,7 @@ pub struct RawCluster {
     pub keepalived: Option<Spanned<RawKeepalived>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawKeepalived {
     /// The masters' network interface the VIP is added to.
@@ -62,11 +110,13 @@ pub struct RawKeepalived {
 
 /// The node-local L4 proxy every client reaches the apiserver tier through (the seed's
 /// kube-nginx on 127.0.0.1:8443).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHaFront {
+    /// nginx, haproxy, or none for no local proxy.
     #[serde(default)]
     pub kind: Option<FrontKind>,
+    /// The address the proxy listens on, host:port (default 127.0.0.1:8443).
     #[serde(default)]
     pub listen: Option<Text>,
     /// The proxy binary on the node (default: the distribution's).
@@ -77,7 +127,7 @@ pub struct RawHaFront {
     pub nginx_modules: Option<Vec<Text>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FrontKind {
     Nginx,
@@ -85,28 +135,35 @@ pub enum FrontKind {
     None,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawNode {
+    /// The node's name, a DNS label.
     pub name: Text,
+    /// The node's IP address: the apiserver advertises and binds it.
     pub ip: Text,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
+    /// The Service IP range; dual-stack is two comma-separated CIDRs, primary first.
     #[serde(rename = "serviceCIDR", default)]
     pub service_cidr: Option<Text>,
+    /// The NodePort range, FIRST-LAST; must stay clear of 6443.
     #[serde(rename = "nodePortRange", default)]
     pub node_port_range: Option<Text>,
+    /// The cluster DNS domain, without a trailing dot.
     #[serde(rename = "dnsDomain", default)]
     pub dns_domain: Option<Text>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawEtcd {
+    /// Every etcd member's client URL (https only).
     pub endpoints: Spanned<Vec<Text>>,
+    /// Who signs the apiserver's etcd client certificate: cluster, separate or external.
     #[serde(default)]
     pub ca: Option<Spanned<EtcdCaMode>>,
     /// The user's own etcd client credentials, for `ca: external`.
@@ -114,7 +171,7 @@ pub struct RawEtcd {
     pub external: Option<RawEtcdExternal>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EtcdCaMode {
     /// etcd trusts the cluster CA, as in the seed guide.
@@ -125,30 +182,39 @@ pub enum EtcdCaMode {
     External,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEtcdExternal {
+    /// The etcd CA certificate file, relative to cluster.yaml.
+    /// The etcd CA certificate, relative to cluster.yaml.
     pub ca: Text,
+    /// The apiserver's etcd client certificate, relative to cluster.yaml.
     pub cert: Text,
+    /// Its private key, relative to cluster.yaml.
     pub key: Text,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPki {
+    /// The algorithm of every key kube-bundle creates.
     #[serde(default)]
     pub key_algorithm: Option<KeyAlgorithm>,
+    /// Lifetime of leaf certificates, in hours (e.g. 8760h).
     #[serde(default)]
     pub cert_validity: Option<Text>,
+    /// Lifetime of CA certificates, in hours (e.g. 87600h).
     #[serde(default)]
     pub ca_validity: Option<Text>,
+    /// More names or addresses for the serving certificates (IP, DNS name or *.wildcard).
     #[serde(rename = "extraSANs", default)]
     pub extra_sans: Option<Vec<Text>>,
+    /// An existing CA to adopt on the first build, e.g. cfssl's ca.pem and ca-key.pem.
     #[serde(default, rename = "importCA")]
     pub import_ca: Option<RawImportCa>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 pub enum KeyAlgorithm {
     #[serde(rename = "ecdsa-p256")]
     EcdsaP256,
@@ -171,21 +237,24 @@ impl std::fmt::Display for KeyAlgorithm {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawImportCa {
+    /// The CA certificate (PEM), relative to cluster.yaml.
     pub cert: Text,
+    /// The CA's private key (PEM), relative to cluster.yaml.
     pub key: Text,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEncryption {
+    /// secretbox (the strongest without a KMS), aesgcm or aescbc.
     #[serde(default)]
     pub provider: Option<Spanned<EncryptionProvider>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EncryptionProvider {
     Secretbox,
@@ -193,24 +262,30 @@ pub enum EncryptionProvider {
     Aesgcm,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPaths {
+    /// Where binaries go (default /usr/local/bin).
     #[serde(default)]
     pub bin_dir: Option<Text>,
+    /// Where certificates and keys go (default /etc/kubernetes/pki).
     #[serde(default)]
     pub cert_dir: Option<Text>,
+    /// Where configuration files go (default /etc/kubernetes).
     #[serde(default)]
     pub config_dir: Option<Text>,
+    /// Where state and logs go (default /var/lib/kubernetes).
     #[serde(default)]
     pub data_dir: Option<Text>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawApiserver {
+    /// More kube-apiserver flags, without leading dashes, each value a quoted string; checked against the version table.
     #[serde(default)]
     pub extra_args: Option<BTreeMap<String, Text>>,
+    /// The audit log under <dataDir>/kube-apiserver/audit.log and its rotation.
     #[serde(default)]
     pub audit: Option<RawAudit>,
     /// `--runtime-config=api/all=true`: every API group and version, alpha included.
@@ -221,20 +296,24 @@ pub struct RawApiserver {
     pub verify_kubelet_serving_certs: Option<Spanned<bool>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawAudit {
+    /// Write the audit log.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Days to keep rotated audit logs.
     #[serde(default)]
     pub max_age: Option<u32>,
+    /// Rotated audit logs to keep.
     #[serde(default)]
     pub max_backup: Option<Spanned<u32>>,
+    /// Megabytes an audit log grows to before rotation.
     #[serde(default)]
     pub max_size: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBinaries {
     #[serde(default)]
@@ -245,6 +324,15 @@ pub struct RawBinaries {
 }
 
 /// Parses cluster.yaml into its raw shape.
+///
+/// The shape check runs first, so every unknown key and missing key is reported at once;
+/// the parser then refuses what remains (wrong kinds of value, duplicates), one at a time.
 pub fn parse(source: &SourceFile) -> Result<RawCluster, Error> {
+    let shape = crate::schema::shape_findings(source);
+    if !shape.is_empty() {
+        return Err(Error::InvalidConfig(
+            shape.into_iter().map(miette::Report::new).collect(),
+        ));
+    }
     source.parse()
 }

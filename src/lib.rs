@@ -22,6 +22,7 @@ pub mod output;
 pub mod pki;
 pub mod plan;
 pub mod render;
+pub mod schema;
 pub mod secrets;
 pub mod sign;
 pub mod validate;

@@ -101,9 +101,16 @@ impl SourceFile {
         serde_saphyr::from_str_with_options(&self.text, options).map_err(|err| {
             let name = self.display_name();
             let options = serde_saphyr::render_options! { source_name: Some(name.as_str()) };
-            Error::InvalidConfig(vec![serde_saphyr::miette::to_miette_report_with_options(
+            let report = serde_saphyr::miette::to_miette_report_with_options(
                 &err, &self.text, &name, options,
-            )])
+            );
+            let line = err
+                .location()
+                .and_then(|at| usize::try_from(at.line()).ok())
+                .and_then(|line| self.text.lines().nth(line.checked_sub(1)?))
+                .unwrap_or_default();
+            let help = parse_help(&report.to_string(), line);
+            Error::InvalidConfig(vec![miette::Report::new(WithHelp { report, help })])
         })
     }
 
@@ -124,6 +131,83 @@ impl SourceFile {
             offset.into(),
             rest[..len].trim_end().len().max(1),
         ))
+    }
+}
+
+/// How to fix what the YAML parser refused, for the line it refused. Every parser message
+/// gets one: the parser says what is wrong, this says what to write instead.
+fn parse_help(message: &str, line: &str) -> String {
+    let entry = line.trim_start().trim_start_matches("- ");
+    let (key, value) = entry
+        .split_once(':')
+        .map_or(("", ""), |(key, value)| (key.trim(), value.trim()));
+    let value = value.split(" #").next().unwrap_or_default();
+    if message.contains("must be quoted") {
+        if key == "kubernetesVersion" {
+            return format!(
+                "write the whole release, which reads as text: `kubernetesVersion: v{}.0` \
+                 (a bare {value} reads as a number)",
+                value.trim_start_matches('v')
+            );
+        }
+        if !key.is_empty() {
+            return format!(
+                "quote it: `{key}: \"{value}\"`; kube-bundle reads this value as text (flag \
+                 values in extraArgs included), and unquoted YAML would make it a number or \
+                 a boolean"
+            );
+        }
+        return "quote the value (\"…\"), so YAML reads it as text".into();
+    }
+    if message.contains("unknown variant") {
+        return "use one of the values the message lists, spelled as shown".into();
+    }
+    if message.contains("duplicate") {
+        return "keep one of the two entries; YAML gives a key one value".into();
+    }
+    "the example `kube-bundle init` writes shows every key with its kind of value, and \
+     `kube-bundle schema` prints the JSON Schema editors check cluster.yaml with"
+        .into()
+}
+
+/// A parser report with the help line kube-bundle adds; everything else is the report's.
+#[derive(Debug)]
+struct WithHelp {
+    report: miette::Report,
+    help: String,
+}
+
+impl std::fmt::Display for WithHelp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.report, f)
+    }
+}
+
+impl std::error::Error for WithHelp {}
+
+impl miette::Diagnostic for WithHelp {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.report.code()
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        self.report.severity()
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(&self.help))
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.report.source_code()
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.report.labels()
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        self.report.related()
     }
 }
 
@@ -174,7 +258,54 @@ fn span_for_line_col(text: &str, line: usize, column: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{key_material_kind, span_for_line_col};
+    use std::path::Path;
+
+    use super::{SourceFile, key_material_kind, span_for_line_col};
+    use crate::config::RawCluster;
+    use crate::error::Error;
+
+    fn parse_failure(text: &str) -> String {
+        let source = SourceFile::new(Path::new("cluster.yaml"), text.to_owned());
+        match source.parse::<RawCluster>() {
+            Err(Error::InvalidConfig(reports)) => reports
+                .iter()
+                .map(|r| crate::diagnostics::render(r.as_ref()))
+                .collect(),
+            Err(other) => panic!("expected a parse failure, got {other}"),
+            Ok(_) => panic!("expected a parse failure, got a cluster"),
+        }
+    }
+
+    #[test]
+    fn every_parser_message_comes_with_a_help_line_saying_what_to_write() {
+        let example = include_str!("../examples/cluster.yaml");
+        let version = example
+            .lines()
+            .find(|l| l.starts_with("kubernetesVersion:"))
+            .expect("the example names a version");
+        let bare_version = parse_failure(&example.replacen(version, "kubernetesVersion: 1.30", 1));
+        assert!(
+            bare_version.contains(
+                "help: write the whole release, which reads as text: `kubernetesVersion: v1.30.0`"
+            ),
+            "{bare_version}"
+        );
+        let unquoted_flag =
+            parse_failure(&example.replacen("profiling: \"false\"", "profiling: false", 1));
+        assert!(
+            unquoted_flag.contains("help: quote it: `profiling: \"false\"`"),
+            "{unquoted_flag}"
+        );
+        assert!(unquoted_flag.contains("cluster.yaml:"), "{unquoted_flag}");
+        let bad_variant =
+            parse_failure(&example.replacen("provider: secretbox", "provider: rot13", 1));
+        assert!(
+            bad_variant.contains("help: use one of the values"),
+            "{bad_variant}"
+        );
+        let wrong_kind = parse_failure(&example.replacen("masters:", "masters: 3\nunused:", 1));
+        assert!(wrong_kind.contains("help: "), "{wrong_kind}");
+    }
 
     #[test]
     fn key_material_is_recognised_and_configs_are_not() {

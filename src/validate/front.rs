@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use serde_saphyr::{Location, Spanned};
+use crate::config::Spanned;
+use serde_saphyr::Location;
 
 use super::Checker;
 use crate::config::{self, RawHaFront, RawKeepalived};

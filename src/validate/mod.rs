@@ -68,6 +68,26 @@ impl fmt::Display for Finding {
 
 impl std::error::Error for Finding {}
 
+impl Finding {
+    /// An error found outside the checks here (the shape check, before deserializing).
+    pub(crate) fn error(
+        source: &SourceFile,
+        field: &str,
+        message: String,
+        help: String,
+        span: Option<SourceSpan>,
+    ) -> Self {
+        Self {
+            severity: Severity::Error,
+            field: field.to_owned(),
+            message,
+            help,
+            source: source.named_source(),
+            span,
+        }
+    }
+}
+
 impl Diagnostic for Finding {
     fn severity(&self) -> Option<miette::Severity> {
         Some(match self.severity {
@@ -427,7 +447,10 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert!(errors[0].contains("unknown field `flavour`"), "{errors:?}");
+        assert!(
+            errors[0].contains("flavour: unknown key at the top level"),
+            "{errors:?}"
+        );
         let errors = run(
             &example_with("name: prod-eu1", "name: prod-eu1\nname: again"),
             ValidateOptions::default(),

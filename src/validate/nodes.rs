@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use serde_saphyr::Spanned;
+use crate::config::Spanned;
 
 use super::Checker;
 use crate::config::{FrontKind, RawNode};

@@ -14,4 +14,5 @@ mod oracle;
 mod pki;
 mod render;
 mod safety;
+mod schema;
 mod trust;
