@@ -1,17 +1,25 @@
 //! The apiserver's own files: its systemd unit, the encryption and audit configs, the
 //! admin kubeconfig, and the RBAC manifests install.sh applies once the apiserver is healthy.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use askama::Template;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::{render, systemd_word};
 use crate::encryption::{EncryptionKey, EncryptionKeys};
 use crate::error::Error;
 use crate::model::Cluster;
-use crate::plan::NodePlan;
+use crate::pki::Credential;
+use crate::plan::{INSTALLER_USER, KUBELET_CLIENT_CN, NodePlan, SUPERUSER_GROUP, admin_group};
 use crate::values::{Host, SECURE_PORT};
 use crate::versions;
+
+pub const KUBELET_APIS_MANIFEST: &str = "kube-apiserver-kubelet-apis.yaml";
+/// From `versions::REVOCABLE_ADMIN_GROUP_FROM`: cluster-admin for the admin credential's group.
+pub const CLUSTER_ADMINS_MANIFEST: &str = "kube-bundle-cluster-admins.yaml";
 
 #[derive(Template)]
 #[template(path = "systemd/kube-apiserver.service", escape = "none")]
@@ -47,25 +55,25 @@ struct AuditPolicy<'a> {
 
 #[derive(Template)]
 #[template(path = "config/admin.kubeconfig", escape = "none")]
-pub(super) struct AdminKubeconfig<'a> {
-    pub(super) cluster: &'a str,
-    pub(super) server: String,
-    pub(super) ca_data: String,
-    pub(super) client_cert_data: String,
-    pub(super) client_key_data: String,
+struct AdminKubeconfig<'a> {
+    cluster: &'a str,
+    server: String,
+    ca_data: String,
+    client_cert_data: String,
+    client_key_data: String,
 }
 
 #[derive(Template)]
 #[template(path = "manifests/kube-apiserver-kubelet-apis.yaml", escape = "none")]
-pub(super) struct KubeletApisBinding<'a> {
-    pub(super) user: &'a str,
+struct KubeletApisBinding<'a> {
+    user: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "manifests/kube-bundle-cluster-admins.yaml", escape = "none")]
-pub(super) struct ClusterAdminsBinding<'a> {
-    pub(super) group: &'a str,
-    pub(super) installer: &'a str,
+struct ClusterAdminsBinding<'a> {
+    group: &'a str,
+    installer: &'a str,
 }
 
 /// The kube-apiserver unit for one node.
@@ -111,6 +119,47 @@ pub fn encryption_config(cluster: &Cluster, encryption: &EncryptionKeys) -> Resu
 pub fn audit_policy(cluster: &Cluster) -> Result<String, Error> {
     let api_version = versions::audit_policy_api_version(cluster.kubernetes_version.minor());
     render(&AuditPolicy { api_version })
+}
+
+/// The admin kubeconfig, with the cluster CA and the admin credential inline: one file is
+/// all kubectl needs.
+pub(super) fn admin_kubeconfig(
+    cluster: &Cluster,
+    node: &NodePlan,
+    ca_cert_pem: &str,
+    admin: &Credential,
+) -> Result<String, Error> {
+    render(&AdminKubeconfig {
+        cluster: cluster.name.as_str(),
+        server: kubeconfig_server(cluster, node.ip),
+        ca_data: BASE64.encode(ca_cert_pem),
+        client_cert_data: BASE64.encode(&admin.cert_pem),
+        client_key_data: BASE64.encode(admin.key.to_pem()),
+    })
+}
+
+/// The RBAC objects install.sh applies once the apiserver is healthy, keyed by file name.
+pub(super) fn rbac_manifests(cluster: &Cluster) -> Result<BTreeMap<String, Vec<u8>>, Error> {
+    let mut manifests = BTreeMap::new();
+    manifests.insert(
+        KUBELET_APIS_MANIFEST.to_owned(),
+        render(&KubeletApisBinding {
+            user: KUBELET_CLIENT_CN,
+        })?
+        .into_bytes(),
+    );
+    let admin_group = admin_group(cluster.kubernetes_version.minor());
+    if admin_group != SUPERUSER_GROUP {
+        manifests.insert(
+            CLUSTER_ADMINS_MANIFEST.to_owned(),
+            render(&ClusterAdminsBinding {
+                group: admin_group,
+                installer: INSTALLER_USER,
+            })?
+            .into_bytes(),
+        );
+    }
+    Ok(manifests)
 }
 
 /// The admin kubeconfig's server: the node-local proxy when there is one (as the seed's

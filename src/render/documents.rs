@@ -129,153 +129,154 @@ pub fn node_api_url(ip: IpAddr) -> String {
     format!("https://{}", SocketAddr::new(ip, SECURE_PORT))
 }
 
+/// install.sh for one node; its shell variables are every value quoted for bash.
 pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
-    let cluster = facts.cluster;
-    let node = facts.node;
-    let api_url = node_api_url(node.ip);
-    let q = |s: &str| shell_quote(s);
-    let etcd_endpoints = cluster
+    let script = Installer::common(facts);
+    match facts.node.role {
+        // No credentials and no apiserver: the front, checked through to the masters.
+        Role::Client => render(&script),
+        Role::Master => render(&script.for_master(facts)),
+    }
+}
+
+impl Installer {
+    /// What every node's installer says: who it is, what it installs, and the front it
+    /// checks. The apiserver's settings are empty.
+    fn common(facts: &BundleFacts<'_>) -> Self {
+        let cluster = facts.cluster;
+        let node = facts.node;
+        let q = shell_quote;
+        let front = cluster.ha_front.as_ref();
+        let front_healthz_url = front
+            .map(|front| format!("https://{}/healthz", front.listen()))
+            .unwrap_or_default();
+        let files = node
+            .files
+            .iter()
+            .map(|(path, file)| {
+                let unit = file.artifact.unit(front);
+                q(&format!("{:04o} {path} {unit}", file.mode))
+            })
+            .collect();
+        Self {
+            role: q(match node.role {
+                Role::Master => "master",
+                Role::Client => "client",
+            }),
+            node: q(&node.name),
+            cluster: cluster.name.to_string(),
+            version: q(&cluster.kubernetes_version.to_string()),
+            bundle_id: q(facts.bundle_id),
+            node_ip: q(&node.ip.to_string()),
+            ca_cert: q(&node.layout.ca_cert),
+            programs: front_program(cluster).iter().map(|p| q(p)).collect(),
+            front_healthz_url: q(&front_healthz_url),
+            files,
+            directories: node.directories.iter().map(|d| q(d)).collect(),
+            binary: q(""),
+            admin_cert: q(""),
+            admin_key: q(""),
+            admin_kubeconfig: q(""),
+            healthz_url: q(""),
+            api_url: q(""),
+            apiserver_port: q(""),
+            units: front
+                .map(crate::plan::front_unit_name)
+                .into_iter()
+                .map(q)
+                .collect(),
+            etcd_endpoints: Vec::new(),
+            manifest_cert: q(""),
+            manifest_key: q(""),
+            manifest_user: q(""),
+            manifest_group: q(""),
+            manifests: Vec::new(),
+        }
+    }
+
+    /// Adds what a master's installer needs: the apiserver and its units, the admin
+    /// credential it checks with, etcd, and the identity that applies the manifests.
+    fn for_master(self, facts: &BundleFacts<'_>) -> Self {
+        let cluster = facts.cluster;
+        let layout = &facts.node.layout;
+        let q = shell_quote;
+        let api_url = node_api_url(facts.node.ip);
+        let keepalived = cluster.keepalived.is_some();
+        let front_unit = cluster.ha_front.as_ref().map(crate::plan::front_unit_name);
+        let admin_group = crate::plan::admin_group(cluster.kubernetes_version.minor());
+        let (manifest_identity, manifest_user, manifest_group) =
+            if admin_group == crate::plan::SUPERUSER_GROUP {
+                (&layout.admin, "", "")
+            } else {
+                (
+                    &layout.front_proxy_client,
+                    crate::plan::INSTALLER_USER,
+                    crate::plan::SUPERUSER_GROUP,
+                )
+            };
+        Self {
+            binary: q(&layout.apiserver_binary),
+            admin_cert: q(&layout.admin.cert),
+            admin_key: q(&layout.admin.key),
+            admin_kubeconfig: q(&layout.admin_kubeconfig),
+            healthz_url: q(&format!("{api_url}/healthz")),
+            api_url: q(&api_url),
+            apiserver_port: q(&SECURE_PORT.to_string()),
+            units: std::iter::once(crate::plan::APISERVER_UNIT)
+                .chain(front_unit)
+                .chain(keepalived.then_some(crate::plan::KEEPALIVED_UNIT))
+                .map(q)
+                .collect(),
+            programs: front_program(cluster)
+                .into_iter()
+                .chain(keepalived.then(|| format!("keepalived {KEEPALIVED_PROGRAM}")))
+                .map(|p| q(&p))
+                .collect(),
+            etcd_endpoints: etcd_endpoints(cluster),
+            manifest_cert: q(&manifest_identity.cert),
+            manifest_key: q(&manifest_identity.key),
+            manifest_user: q(manifest_user),
+            manifest_group: q(manifest_group),
+            manifests: facts
+                .manifests
+                .iter()
+                .map(|name| q(&format!("{name} {MANIFEST_COLLECTION}")))
+                .collect(),
+            ..self
+        }
+    }
+}
+
+/// The front's program as install.sh's pre-flight names it, when the cluster has a front.
+fn front_program(cluster: &Cluster) -> Option<String> {
+    let front = cluster.ha_front.as_ref()?;
+    Some(format!("front-proxy {}", front.binary))
+}
+
+/// etcd's endpoints as `host:port`, quoted, for install.sh's reachability check.
+fn etcd_endpoints(cluster: &Cluster) -> Vec<String> {
+    cluster
         .etcd
         .endpoints
         .iter()
         .map(|url| {
             // host_str keeps IPv6 in brackets: `[fd00::11]:2379` is unambiguous to read,
             // and install.sh strips the brackets before connecting.
-            q(&format!(
+            shell_quote(&format!(
                 "{}:{}",
                 url.host_str().unwrap_or_default(),
                 url.port_or_known_default().unwrap_or(2379)
             ))
         })
-        .collect();
-    let front = cluster.ha_front.as_ref();
-    let front_unit = front.map(crate::plan::front_unit_name);
-    let front_healthz_url = front
-        .map(|front| format!("https://{}/healthz", front.listen()))
-        .unwrap_or_default();
-    let files = node
-        .files
-        .iter()
-        .map(|(path, file)| {
-            q(&format!(
-                "{:04o} {path} {}",
-                file.mode,
-                file.artifact.unit(front)
-            ))
-        })
-        .collect();
-    let directories = node.directories.iter().map(|d| q(d)).collect();
-    let front_program = front.map(|f| format!("front-proxy {}", f.binary));
-    let common = Installer {
-        role: q(match node.role {
-            Role::Master => "master",
-            Role::Client => "client",
-        }),
-        node: q(&node.name),
-        cluster: cluster.name.to_string(),
-        version: q(&cluster.kubernetes_version.to_string()),
-        bundle_id: q(facts.bundle_id),
-        node_ip: q(&node.ip.to_string()),
-        ca_cert: q(&node.layout.ca_cert),
-        programs: front_program.iter().map(|p| q(p)).collect(),
-        front_healthz_url: q(&front_healthz_url),
-        files,
-        directories,
-        binary: q(""),
-        admin_cert: q(""),
-        admin_key: q(""),
-        admin_kubeconfig: q(""),
-        healthz_url: q(""),
-        api_url: q(""),
-        apiserver_port: q(""),
-        units: front_unit.into_iter().map(q).collect(),
-        etcd_endpoints: Vec::new(),
-        manifest_cert: q(""),
-        manifest_key: q(""),
-        manifest_user: q(""),
-        manifest_group: q(""),
-        manifests: Vec::new(),
-    };
-    if node.role == Role::Client {
-        // No credentials and no apiserver: the front, checked through to the masters.
-        return render(&common);
-    }
-    let keepalived = cluster.keepalived.is_some();
-    let admin_group = crate::plan::admin_group(cluster.kubernetes_version.minor());
-    let layout = &node.layout;
-    let (manifest_identity, manifest_user, manifest_group) =
-        if admin_group == crate::plan::SUPERUSER_GROUP {
-            (&layout.admin, "", "")
-        } else {
-            (
-                &layout.front_proxy_client,
-                crate::plan::INSTALLER_USER,
-                crate::plan::SUPERUSER_GROUP,
-            )
-        };
-    render(&Installer {
-        binary: q(&layout.apiserver_binary),
-        admin_cert: q(&layout.admin.cert),
-        admin_key: q(&layout.admin.key),
-        admin_kubeconfig: q(&layout.admin_kubeconfig),
-        healthz_url: q(&format!("{api_url}/healthz")),
-        api_url: q(&api_url),
-        apiserver_port: q(&SECURE_PORT.to_string()),
-        units: std::iter::once(crate::plan::APISERVER_UNIT)
-            .chain(front_unit)
-            .chain(keepalived.then_some(crate::plan::KEEPALIVED_UNIT))
-            .map(q)
-            .collect(),
-        programs: front_program
-            .into_iter()
-            .chain(keepalived.then(|| format!("keepalived {KEEPALIVED_PROGRAM}")))
-            .map(|p| q(&p))
-            .collect(),
-        etcd_endpoints,
-        manifest_cert: q(&manifest_identity.cert),
-        manifest_key: q(&manifest_identity.key),
-        manifest_user: q(manifest_user),
-        manifest_group: q(manifest_group),
-        manifests: facts
-            .manifests
-            .iter()
-            .map(|name| q(&format!("{name} {MANIFEST_COLLECTION}")))
-            .collect(),
-        ..common
-    })
+        .collect()
 }
 
+/// README.md for one node: how to install the bundle, the checks to run, and its files.
 pub fn node_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
     let cluster = facts.cluster;
     let node = facts.node;
-    let files = node
-        .files
-        .iter()
-        .map(|(path, file)| (format!("{:04o}", file.mode), path.clone()))
-        .collect();
     if node.role == Role::Client {
-        let front = cluster.ha_front.as_ref();
-        return render(&ClientReadme {
-            bundle_id: facts.bundle_id.to_owned(),
-            node: node.name.clone(),
-            node_ip: node.ip.to_string(),
-            cluster: cluster.name.to_string(),
-            tool_version: env!("CARGO_PKG_VERSION"),
-            front_healthz_url: front
-                .map(|f| format!("https://{}/healthz", f.listen()))
-                .unwrap_or_default(),
-            front_unit: front
-                .map(crate::plan::front_unit_name)
-                .unwrap_or_default()
-                .to_owned(),
-            ca_cert: node.layout.ca_cert.clone(),
-            masters: cluster
-                .masters
-                .iter()
-                .map(|m| format!("{} ({})", m.name, m.ip))
-                .collect(),
-            files,
-        });
+        return client_readme(facts);
     }
     let flag = |name: &str| {
         node.flags
@@ -306,8 +307,44 @@ pub fn node_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
         installer: crate::plan::INSTALLER_USER,
         cert_dir: cluster.paths.cert_dir.to_string(),
         kubelet_ca: flag("kubelet-certificate-authority"),
-        files,
+        files: readme_files(node),
     })
+}
+
+/// A client's README: the front, and the masters it balances over.
+fn client_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
+    let cluster = facts.cluster;
+    let node = facts.node;
+    let front = cluster.ha_front.as_ref();
+    render(&ClientReadme {
+        bundle_id: facts.bundle_id.to_owned(),
+        node: node.name.clone(),
+        node_ip: node.ip.to_string(),
+        cluster: cluster.name.to_string(),
+        tool_version: env!("CARGO_PKG_VERSION"),
+        front_healthz_url: front
+            .map(|f| format!("https://{}/healthz", f.listen()))
+            .unwrap_or_default(),
+        front_unit: front
+            .map(crate::plan::front_unit_name)
+            .unwrap_or_default()
+            .to_owned(),
+        ca_cert: node.layout.ca_cert.clone(),
+        masters: cluster
+            .masters
+            .iter()
+            .map(|m| format!("{} ({})", m.name, m.ip))
+            .collect(),
+        files: readme_files(node),
+    })
+}
+
+/// The README's file table: mode, path.
+fn readme_files(node: &NodePlan) -> Vec<(String, String)> {
+    node.files
+        .iter()
+        .map(|(path, file)| (format!("{:04o}", file.mode), path.clone()))
+        .collect()
 }
 
 pub fn install_guide(cluster: &Cluster, fingerprint: &str) -> Result<String, Error> {

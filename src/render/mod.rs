@@ -14,17 +14,18 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use askama::Template;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::encryption::EncryptionKeys;
 use crate::error::Error;
 use crate::model::Cluster;
-use crate::pki::Pki;
-use crate::plan::{Artifact, CaName, KUBELET_CLIENT_CN, NodePlan, Role, cert_names};
+use crate::pki::{Credential, Pki};
+use crate::plan::{Artifact, CaName, NodePlan, Role, cert_names};
 
-use apiserver::{AdminKubeconfig, ClusterAdminsBinding, KubeletApisBinding};
-pub use apiserver::{apiserver_unit, audit_policy, encryption_config, kubeconfig_server};
+pub use apiserver::{
+    CLUSTER_ADMINS_MANIFEST, KUBELET_APIS_MANIFEST, apiserver_unit, audit_policy,
+    encryption_config, kubeconfig_server,
+};
+use apiserver::{admin_kubeconfig, rbac_manifests};
 pub use documents::{
     BundleFacts, Documents, MANIFEST_COLLECTION, documents, install_guide, installer, node_api_url,
     node_readme,
@@ -53,10 +54,6 @@ pub struct RenderedNode {
     pub manifests: BTreeMap<String, Vec<u8>>,
 }
 
-pub const KUBELET_APIS_MANIFEST: &str = "kube-apiserver-kubelet-apis.yaml";
-/// From `versions::REVOCABLE_ADMIN_GROUP_FROM`: cluster-admin for the admin credential's group.
-pub const CLUSTER_ADMINS_MANIFEST: &str = "kube-bundle-cluster-admins.yaml";
-
 /// Renders one node's files.
 pub fn render_node(
     cluster: &Cluster,
@@ -64,118 +61,103 @@ pub fn render_node(
     pki: &Pki,
     encryption: &EncryptionKeys,
 ) -> Result<RenderedNode, Error> {
-    let leaves = pki
-        .nodes
-        .get(&node.name)
-        .ok_or_else(|| Error::Internal(format!("no certificates for {}", node.name)))?;
-    let leaf = |name: &str| {
-        leaves
-            .get(name)
-            .ok_or_else(|| Error::Internal(format!("{} lacks {name}", node.name)))
+    let sources = Sources {
+        cluster,
+        node,
+        pki,
+        leaves: pki
+            .nodes
+            .get(&node.name)
+            .ok_or_else(|| Error::Internal(format!("no certificates for {}", node.name)))?,
+        encryption,
     };
-    let mut rootfs = BTreeMap::new();
-    for (path, planned) in &node.files {
-        let bytes = match planned.artifact {
-            Artifact::CaCert => pki.ca_cert_pem.clone().into_bytes(),
-            Artifact::FrontProxyCaCert => pki.front_proxy_ca_cert_pem.clone().into_bytes(),
-            Artifact::EtcdCaCert => pki
-                .ca_cert_pem(CaName::Etcd)
-                .ok_or_else(|| Error::Internal("no etcd CA".into()))?
-                .as_bytes()
-                .to_vec(),
-            Artifact::ApiserverCert => leaf(cert_names::APISERVER)?.cert_pem.clone().into_bytes(),
-            Artifact::ApiserverKey => leaf(cert_names::APISERVER)?.key.to_pem().into_bytes(),
-            Artifact::ApiserverKubeletClientCert => leaf(cert_names::KUBELET_CLIENT)?
-                .cert_pem
-                .clone()
-                .into_bytes(),
-            Artifact::ApiserverKubeletClientKey => {
-                leaf(cert_names::KUBELET_CLIENT)?.key.to_pem().into_bytes()
-            }
-            Artifact::ApiserverEtcdClientCert => {
-                leaf(cert_names::ETCD_CLIENT)?.cert_pem.clone().into_bytes()
-            }
-            Artifact::ApiserverEtcdClientKey => {
-                leaf(cert_names::ETCD_CLIENT)?.key.to_pem().into_bytes()
-            }
-            Artifact::FrontProxyClientCert => leaf(cert_names::FRONT_PROXY_CLIENT)?
-                .cert_pem
-                .clone()
-                .into_bytes(),
-            Artifact::FrontProxyClientKey => leaf(cert_names::FRONT_PROXY_CLIENT)?
-                .key
-                .to_pem()
-                .into_bytes(),
-            Artifact::AdminCert => leaf(cert_names::ADMIN)?.cert_pem.clone().into_bytes(),
-            Artifact::AdminKey => leaf(cert_names::ADMIN)?.key.to_pem().into_bytes(),
-            Artifact::ServiceAccountKey => pki.service_account_key_pem.clone().into_bytes(),
-            Artifact::ServiceAccountPub => pki.service_account_pub_pem.clone().into_bytes(),
-            Artifact::EncryptionConfig => encryption_config(cluster, encryption)?.into_bytes(),
-            Artifact::AuditPolicy => audit_policy(cluster)?.into_bytes(),
-            Artifact::AdminKubeconfig => {
-                let admin = leaf(cert_names::ADMIN)?;
-                let kubeconfig = AdminKubeconfig {
-                    cluster: cluster.name.as_str(),
-                    server: kubeconfig_server(cluster, node.ip),
-                    ca_data: BASE64.encode(&pki.ca_cert_pem),
-                    client_cert_data: BASE64.encode(&admin.cert_pem),
-                    client_key_data: BASE64.encode(admin.key.to_pem()),
-                };
-                render(&kubeconfig)?.into_bytes()
-            }
-            Artifact::ApiserverUnit => apiserver_unit(cluster, node)?.into_bytes(),
-            Artifact::FrontConfig => front_config(cluster)?.into_bytes(),
-            Artifact::FrontUnit => front_unit(cluster, node)?.into_bytes(),
-            Artifact::KeepalivedConfig => keepalived_config(cluster, node)?.into_bytes(),
-            Artifact::ApiserverBinary | Artifact::FrontBinary => {
-                let shipped = match planned.artifact {
-                    Artifact::ApiserverBinary => &cluster.kube_apiserver_binary,
-                    _ => &cluster.front_binary,
-                };
-                let binary = shipped
-                    .clone()
-                    .ok_or_else(|| Error::Internal("binary planned but not configured".into()))?;
-                rootfs.insert(
-                    path.clone(),
-                    RenderedFile {
-                        mode: planned.mode,
-                        content: Content::File(binary),
-                    },
-                );
-                continue;
-            }
-        };
-        rootfs.insert(
-            path.clone(),
-            RenderedFile {
+    let rootfs = node
+        .files
+        .iter()
+        .map(|(path, planned)| {
+            let content = sources.content(planned.artifact)?;
+            let file = RenderedFile {
                 mode: planned.mode,
-                content: Content::Bytes(bytes),
-            },
-        );
-    }
-    let mut manifests = BTreeMap::new();
-    if node.role == Role::Client {
-        return Ok(RenderedNode { rootfs, manifests });
-    }
-    manifests.insert(
-        KUBELET_APIS_MANIFEST.to_owned(),
-        render(&KubeletApisBinding {
-            user: KUBELET_CLIENT_CN,
-        })?
-        .into_bytes(),
-    );
-    let admin_group = crate::plan::admin_group(cluster.kubernetes_version.minor());
-    if admin_group != crate::plan::SUPERUSER_GROUP {
-        manifests.insert(
-            CLUSTER_ADMINS_MANIFEST.to_owned(),
-            render(&ClusterAdminsBinding {
-                group: admin_group,
-                installer: crate::plan::INSTALLER_USER,
-            })?
-            .into_bytes(),
-        );
-    }
+                content,
+            };
+            Ok((path.clone(), file))
+        })
+        .collect::<Result<_, Error>>()?;
+    let manifests = match node.role {
+        Role::Master => rbac_manifests(cluster)?,
+        // A client runs no apiserver to apply them to.
+        Role::Client => BTreeMap::new(),
+    };
     Ok(RenderedNode { rootfs, manifests })
+}
+
+/// What one node's files are made from.
+struct Sources<'a> {
+    cluster: &'a Cluster,
+    node: &'a NodePlan,
+    pki: &'a Pki,
+    /// The node's leaf credentials, keyed by the plan's certificate names.
+    leaves: &'a BTreeMap<String, Credential>,
+    encryption: &'a EncryptionKeys,
+}
+
+impl Sources<'_> {
+    /// The content of the file that carries `artifact`.
+    fn content(&self, artifact: Artifact) -> Result<Content, Error> {
+        use Artifact::*;
+        use cert_names::{ADMIN, APISERVER, ETCD_CLIENT, FRONT_PROXY_CLIENT, KUBELET_CLIENT};
+        let (cluster, node, pki) = (self.cluster, self.node, self.pki);
+        let text = match artifact {
+            CaCert => self.ca(CaName::Cluster)?,
+            FrontProxyCaCert => self.ca(CaName::FrontProxy)?,
+            EtcdCaCert => self.ca(CaName::Etcd)?,
+            ApiserverCert => self.leaf(APISERVER)?.cert_pem.clone(),
+            ApiserverKey => self.leaf(APISERVER)?.key.to_pem(),
+            ApiserverKubeletClientCert => self.leaf(KUBELET_CLIENT)?.cert_pem.clone(),
+            ApiserverKubeletClientKey => self.leaf(KUBELET_CLIENT)?.key.to_pem(),
+            ApiserverEtcdClientCert => self.leaf(ETCD_CLIENT)?.cert_pem.clone(),
+            ApiserverEtcdClientKey => self.leaf(ETCD_CLIENT)?.key.to_pem(),
+            FrontProxyClientCert => self.leaf(FRONT_PROXY_CLIENT)?.cert_pem.clone(),
+            FrontProxyClientKey => self.leaf(FRONT_PROXY_CLIENT)?.key.to_pem(),
+            AdminCert => self.leaf(ADMIN)?.cert_pem.clone(),
+            AdminKey => self.leaf(ADMIN)?.key.to_pem(),
+            ServiceAccountKey => pki.service_account_key_pem.clone(),
+            ServiceAccountPub => pki.service_account_pub_pem.clone(),
+            EncryptionConfig => encryption_config(cluster, self.encryption)?,
+            AuditPolicy => audit_policy(cluster)?,
+            AdminKubeconfig => {
+                admin_kubeconfig(cluster, node, &pki.ca_cert_pem, self.leaf(ADMIN)?)?
+            }
+            ApiserverUnit => apiserver_unit(cluster, node)?,
+            FrontConfig => front_config(cluster)?,
+            FrontUnit => front_unit(cluster, node)?,
+            KeepalivedConfig => keepalived_config(cluster, node)?,
+            // Binaries are not read here: the bundle streams them from where cluster.yaml says.
+            ApiserverBinary => return shipped(cluster.kube_apiserver_binary.as_ref()),
+            FrontBinary => return shipped(cluster.front_binary.as_ref()),
+        };
+        Ok(Content::Bytes(text.into_bytes()))
+    }
+
+    fn ca(&self, name: CaName) -> Result<String, Error> {
+        self.pki
+            .ca_cert_pem(name)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Internal(format!("no {name:?} CA")))
+    }
+
+    fn leaf(&self, name: &str) -> Result<&Credential, Error> {
+        self.leaves
+            .get(name)
+            .ok_or_else(|| Error::Internal(format!("{} lacks {name}", self.node.name)))
+    }
+}
+
+fn shipped(binary: Option<&PathBuf>) -> Result<Content, Error> {
+    binary
+        .cloned()
+        .map(Content::File)
+        .ok_or_else(|| Error::Internal("binary planned but not configured".into()))
 }
 
 fn render(template: &impl Template) -> Result<String, Error> {
@@ -212,22 +194,6 @@ pub fn systemd_word(word: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::systemd_word;
-
-    #[test]
-    fn systemd_words_are_quoted_and_escaped() {
-        assert_eq!(systemd_word("--v=2"), "--v=2");
-        assert_eq!(systemd_word("--x=a b"), "\"--x=a b\"");
-        assert_eq!(systemd_word("--x=$(id)"), "--x=$$(id)");
-        assert_eq!(systemd_word("--x=100%"), "--x=100%%");
-        assert_eq!(systemd_word("--x=\"q\""), "--x=\\\"q\\\"");
-        assert_eq!(systemd_word("--x=a\\b"), "--x=a\\\\b");
-        assert_eq!(systemd_word("--x=;"), "\"--x=;\"");
-    }
-}
-
 /// Quotes a word for bash: safe words as they are, anything else in single quotes.
 pub fn shell_quote(word: &str) -> String {
     let safe = !word.is_empty()
@@ -242,8 +208,19 @@ pub fn shell_quote(word: &str) -> String {
 }
 
 #[cfg(test)]
-mod quoting_tests {
-    use super::shell_quote;
+mod tests {
+    use super::{shell_quote, systemd_word};
+
+    #[test]
+    fn systemd_words_are_quoted_and_escaped() {
+        assert_eq!(systemd_word("--v=2"), "--v=2");
+        assert_eq!(systemd_word("--x=a b"), "\"--x=a b\"");
+        assert_eq!(systemd_word("--x=$(id)"), "--x=$$(id)");
+        assert_eq!(systemd_word("--x=100%"), "--x=100%%");
+        assert_eq!(systemd_word("--x=\"q\""), "--x=\\\"q\\\"");
+        assert_eq!(systemd_word("--x=a\\b"), "--x=a\\\\b");
+        assert_eq!(systemd_word("--x=;"), "\"--x=;\"");
+    }
 
     #[test]
     fn shell_words_are_quoted_when_needed() {
