@@ -87,8 +87,8 @@ pub fn apiserver_unit(cluster: &Cluster, node: &NodePlan) -> Result<String, Erro
         cluster: cluster.name.as_str(),
         node: &node.name,
         version: cluster.kubernetes_version.to_string(),
-        working_directory: crate::plan::working_directory(cluster),
-        binary: cluster.paths.bin_dir.join("kube-apiserver"),
+        working_directory: node.layout.working_directory.clone(),
+        binary: node.layout.apiserver_binary.clone(),
         args,
     })
 }

@@ -2,15 +2,13 @@
 //! INSTALL.md beside the tarballs. They are rendered last, once the bundle's contents have
 //! an id they can name.
 
-use std::net::{IpAddr, SocketAddr};
-
 use askama::Template;
 
-use super::front::KEEPALIVED_PROGRAM;
-use super::{render, shell_quote};
+use super::{node_api_url, render, shell_quote};
 use crate::error::Error;
 use crate::model::Cluster;
-use crate::plan::{NodePlan, Role};
+use crate::plan::layout::UNIT_DIR;
+use crate::plan::{NodeLayout, NodePlan, Role};
 use crate::values::SECURE_PORT;
 
 /// The documents of a node's bundle, rendered once its contents have an id.
@@ -57,6 +55,8 @@ struct Installer {
     programs: Vec<String>,
     apiserver_port: String,
     units: Vec<String>,
+    /// Where the units are installed: a changed file there means a daemon-reload.
+    unit_dir: String,
     files: Vec<String>,
     directories: Vec<String>,
     etcd_endpoints: Vec<String>,
@@ -123,12 +123,6 @@ struct ClientReadme {
 /// renders is a ClusterRoleBinding.
 pub const MANIFEST_COLLECTION: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
 
-/// The node's own apiserver, which install.sh checks: never the load balancer, so a
-/// healthy peer cannot hide a broken node.
-pub fn node_api_url(ip: IpAddr) -> String {
-    format!("https://{}", SocketAddr::new(ip, SECURE_PORT))
-}
-
 /// install.sh for one node; its shell variables are every value quoted for bash.
 pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
     let script = Installer::common(facts);
@@ -169,9 +163,10 @@ impl Installer {
             bundle_id: q(facts.bundle_id),
             node_ip: q(&node.ip.to_string()),
             ca_cert: q(&node.layout.ca_cert),
-            programs: front_program(cluster).iter().map(|p| q(p)).collect(),
+            programs: front_program(&node.layout).iter().map(|p| q(p)).collect(),
             front_healthz_url: q(&front_healthz_url),
             files,
+            unit_dir: q(UNIT_DIR),
             directories: node.directories.iter().map(|d| q(d)).collect(),
             binary: q(""),
             admin_cert: q(""),
@@ -227,9 +222,9 @@ impl Installer {
                 .chain(keepalived.then_some(crate::plan::KEEPALIVED_UNIT))
                 .map(q)
                 .collect(),
-            programs: front_program(cluster)
+            programs: front_program(layout)
                 .into_iter()
-                .chain(keepalived.then(|| format!("keepalived {KEEPALIVED_PROGRAM}")))
+                .chain(keepalived.then(|| format!("keepalived {}", layout.keepalived_program)))
                 .map(|p| q(&p))
                 .collect(),
             etcd_endpoints: etcd_endpoints(cluster),
@@ -248,8 +243,8 @@ impl Installer {
 }
 
 /// The front's program as install.sh's pre-flight names it, when the cluster has a front.
-fn front_program(cluster: &Cluster) -> Option<String> {
-    let front = cluster.ha_front.as_ref()?;
+fn front_program(layout: &NodeLayout) -> Option<String> {
+    let front = layout.front.as_ref()?;
     Some(format!("front-proxy {}", front.binary))
 }
 
@@ -305,7 +300,7 @@ pub fn node_readme(facts: &BundleFacts<'_>) -> Result<String, Error> {
         admin_cn: crate::plan::ADMIN_CN,
         admin_group,
         installer: crate::plan::INSTALLER_USER,
-        cert_dir: cluster.paths.cert_dir.to_string(),
+        cert_dir: node.layout.cert_dir.clone(),
         kubelet_ca: flag("kubelet-certificate-authority"),
         files: readme_files(node),
     })

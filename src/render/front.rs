@@ -5,11 +5,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use askama::Template;
 
-use super::documents::node_api_url;
-use super::render;
+use super::{node_api_url, render};
 use crate::error::Error;
-use crate::model::Cluster;
+use crate::model::{Cluster, FrontKind, HaFront};
 use crate::plan::NodePlan;
+use crate::plan::layout::FrontPaths;
 use crate::values::SECURE_PORT;
 
 #[derive(Template)]
@@ -67,9 +67,6 @@ struct HaproxyUnit<'a> {
     config: String,
 }
 
-/// Where Debian and RHEL install keepalived.
-pub(super) const KEEPALIVED_PROGRAM: &str = "/usr/sbin/keepalived";
-
 /// keepalived.conf for one master: the masters' order in cluster.yaml is their priority.
 pub fn keepalived_config(cluster: &Cluster, node: &NodePlan) -> Result<String, Error> {
     let keepalived = cluster
@@ -105,12 +102,22 @@ fn no_front() -> Error {
     Error::Internal("a front file was planned without haFront".into())
 }
 
-/// The node-local proxy's config: every master's secure port as an upstream.
-pub fn front_config(cluster: &Cluster) -> Result<String, Error> {
+/// The front's settings from cluster.yaml and its paths on `node`.
+fn front<'a>(
+    cluster: &'a Cluster,
+    node: &'a NodePlan,
+) -> Result<(&'a HaFront, &'a FrontPaths), Error> {
     let front = cluster.ha_front.as_ref().ok_or_else(no_front)?;
+    let paths = node.layout.front.as_ref().ok_or_else(no_front)?;
+    Ok((front, paths))
+}
+
+/// The node-local proxy's config: every master's secure port as an upstream.
+pub fn front_config(cluster: &Cluster, node: &NodePlan) -> Result<String, Error> {
+    let (front, paths) = front(cluster, node)?;
     let upstream = |ip: IpAddr| SocketAddr::new(ip, SECURE_PORT).to_string();
     match front.kind {
-        crate::model::FrontKind::Haproxy => render(&HaproxyConfig {
+        FrontKind::Haproxy => render(&HaproxyConfig {
             cluster: cluster.name.as_str(),
             listen: front.listen(),
             masters: cluster
@@ -119,10 +126,10 @@ pub fn front_config(cluster: &Cluster) -> Result<String, Error> {
                 .map(|m| (m.name.to_string(), upstream(m.ip)))
                 .collect(),
         }),
-        crate::model::FrontKind::Nginx => render(&NginxConfig {
+        FrontKind::Nginx => render(&NginxConfig {
             cluster: cluster.name.as_str(),
             listen: front.listen(),
-            prefix: crate::plan::front_prefix(cluster),
+            prefix: paths.prefix.clone(),
             modules: front
                 .nginx_modules
                 .iter()
@@ -133,29 +140,24 @@ pub fn front_config(cluster: &Cluster) -> Result<String, Error> {
     }
 }
 
+/// The node-local proxy's systemd unit.
 pub fn front_unit(cluster: &Cluster, node: &NodePlan) -> Result<String, Error> {
-    let front = cluster.ha_front.as_ref().ok_or_else(no_front)?;
-    let config = node
-        .layout
-        .front
-        .as_ref()
-        .map(|paths| paths.config.clone())
-        .ok_or_else(no_front)?;
+    let (front, paths) = front(cluster, node)?;
     match front.kind {
-        crate::model::FrontKind::Haproxy => render(&HaproxyUnit {
+        FrontKind::Haproxy => render(&HaproxyUnit {
             cluster: cluster.name.as_str(),
             node: &node.name,
             listen: front.listen(),
-            binary: front.binary.to_string(),
-            config,
+            binary: paths.binary.clone(),
+            config: paths.config.clone(),
         }),
-        crate::model::FrontKind::Nginx => render(&NginxUnit {
+        FrontKind::Nginx => render(&NginxUnit {
             cluster: cluster.name.as_str(),
             node: &node.name,
             listen: front.listen(),
-            prefix: crate::plan::front_prefix(cluster),
-            binary: front.binary.to_string(),
-            config,
+            prefix: paths.prefix.clone(),
+            binary: paths.binary.clone(),
+            config: paths.config.clone(),
         }),
     }
 }

@@ -1,16 +1,23 @@
-//! Stage 5: the bytes of every file a master receives.
+//! Stage 5: the bytes of every file a node receives.
 //!
 //! In: the [`Cluster`], one [`NodePlan`] (which files, which flags), the [`Pki`] and the
 //! [`EncryptionKeys`]. Out: a [`RenderedNode`]: rootfs files keyed by target path with
 //! their modes, and the RBAC manifests applied once the apiserver is healthy. Templates
 //! live in templates/ (askama, checked at compile time); every value that reaches a unit
 //! or YAML file was validated upstream or is quoted here.
+//!
+//! Every on-node path comes from the plan (`NodePlan.layout`), so a path is named once;
+//! the cluster supplies only settings (names, versions, addresses). `apiserver` renders
+//! the apiserver's files, `front` the node-local proxy's and keepalived's, `documents`
+//! install.sh and the READMEs; this module maps the plan's artifacts onto them and holds
+//! the quoting the templates rely on.
 
 mod apiserver;
 mod documents;
 mod front;
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use askama::Template;
@@ -20,6 +27,7 @@ use crate::error::Error;
 use crate::model::Cluster;
 use crate::pki::{Credential, Pki};
 use crate::plan::{Artifact, CaName, NodePlan, Role, cert_names};
+use crate::values::SECURE_PORT;
 
 pub use apiserver::{
     CLUSTER_ADMINS_MANIFEST, KUBELET_APIS_MANIFEST, apiserver_unit, audit_policy,
@@ -27,8 +35,7 @@ pub use apiserver::{
 };
 use apiserver::{admin_kubeconfig, rbac_manifests};
 pub use documents::{
-    BundleFacts, Documents, MANIFEST_COLLECTION, documents, install_guide, installer, node_api_url,
-    node_readme,
+    BundleFacts, Documents, MANIFEST_COLLECTION, documents, install_guide, installer, node_readme,
 };
 pub use front::{front_config, front_unit, keepalived_config};
 
@@ -129,7 +136,7 @@ impl Sources<'_> {
                 admin_kubeconfig(cluster, node, &pki.ca_cert_pem, self.leaf(ADMIN)?)?
             }
             ApiserverUnit => apiserver_unit(cluster, node)?,
-            FrontConfig => front_config(cluster)?,
+            FrontConfig => front_config(cluster, node)?,
             FrontUnit => front_unit(cluster, node)?,
             KeepalivedConfig => keepalived_config(cluster, node)?,
             // Binaries are not read here: the bundle streams them from where cluster.yaml says.
@@ -158,6 +165,12 @@ fn shipped(binary: Option<&PathBuf>) -> Result<Content, Error> {
         .cloned()
         .map(Content::File)
         .ok_or_else(|| Error::Internal("binary planned but not configured".into()))
+}
+
+/// The node's own apiserver, which install.sh and keepalived check: never the load
+/// balancer, so a healthy peer cannot hide a broken node.
+pub fn node_api_url(ip: IpAddr) -> String {
+    format!("https://{}", SocketAddr::new(ip, SECURE_PORT))
 }
 
 fn render(template: &impl Template) -> Result<String, Error> {
