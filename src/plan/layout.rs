@@ -9,6 +9,8 @@ use crate::model::Cluster;
 
 /// Where systemd looks for administrator units.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
+/// Where Debian and RHEL install keepalived; the bundle ships only its config.
+pub const KEEPALIVED_PROGRAM: &str = "/usr/sbin/keepalived";
 
 /// A certificate and its private key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,11 +25,15 @@ pub struct FrontPaths {
     pub config: String,
     pub unit: String,
     pub binary: String,
+    /// nginx's prefix (temp files, pid); install.sh creates it for either proxy.
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeLayout {
+    /// The directory of every certificate and key below.
+    pub cert_dir: String,
     pub ca_cert: String,
     pub front_proxy_ca_cert: String,
     /// The separate etcd CA's certificate (unused with `etcd.ca: cluster`).
@@ -44,7 +50,11 @@ pub struct NodeLayout {
     pub admin_kubeconfig: String,
     pub apiserver_unit: String,
     pub apiserver_binary: String,
+    /// The apiserver's WorkingDirectory.
+    pub working_directory: String,
     pub keepalived_config: String,
+    /// The distribution's keepalived, which install.sh checks before installing its config.
+    pub keepalived_program: String,
     pub front: Option<FrontPaths>,
 }
 
@@ -63,8 +73,10 @@ impl NodeLayout {
             },
             unit: format!("{UNIT_DIR}/{}", front_unit_name(front)),
             binary: front.binary.as_str().to_owned(),
+            prefix: super::front_prefix(cluster),
         });
         Self {
+            cert_dir: paths.cert_dir.as_str().to_owned(),
             ca_cert: cert("ca.crt"),
             front_proxy_ca_cert: cert("front-proxy-ca.crt"),
             etcd_ca_cert: cert("etcd/ca.crt"),
@@ -80,7 +92,9 @@ impl NodeLayout {
             admin_kubeconfig: paths.config_dir.join("admin.kubeconfig"),
             apiserver_unit: format!("{UNIT_DIR}/{}", super::APISERVER_UNIT),
             apiserver_binary: paths.bin_dir.join("kube-apiserver"),
+            working_directory: super::working_directory(cluster),
             keepalived_config: KEEPALIVED_CONFIG_PATH.to_owned(),
+            keepalived_program: KEEPALIVED_PROGRAM.to_owned(),
             front,
         }
     }
