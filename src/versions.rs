@@ -18,6 +18,28 @@ pub const ADVERTISE_MUST_BE_ROUTABLE_FROM: u64 = 37;
 /// cluster-admin (revocable by deleting the binding) instead of `system:masters` (which no
 /// authorizer can revoke): the minor in which kubeadm made the same change.
 pub const REVOCABLE_ADMIN_GROUP_FROM: u64 = 29;
+/// From this minor the apiserver refuses to start without `--service-account-issuer` and
+/// `--service-account-signing-key-file`: TokenRequest went GA (PR 95896).
+pub const SERVICE_ACCOUNT_TOKEN_FLAGS_REQUIRED_FROM: u64 = 20;
+/// The last minor with the Initializers admission plugin; from the next one, naming an
+/// unknown plugin stops startup.
+pub const INITIALIZERS_PLUGIN_LAST: u64 = 13;
+/// The lease endpoint reconciler is the default from this minor, which makes
+/// `--apiserver-count` a no-op; older than anything kube-bundle renders.
+pub const LEASE_ENDPOINT_RECONCILER_DEFAULT_FROM: u64 = 11;
+/// From this minor `--runtime-config` refuses the bare `api/all` the seed guide wrote;
+/// `api/all=true` means the same in every minor.
+pub const BARE_API_ALL_REFUSED_FROM: u64 = 36;
+/// The first minor with the `audit.k8s.io/v1` audit policy.
+pub const AUDIT_V1_FROM: u64 = 12;
+/// The DynamicAuditing feature gate: added in this minor, gone with
+/// `--audit-dynamic-configuration` after [`DYNAMIC_AUDITING_LAST`].
+pub const DYNAMIC_AUDITING_FROM: u64 = 13;
+pub const DYNAMIC_AUDITING_LAST: u64 = 18;
+/// StructuredAuthenticationConfiguration (`--authentication-config` and its feature gate):
+/// added in this minor; the gate is gone after [`STRUCTURED_AUTHENTICATION_GATE_LAST`].
+pub const STRUCTURED_AUTHENTICATION_FROM: u64 = 29;
+pub const STRUCTURED_AUTHENTICATION_GATE_LAST: u64 = 36;
 
 /// Whether kube-bundle's hardened defaults apply (`--profiling=false`, TLS 1.2 with strong
 /// cipher suites, 10 rotated audit logs, no alpha APIs). The seed's own release renders the
@@ -153,7 +175,7 @@ pub const FLAGS: &[Flag] = &[
     ),
     until(
         "audit-dynamic-configuration",
-        18,
+        DYNAMIC_AUDITING_LAST,
         "DynamicAuditing was removed in 1.19 (PR 91502)",
     ),
     always("audit-log-compress"),
@@ -167,7 +189,7 @@ pub const FLAGS: &[Flag] = &[
     always("audit-webhook-config-file"),
     since(
         "authentication-config",
-        29,
+        STRUCTURED_AUTHENTICATION_FROM,
         "StructuredAuthenticationConfiguration, alpha in 1.29, GA in 1.34; from 1.37 the \
          feature gate is gone and naming it stops startup (checked on a real v1.37.2)",
     ),
@@ -205,7 +227,7 @@ pub const FLAGS: &[Flag] = &[
         replacement: Some("experimental-encryption-provider-config"),
         ..since(
             "encryption-provider-config",
-            13,
+            ENCRYPTION_CONFIG_GRADUATED_IN,
             "graduated from --experimental-encryption-provider-config in 1.13",
         )
     },
@@ -223,6 +245,8 @@ pub const FLAGS: &[Flag] = &[
     always("event-ttl"),
     Flag {
         replacement: Some("encryption-provider-config"),
+        // Renamed, not dropped: kube-bundle renders the new name wherever it exists.
+        inert_from: Some(ENCRYPTION_CONFIG_GRADUATED_IN),
         ..until(
             "experimental-encryption-provider-config",
             23,
@@ -286,7 +310,7 @@ pub const FLAGS: &[Flag] = &[
     always("runtime-config"),
     always("secure-port"),
     Flag {
-        required_from: Some(20),
+        required_from: Some(SERVICE_ACCOUNT_TOKEN_FLAGS_REQUIRED_FROM),
         ..since(
             "service-account-issuer",
             OLDEST_MINOR,
@@ -296,7 +320,7 @@ pub const FLAGS: &[Flag] = &[
     always("service-account-key-file"),
     always("service-account-lookup"),
     Flag {
-        required_from: Some(20),
+        required_from: Some(SERVICE_ACCOUNT_TOKEN_FLAGS_REQUIRED_FROM),
         ..since(
             "service-account-signing-key-file",
             OLDEST_MINOR,
@@ -349,7 +373,7 @@ pub fn encryption_config_format(minor: u64) -> (&'static str, &'static str) {
 /// Audit policy apiVersion: v1 exists from 1.12 and v1beta1 is gone in 1.24, so v1
 /// is right for every minor kube-bundle renders.
 pub fn audit_policy_api_version(minor: u64) -> &'static str {
-    if minor < 12 {
+    if minor < AUDIT_V1_FROM {
         "audit.k8s.io/v1beta1"
     } else {
         "audit.k8s.io/v1"
@@ -361,12 +385,12 @@ pub const AUDIT_V1BETA1_LAST: u64 = 23;
 
 /// The Initializers admission plugin: an unknown plugin stops startup from 1.14.
 pub fn initializers_plugin_accepted(minor: u64) -> bool {
-    minor <= 13
+    minor <= INITIALIZERS_PLUGIN_LAST
 }
 
 /// DynamicAuditing feature gate, removed with --audit-dynamic-configuration in 1.19.
 pub fn dynamic_auditing_accepted(minor: u64) -> bool {
-    (13..=18).contains(&minor)
+    (DYNAMIC_AUDITING_FROM..=DYNAMIC_AUDITING_LAST).contains(&minor)
 }
 
 /// A feature gate whose name an apiserver refuses where it does not know it.
@@ -393,7 +417,7 @@ pub const CHECKED_FEATURE_GATES: &[FeatureGate] = &[
 /// removed in 1.37, whose apiserver refuses to start when `--feature-gates` names it
 /// (checked on real v1.33.13 and v1.37.2 binaries by the oracle test).
 pub fn structured_authentication_gate_accepted(minor: u64) -> bool {
-    (29..=36).contains(&minor)
+    (STRUCTURED_AUTHENTICATION_FROM..=STRUCTURED_AUTHENTICATION_GATE_LAST).contains(&minor)
 }
 
 #[cfg(test)]
@@ -473,6 +497,9 @@ mod tests {
             "gone is not effective either"
         );
         assert!(effective("profiling", NEWEST_MINOR));
+        let experimental = "experimental-encryption-provider-config";
+        assert!(effective(experimental, 12) && !effective(experimental, 13));
+        assert!(effective("encryption-provider-config", 13));
     }
 
     #[test]

@@ -1,0 +1,200 @@
+//! Stage 3, the credentials part: which certificates a node needs and what each must say
+//! (subject, purpose, SANs, issuer), and which group the admin credential is in. `pki`
+//! issues or reuses certificates from these specs; `render` reads the names and groups.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::Serialize;
+
+use crate::model::{Cluster, EtcdCa, Master};
+use crate::values::Host;
+
+/// What a leaf certificate must say. `pki` issues it, or reuses a stored one that says
+/// exactly this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertSpec {
+    pub common_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    pub purpose: Purpose,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sans: Option<Sans>,
+    pub issuer: CaName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Purpose {
+    ServerAuth,
+    ClientAuth,
+}
+
+/// The certificate authorities kube-bundle keeps in secrets/.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaName {
+    /// `ca`: signs the serving, kubelet-client and admin certs (and etcd's with `ca: cluster`).
+    Cluster,
+    FrontProxy,
+    Etcd,
+}
+
+impl CaName {
+    pub const ALL: [CaName; 3] = [CaName::Cluster, CaName::FrontProxy, CaName::Etcd];
+
+    /// kubeadm's name for the CA, which is also its secrets/ file stem.
+    pub fn file_stem(self) -> &'static str {
+        match self {
+            Self::Cluster => "ca",
+            Self::FrontProxy => "front-proxy-ca",
+            Self::Etcd => "etcd-ca",
+        }
+    }
+
+    /// The subject CN kubeadm gives it.
+    pub fn common_name(self) -> &'static str {
+        match self {
+            Self::Cluster => "kubernetes",
+            Self::FrontProxy => "front-proxy-ca",
+            Self::Etcd => "etcd-ca",
+        }
+    }
+}
+
+/// Certificate names (kubeadm's), as used in plan output and secrets/nodes/<node>/.
+pub mod cert_names {
+    pub const APISERVER: &str = "apiserver";
+    pub const KUBELET_CLIENT: &str = "apiserver-kubelet-client";
+    pub const ETCD_CLIENT: &str = "apiserver-etcd-client";
+    pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+    pub const ADMIN: &str = "admin";
+}
+
+/// The identity the apiserver presents to kubelets; bound to system:kubelet-api-admin by
+/// the rendered RBAC, never a member of system:masters.
+pub const KUBELET_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
+/// The bundle's admin kubeconfig identity.
+pub const ADMIN_CN: &str = "kubernetes-admin";
+/// The group of the admin credential from `versions::REVOCABLE_ADMIN_GROUP_FROM`: cluster-admin
+/// comes from the RBAC binding install.sh applies, and deleting that binding revokes every
+/// admin kubeconfig at once.
+pub const CLUSTER_ADMINS_GROUP: &str = "kube-bundle:cluster-admins";
+/// Before that minor (seed parity), the admin credential is in the unrevocable superuser group.
+pub const SUPERUSER_GROUP: &str = "system:masters";
+/// Who install.sh is when it applies the RBAC manifests from that minor on: asserted through
+/// the front-proxy client certificate (the request-header authenticator, which is what that
+/// certificate is for), because the admin group is authorized only once the binding exists.
+pub const INSTALLER_USER: &str = "kube-bundle:installer";
+
+/// The admin credential's group for `minor`.
+pub fn admin_group(minor: u64) -> &'static str {
+    if minor >= crate::versions::REVOCABLE_ADMIN_GROUP_FROM {
+        CLUSTER_ADMINS_GROUP
+    } else {
+        SUPERUSER_GROUP
+    }
+}
+
+/// Subject alternative names, ordered as kubeadm orders them: DNS names sorted, IPs in
+/// first-seen order (node, loopback, service IP, endpoint, extras).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sans {
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+}
+
+/// kubeadm's leaf inventory for one node. With external
+/// etcd the user's own client certificate is shipped instead of one kube-bundle issues.
+pub(super) fn certificates(cluster: &Cluster, sans: &Sans) -> BTreeMap<String, CertSpec> {
+    let spec = |cn: &str, purpose, issuer| CertSpec {
+        common_name: cn.to_owned(),
+        organization: None,
+        purpose,
+        sans: None,
+        issuer,
+    };
+    let mut certs = BTreeMap::new();
+    certs.insert(
+        cert_names::APISERVER.to_owned(),
+        CertSpec {
+            sans: Some(sans.clone()),
+            ..spec("kube-apiserver", Purpose::ServerAuth, CaName::Cluster)
+        },
+    );
+    certs.insert(
+        cert_names::KUBELET_CLIENT.to_owned(),
+        spec(KUBELET_CLIENT_CN, Purpose::ClientAuth, CaName::Cluster),
+    );
+    let etcd_issuer = match cluster.etcd.ca {
+        EtcdCa::Cluster => Some(CaName::Cluster),
+        EtcdCa::Separate => Some(CaName::Etcd),
+        EtcdCa::External { .. } => None,
+    };
+    if let Some(issuer) = etcd_issuer {
+        certs.insert(
+            cert_names::ETCD_CLIENT.to_owned(),
+            spec("kube-apiserver-etcd-client", Purpose::ClientAuth, issuer),
+        );
+    }
+    certs.insert(
+        cert_names::FRONT_PROXY_CLIENT.to_owned(),
+        spec(
+            "front-proxy-client",
+            Purpose::ClientAuth,
+            CaName::FrontProxy,
+        ),
+    );
+    certs.insert(
+        cert_names::ADMIN.to_owned(),
+        CertSpec {
+            organization: Some(admin_group(cluster.kubernetes_version.minor()).to_owned()),
+            ..spec(ADMIN_CN, Purpose::ClientAuth, CaName::Cluster)
+        },
+    );
+    certs
+}
+
+/// kubeadm's apiserver SANs plus what the seed adds:
+/// 127.0.0.1 (the node-local proxy dials it) and kubernetes.default.svc.<first label>.
+pub fn serving_cert_sans(cluster: &Cluster, master: &Master) -> Sans {
+    let domain = &cluster.network.dns_domain;
+    let mut dns: BTreeSet<String> = [
+        master.name.to_string(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        format!("kubernetes.default.svc.{}", domain.first_label()),
+        format!("kubernetes.default.svc.{domain}"),
+    ]
+    .into();
+    let mut ips = vec![
+        master.ip,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        cluster.network.service_cidr.kubernetes_service_ip(),
+    ];
+    // Clients of the node-local proxy verify the apiserver cert against its address.
+    if let Some(front) = &cluster.ha_front
+        && !ips.contains(&front.listen_ip)
+    {
+        ips.push(front.listen_ip);
+    }
+    let endpoint_host = cluster.control_plane_endpoint.as_ref().map(|e| &e.host);
+    for host in endpoint_host.into_iter().chain(&cluster.pki.extra_sans) {
+        match host {
+            Host::Ip(ip) => {
+                if !ips.contains(ip) {
+                    ips.push(*ip);
+                }
+            }
+            Host::Dns(name) => {
+                dns.insert(name.to_string());
+            }
+        }
+    }
+    Sans {
+        dns: dns.into_iter().collect(),
+        ips,
+    }
+}
