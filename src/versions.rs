@@ -2,7 +2,8 @@
 //!
 //! Data only: `validate` uses it to refuse versions outside the table and extraArgs the
 //! target rejects; `plan` uses it to decide which flags and file formats a minor accepts.
-//! Each row's note says where its fact comes from (the upstream changelog, PR or KEP);
+//! Each row's note says what changed, and its source where its fact comes from (the
+//! upstream PR or KEP);
 //! tests/integration/oracle.rs checks every row against the real binary's `--help`.
 
 /// The seed guide's era; nothing older is rendered.
@@ -96,8 +97,11 @@ pub struct Flag {
     /// From this minor on it is accepted but deprecated or without effect: kube-bundle
     /// stops rendering it there, though the binary would still take it.
     pub inert_from: Option<u64>,
-    /// Why it changed, and the source.
+    /// Why it changed, in words `plan` and `check` show the user.
     pub note: &'static str,
+    /// Where the fact comes from upstream (a PR or KEP number), for maintainers reading the
+    /// table; never shown to users.
+    pub source: &'static str,
 }
 
 impl Flag {
@@ -124,6 +128,7 @@ const fn always(name: &'static str) -> Flag {
         required_from: None,
         inert_from: None,
         note: "",
+        source: "",
     }
 }
 
@@ -136,6 +141,7 @@ const fn until(name: &'static str, last: u64, note: &'static str) -> Flag {
         required_from: None,
         inert_from: None,
         note,
+        source: "",
     }
 }
 
@@ -148,6 +154,7 @@ const fn since(name: &'static str, first: u64, note: &'static str) -> Flag {
         required_from: None,
         inert_from: None,
         note,
+        source: "",
     }
 }
 
@@ -173,11 +180,14 @@ pub const FLAGS: &[Flag] = &[
         "deprecated: only used by the master-count reconciler; lease is the default since 1.11; \
          hidden from --help but still accepted by v1.37.2",
     ),
-    until(
-        "audit-dynamic-configuration",
-        DYNAMIC_AUDITING_LAST,
-        "DynamicAuditing was removed in 1.19 (PR 91502)",
-    ),
+    Flag {
+        source: "PR 91502",
+        ..until(
+            "audit-dynamic-configuration",
+            DYNAMIC_AUDITING_LAST,
+            "DynamicAuditing was removed in 1.19",
+        )
+    },
     always("audit-log-compress"),
     always("audit-log-format"),
     always("audit-log-maxage"),
@@ -216,11 +226,12 @@ pub const FLAGS: &[Flag] = &[
     always("enable-bootstrap-token-auth"),
     always("enable-priority-and-fairness"),
     Flag {
+        source: "PRs 72924, 105032",
         inert_from: Some(14),
         ..until(
             "enable-swagger-ui",
             23,
-            "a no-op since 1.14, removed in 1.24 (PRs 72924, 105032)",
+            "a no-op since 1.14, removed in 1.24",
         )
     },
     Flag {
@@ -231,11 +242,14 @@ pub const FLAGS: &[Flag] = &[
             "graduated from --experimental-encryption-provider-config in 1.13",
         )
     },
-    since(
-        "encryption-provider-config-automatic-reload",
-        26,
-        "added in 1.26 (PR 112050)",
-    ),
+    Flag {
+        source: "PR 112050",
+        ..since(
+            "encryption-provider-config-automatic-reload",
+            26,
+            "added in 1.26",
+        )
+    },
     always("endpoint-reconciler-type"),
     always("etcd-cafile"),
     always("etcd-certfile"),
@@ -244,13 +258,14 @@ pub const FLAGS: &[Flag] = &[
     always("etcd-servers"),
     always("event-ttl"),
     Flag {
+        source: "PRs 71206, 108423",
         replacement: Some("encryption-provider-config"),
         // Renamed, not dropped: kube-bundle renders the new name wherever it exists.
         inert_from: Some(ENCRYPTION_CONFIG_GRADUATED_IN),
         ..until(
             "experimental-encryption-provider-config",
             23,
-            "renamed in 1.13, removed in 1.24 (PRs 71206, 108423)",
+            "renamed in 1.13, removed in 1.24",
         )
     },
     always("feature-gates"),
@@ -262,37 +277,50 @@ pub const FLAGS: &[Flag] = &[
             "the insecure port was removed in 1.24",
         )
     },
-    until(
-        "insecure-port",
-        23,
-        "inert from 1.20 (only 0 allowed), removed in 1.24 (PRs 59018, 95856)",
-    ),
+    Flag {
+        source: "PRs 59018, 95856",
+        ..until(
+            "insecure-port",
+            23,
+            "inert from 1.20 (only 0 allowed), removed in 1.24",
+        )
+    },
     always("kubelet-certificate-authority"),
     always("kubelet-client-certificate"),
     always("kubelet-client-key"),
-    until(
-        "kubelet-https",
-        21,
-        "deprecated 1.19, removed 1.22: HTTPS is unconditional (PRs 91630, 101178)",
-    ),
+    Flag {
+        source: "PRs 91630, 101178",
+        ..until(
+            "kubelet-https",
+            21,
+            "deprecated 1.19, removed 1.22: HTTPS is unconditional",
+        )
+    },
     always("kubelet-preferred-address-types"),
     always("kubelet-timeout"),
-    until(
-        "log-dir",
-        25,
-        "klog file flags: deprecated 1.23, removed 1.26 (KEP-2845)",
-    ),
-    until(
-        "log-file",
-        25,
-        "klog file flags: deprecated 1.23, removed 1.26 (KEP-2845)",
-    ),
     Flag {
+        source: "KEP-2845",
+        ..until(
+            "log-dir",
+            25,
+            "klog file flags: deprecated 1.23, removed 1.26",
+        )
+    },
+    Flag {
+        source: "KEP-2845",
+        ..until(
+            "log-file",
+            25,
+            "klog file flags: deprecated 1.23, removed 1.26",
+        )
+    },
+    Flag {
+        source: "KEP-2845",
         inert_from: Some(23),
         ..until(
             "logtostderr",
             25,
-            "klog file flags: deprecated 1.23, removed 1.26; stderr is the only output since (KEP-2845)",
+            "klog file flags: deprecated 1.23, removed 1.26; stderr is the only output since",
         )
     },
     always("max-mutating-requests-inflight"),
@@ -310,21 +338,23 @@ pub const FLAGS: &[Flag] = &[
     always("runtime-config"),
     always("secure-port"),
     Flag {
+        source: "PR 95896",
         required_from: Some(SERVICE_ACCOUNT_TOKEN_FLAGS_REQUIRED_FROM),
         ..since(
             "service-account-issuer",
             OLDEST_MINOR,
-            "required since 1.20, when TokenRequest went GA (PR 95896)",
+            "required since 1.20, when TokenRequest went GA",
         )
     },
     always("service-account-key-file"),
     always("service-account-lookup"),
     Flag {
+        source: "PR 95896",
         required_from: Some(SERVICE_ACCOUNT_TOKEN_FLAGS_REQUIRED_FROM),
         ..since(
             "service-account-signing-key-file",
             OLDEST_MINOR,
-            "required since 1.20 (PR 95896)",
+            "required since 1.20",
         )
     },
     always("service-cluster-ip-range"),

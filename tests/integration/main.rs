@@ -16,3 +16,4 @@ mod render;
 mod safety;
 mod schema;
 mod trust;
+mod wording;
