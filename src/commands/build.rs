@@ -59,9 +59,6 @@ pub(super) fn build(
     let encryption = encryption::keys_for_build(cluster, &store)?;
     let signer = Signer::load_or_create(&store, args.signing_key.as_deref())?;
     let source_date_epoch = source_date_epoch()?;
-    let config_path = absolute(&args.config.config)?;
-    let config_bytes = std::fs::read(&config_path).map_err(|e| Error::io(&config_path, e))?;
-    let config_sha256 = crate::sign::sha256_hex(&config_bytes);
 
     let selected: Vec<&NodePlan> = plan
         .nodes
@@ -74,7 +71,7 @@ pub(super) fn build(
         pki: &pki,
         encryption: &encryption,
         signer: &signer,
-        config_sha256: &config_sha256,
+        config_sha256: &validated.source_sha256,
         source_date_epoch,
         staging: staging.path(),
     };

@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::harness::{kube_bundle, repo_root};
+use crate::harness::{Project, kube_bundle, repo_root};
 
 #[test]
 fn examples_pass_check() {
@@ -203,5 +203,25 @@ fn check_warns_about_weaker_apiserver_settings_at_their_lines() {
         !run.stderr().contains("apiserver.enableAllAPIs"),
         "{}",
         run.stderr()
+    );
+}
+
+/// bundle.json's configSha256 is the hash of the cluster.yaml bytes the build validated.
+#[test]
+fn bundle_json_records_the_sha256_of_the_cluster_yaml_it_built() {
+    let project = Project::new();
+    project.build();
+    let extracted = std::process::Command::new("tar")
+        .arg("-xzOf")
+        .arg(project.bundle("cp1"))
+        .arg("cp1/bundle.json")
+        .output()
+        .unwrap();
+    assert!(extracted.status.success(), "{extracted:?}");
+    let provenance: serde_json::Value = serde_json::from_slice(&extracted.stdout).unwrap();
+    let config = fs::read(project.path().join("cluster.yaml")).unwrap();
+    assert_eq!(
+        provenance["configSha256"],
+        kube_bundle::sign::sha256_hex(&config).as_str()
     );
 }
