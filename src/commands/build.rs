@@ -17,6 +17,7 @@ use super::{
     absolute, bundled_nodes, config_folder, load_and_plan, open_store, secrets_folder, write_err,
     write_out,
 };
+use crate::bundle::{self, format};
 use crate::cli::BuildArgs;
 use crate::encryption::{self, EncryptionKeys};
 use crate::error::Error;
@@ -24,9 +25,9 @@ use crate::model::Cluster;
 use crate::output::{self, OutputDir, Protected, Staging};
 use crate::pki::{self, Pki};
 use crate::plan::{self, NodePlan, Plan};
+use crate::render;
 use crate::secrets::{Access, SecretStore};
 use crate::sign::Signer;
-use crate::{bundle, render};
 
 pub(super) fn build(
     args: &BuildArgs,
@@ -471,8 +472,8 @@ fn finish_output(
             sums.push((name, digest));
         }
     }
-    let text = crate::sign::checksum_file(sums.iter().map(|(n, h)| (n.as_str(), h.as_str())));
-    write("SHA256SUMS", text.as_bytes())
+    let text = format::checksums_file(sums.iter().map(|(n, h)| (n.as_str(), h.as_str())));
+    write(format::CHECKSUM_FILE, text.as_bytes())
 }
 
 /// After the swap: a node no longer in cluster.yaml has its credentials moved to retired/
