@@ -3,10 +3,13 @@
 //! Both check a bundle's signature first, under the key the operator pinned (`Trust`);
 //! `diff` then compares two bundles, or every node of two output generations.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{absolute, bundled_nodes, config_folder, load, to_json, write_err, write_out};
+use serde::Serialize;
+
+use super::{absolute, bundled_nodes, config_folder, load, to_sorted_json, write_err, write_out};
 use crate::cli::{ConfigArgs, OutputFormat, PinArgs};
 use crate::error::Error;
 use crate::output;
@@ -49,60 +52,83 @@ pub(super) fn diff_generations(
             current.display()
         )));
     }
-    // Each generation is checked against the signing key its own marker recorded when
-    // this host built it.
-    let trust = |generation: &Path| -> Result<Trust, Error> {
-        if unverified {
-            return Ok(Trust::Unverified);
-        }
-        let marker = output::read_marker(generation)?.ok_or_else(|| {
-            Error::Input(format!(
-                "{}: no {} marker; kube-bundle did not write this folder",
-                generation.display(),
-                output::MARKER_FILE
-            ))
-        })?;
-        Ok(Trust::Fingerprint {
-            fingerprint: marker.signing_key_fingerprint,
-            pubkey: None,
-        })
-    };
-    let (old_trust, new_trust) = (trust(&previous)?, trust(&current)?);
+    let (old_trust, new_trust) = (
+        generation_trust(&previous, unverified)?,
+        generation_trust(&current, unverified)?,
+    );
     let mut nodes: Vec<String> = bundled_nodes(&previous)?;
     nodes.extend(bundled_nodes(&current)?);
     nodes.sort();
     nodes.dedup();
     let mut text = String::new();
-    let mut json = serde_json::Map::new();
+    let mut report = BTreeMap::new();
     for node in nodes {
         let name = format!("{node}.tar.gz");
         let (old, new) = (previous.join(&name), current.join(&name));
-        let (line, value) = match (old.is_file(), new.is_file()) {
+        let (line, change) = match (old.is_file(), new.is_file()) {
             (true, true) => {
                 let diff = verified_diff((&old, &old_trust), (&new, &new_trust))?;
-                let value = serde_json::to_value(&diff)
-                    .map_err(|e| Error::Input(format!("cannot encode the diff: {e}")))?;
-                (crate::diff::to_text(&diff), value)
+                (crate::diff::to_text(&diff), NodeChange::Compared(diff))
             }
             (false, _) => (
                 format!("node {node}: new in this generation\n"),
-                serde_json::json!({ "change": "added" }),
+                NodeChange::OneSide {
+                    change: Presence::Added,
+                },
             ),
             (true, false) => (
                 format!("node {node}: removed in this generation\n"),
-                serde_json::json!({ "change": "removed" }),
+                NodeChange::OneSide {
+                    change: Presence::Removed,
+                },
             ),
         };
         if !text.is_empty() {
             text.push('\n');
         }
         text.push_str(&line);
-        json.insert(node, value);
+        report.insert(node, change);
     }
     match format {
         OutputFormat::Text => write_out(out, &text),
-        OutputFormat::Json => write_out(out, &to_json(&json)?),
+        OutputFormat::Json => write_out(out, &to_sorted_json(&report)?),
     }
+}
+
+/// One node in `diff --output json` between two generations.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum NodeChange {
+    /// In both generations: what changed.
+    Compared(crate::diff::BundleDiff),
+    /// In one generation only.
+    OneSide { change: Presence },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Presence {
+    Added,
+    Removed,
+}
+
+/// Each generation is checked against the signing key its own marker recorded when this
+/// host built it.
+fn generation_trust(generation: &Path, unverified: bool) -> Result<Trust, Error> {
+    if unverified {
+        return Ok(Trust::Unverified);
+    }
+    let marker = output::read_marker(generation)?.ok_or_else(|| {
+        Error::Input(format!(
+            "{}: no {} marker; kube-bundle did not write this folder",
+            generation.display(),
+            output::MARKER_FILE
+        ))
+    })?;
+    Ok(Trust::Fingerprint {
+        fingerprint: marker.signing_key_fingerprint,
+        pubkey: None,
+    })
 }
 
 /// How `verify` and `diff` trust a bundle's signing key.
@@ -253,12 +279,18 @@ pub(super) fn diff_pair(
     let text = match format {
         OutputFormat::Text if unverified => format!("UNVERIFIED\n{}", crate::diff::to_text(&diff)),
         OutputFormat::Text => crate::diff::to_text(&diff),
-        OutputFormat::Json => {
-            let mut value = serde_json::to_value(&diff)
-                .map_err(|e| Error::Input(format!("cannot encode the diff: {e}")))?;
-            value["verified"] = serde_json::Value::Bool(!unverified);
-            to_json(&value)?
-        }
+        OutputFormat::Json => to_sorted_json(&PairReport {
+            diff: &diff,
+            verified: !unverified,
+        })?,
     };
     write_out(out, &text)
+}
+
+/// `diff OLD NEW --output json`: the diff, and whether the signatures were checked.
+#[derive(Serialize)]
+struct PairReport<'a> {
+    #[serde(flatten)]
+    diff: &'a crate::diff::BundleDiff,
+    verified: bool,
 }

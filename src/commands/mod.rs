@@ -189,10 +189,21 @@ fn bundled_nodes(dir: &Path) -> Result<Vec<String>, Error> {
     Ok(nodes)
 }
 
+/// Pretty JSON with a final newline, fields in the order the type declares them.
 fn to_json(value: &impl serde::Serialize) -> Result<String, Error> {
     serde_json::to_string_pretty(value)
         .map(|json| json + "\n")
-        .map_err(|e| Error::Input(format!("cannot encode the output: {e}")))
+        .map_err(|e| Error::Internal(format!("cannot encode the output as JSON: {e}")))
+}
+
+/// Pretty JSON with every object's keys in alphabetical order: the published key order
+/// of `plan --output json` and `diff --output json`. The report types declare their fields
+/// in reading order, and the plan's own types too; serde_json's `Value` keeps its keys
+/// sorted (the crate is built without `preserve_order`), so the report goes through one.
+fn to_sorted_json(value: &impl serde::Serialize) -> Result<String, Error> {
+    let value = serde_json::to_value(value)
+        .map_err(|e| Error::Internal(format!("cannot encode the output as JSON: {e}")))?;
+    to_json(&value)
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {

@@ -3,16 +3,20 @@
 //! `check` stops after `validate`; `plan` adds the plan and reads (never writes) the
 //! secrets folder to say, per certificate, whether a build creates, reuses or re-issues it.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::PathBuf;
+
+use serde::Serialize;
 
 use time::OffsetDateTime;
 
-use super::{load, prepare, report_warnings, write_out};
+use super::{load, prepare, report_warnings, to_sorted_json, write_out};
 use crate::cli::{ConfigArgs, OutputFormat};
 use crate::error::Error;
 use crate::model::Cluster;
-use crate::plan::{self, Plan};
+use crate::plan::{self, NodePlan, Plan};
 use crate::secrets::{Access, SecretStore};
 use crate::{encryption, pki};
 
@@ -49,7 +53,7 @@ pub(super) fn plan(
     let decisions = pki::assess(cluster, &plan, &store, OffsetDateTime::now_utc())?;
     let secrets = planned_secrets(cluster, &store)?;
     let text = match output {
-        OutputFormat::Json => plan_json(&plan, &decisions, &secrets)?,
+        OutputFormat::Json => to_sorted_json(&PlanReport::new(&plan, &decisions, &secrets))?,
         OutputFormat::Text => plan_text(&plan, &decisions, &secrets),
     };
     write_out(out, &text)
@@ -98,28 +102,114 @@ fn planned_secrets(cluster: &Cluster, store: &SecretStore) -> Result<PlannedSecr
     })
 }
 
-/// The plan as JSON, each certificate carrying what this build will do with it.
-fn plan_json(
-    plan: &Plan,
-    decisions: &pki::Assessment,
-    secrets: &PlannedSecrets,
-) -> Result<String, Error> {
-    let encode = |e: serde_json::Error| Error::Input(format!("cannot encode the plan: {e}"));
-    let mut value = serde_json::to_value(plan).map_err(encode)?;
-    value["secrets"] = serde_json::to_value(secrets).map_err(encode)?;
-    for (node, certs) in decisions {
-        for (cert, decision) in certs {
-            let entry = &mut value["nodes"][node]["certificates"][cert];
-            if !entry.is_object() {
-                *entry = serde_json::json!({});
-            }
-            let decision = serde_json::to_value(decision).map_err(encode)?;
-            entry["decision"] = decision;
+/// `plan --output json` (format 1): the plan, each certificate with what a build will do
+/// with it, and what it will do in the secrets folder.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanReport<'a> {
+    format_version: u32,
+    cluster: &'a str,
+    kubernetes_version: &'a str,
+    kubernetes_service_ip: IpAddr,
+    nodes: BTreeMap<&'a str, NodeReport<'a>>,
+    secrets: &'a PlannedSecrets,
+}
+
+/// One node of [`PlanReport`]: its plan, certificates with their decisions.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeReport<'a> {
+    name: &'a str,
+    ip: IpAddr,
+    role: plan::Role,
+    serving_cert_sans: &'a plan::Sans,
+    directories: &'a [String],
+    files: &'a BTreeMap<String, plan::PlannedFile>,
+    certificates: BTreeMap<&'a str, CertificateReport<'a>>,
+    flags: &'a BTreeMap<String, plan::PlannedFlag>,
+    dropped_seed_flags: &'a BTreeMap<String, plan::DroppedFlag>,
+}
+
+#[derive(Serialize)]
+struct CertificateReport<'a> {
+    /// What the plan issues; none for a certificate the operator supplies (external etcd),
+    /// which has only a decision.
+    #[serde(flatten)]
+    spec: Option<&'a plan::CertSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<&'a pki::Decision>,
+}
+
+impl<'a> PlanReport<'a> {
+    fn new(plan: &'a Plan, decisions: &'a pki::Assessment, secrets: &'a PlannedSecrets) -> Self {
+        // Taken apart in full, so a field added to the plan does not compile until the
+        // report shows it (or says why not).
+        let Plan {
+            format_version,
+            cluster,
+            kubernetes_version,
+            kubernetes_service_ip,
+            nodes,
+        } = plan;
+        Self {
+            format_version: *format_version,
+            cluster,
+            kubernetes_version,
+            kubernetes_service_ip: *kubernetes_service_ip,
+            nodes: nodes
+                .iter()
+                .map(|(name, node)| (name.as_str(), NodeReport::new(node, decisions.get(name))))
+                .collect(),
+            secrets,
         }
     }
-    let mut json = serde_json::to_string_pretty(&value).map_err(encode)?;
-    json.push('\n');
-    Ok(json)
+}
+
+impl<'a> NodeReport<'a> {
+    fn new(node: &'a NodePlan, decisions: Option<&'a BTreeMap<String, pki::Decision>>) -> Self {
+        let NodePlan {
+            // Every on-node path: `files` shows them.
+            layout: _,
+            name,
+            ip,
+            role,
+            serving_cert_sans,
+            directories,
+            files,
+            certificates,
+            flags,
+            dropped_seed_flags,
+        } = node;
+        let mut reports: BTreeMap<&str, CertificateReport<'_>> = certificates
+            .iter()
+            .map(|(cert, spec)| {
+                let report = CertificateReport {
+                    spec: Some(spec),
+                    decision: None,
+                };
+                (cert.as_str(), report)
+            })
+            .collect();
+        // A decision for every planned certificate, and for one the operator supplies.
+        for (cert, decision) in decisions.into_iter().flatten() {
+            let report = reports.entry(cert.as_str()).or_insert(CertificateReport {
+                spec: None,
+                decision: None,
+            });
+            report.decision = Some(decision);
+        }
+        Self {
+            name,
+            ip: *ip,
+            role: *role,
+            serving_cert_sans,
+            directories,
+            files,
+            certificates: reports,
+            flags,
+            dropped_seed_flags,
+        }
+    }
 }
 
 fn plan_text(plan: &Plan, decisions: &pki::Assessment, secrets: &PlannedSecrets) -> String {
