@@ -105,30 +105,84 @@ pub enum CertsCommand {
     Expiry {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Secrets directory to read (never written) [default: secrets/<cluster>].
         #[arg(long, value_name = "DIR")]
         secrets: Option<PathBuf>,
         /// Exit 1 if any certificate has fewer days left.
         #[arg(long, value_name = "DAYS")]
         fail_under: Option<i64>,
+        /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Re-issue leaves from the stored CAs; the next `build` ships them.
-    Renew {
-        /// [CONFIG] then certificate names (`apiserver`, or `cp1/apiserver`).
-        #[arg(value_name = "CONFIG|NAME")]
-        args: Vec<String>,
-        /// Renew every leaf.
-        #[arg(long)]
-        all: bool,
-        /// Keep the existing private keys (default: new keys).
-        #[arg(long)]
-        reuse_keys: bool,
-        #[arg(long, value_name = "DIR")]
-        secrets: Option<PathBuf>,
-        #[arg(long)]
-        allow_untested_version: bool,
-    },
+    Renew(RenewArgs),
+}
+
+/// Which leaves `certs renew` re-issues, and from which cluster.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["certificates", "all"])))]
+pub struct RenewArgs {
+    /// The certificates: NAME on every node that has it (`apiserver`), or NODE/NAME on one
+    /// node (`cp1/apiserver`).
+    #[arg(value_name = "NAME")]
+    pub certificates: Vec<CertSelector>,
+    /// Renew every leaf of every node.
+    #[arg(long)]
+    pub all: bool,
+    /// Keep the existing private keys (default: new keys).
+    #[arg(long)]
+    pub reuse_keys: bool,
+    /// The cluster description.
+    #[arg(long, value_name = "FILE", default_value = "cluster.yaml")]
+    pub config: PathBuf,
+    /// Secrets directory holding the CAs and the leaves [default: secrets/<cluster>].
+    #[arg(long, value_name = "DIR")]
+    pub secrets: Option<PathBuf>,
+    /// Accept a Kubernetes version newer than the version table; renders with the newest rules.
+    #[arg(long)]
+    pub allow_untested_version: bool,
+}
+
+/// A certificate named on the command line: `NAME` on every node that has it, or
+/// `NODE/NAME` on one node. Whether the node and the name exist is for the plan to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSelector {
+    Everywhere { cert: String },
+    OnNode { node: String, cert: String },
+}
+
+impl std::str::FromStr for CertSelector {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.ends_with(".yaml") || text.ends_with(".yml") {
+            return Err(format!(
+                "NAME is a certificate (`apiserver` or `cp1/apiserver`); pass the cluster \
+                 description as --config {text}"
+            ));
+        }
+        match text.split_once('/') {
+            None if !text.is_empty() => Ok(Self::Everywhere { cert: text.into() }),
+            Some((node, cert)) if !node.is_empty() && !cert.is_empty() && !cert.contains('/') => {
+                Ok(Self::OnNode {
+                    node: node.into(),
+                    cert: cert.into(),
+                })
+            }
+            _ => Err("not NAME or NODE/NAME (e.g. `apiserver` or `cp1/apiserver`)".into()),
+        }
+    }
+}
+
+/// As it was written: `apiserver` or `cp1/apiserver`.
+impl std::fmt::Display for CertSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Everywhere { cert } => f.write_str(cert),
+            Self::OnNode { node, cert } => write!(f, "{node}/{cert}"),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +192,7 @@ pub enum EncryptionCommand {
     Rotate {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Secrets directory holding the encryption keys [default: secrets/<cluster>].
         #[arg(long, value_name = "DIR")]
         secrets: Option<PathBuf>,
         /// Confirm that every secret was rewritten with the new key (needed for phase 3).
@@ -181,4 +236,71 @@ pub struct ConfigArgs {
 pub enum OutputFormat {
     Text,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_certificate_is_named_alone_or_on_one_node() {
+        assert_eq!(
+            "apiserver".parse(),
+            Ok(CertSelector::Everywhere {
+                cert: "apiserver".into()
+            })
+        );
+        assert_eq!(
+            "cp1/apiserver".parse(),
+            Ok(CertSelector::OnNode {
+                node: "cp1".into(),
+                cert: "apiserver".into()
+            })
+        );
+        for form in ["apiserver", "cp1/apiserver"] {
+            let parsed: CertSelector = form.parse().unwrap();
+            assert_eq!(parsed.to_string(), form, "shown as written");
+        }
+        for malformed in ["", "/apiserver", "cp1/", "cp1/apiserver/key"] {
+            let why = malformed.parse::<CertSelector>().unwrap_err();
+            assert!(why.contains("NODE/NAME"), "{malformed:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn a_config_file_among_the_names_points_to_config() {
+        for file in ["cluster.yaml", "prod/cluster.yml"] {
+            let why = file.parse::<CertSelector>().unwrap_err();
+            assert!(why.contains(&format!("--config {file}")), "{why}");
+        }
+    }
+
+    #[test]
+    fn renew_takes_names_or_all_and_the_config_by_option() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from([&["kube-bundle", "certs", "renew"], args].concat()).map(|cli| {
+                match cli.command {
+                    Command::Certs {
+                        command: CertsCommand::Renew(args),
+                    } => args,
+                    other => panic!("{other:?}"),
+                }
+            })
+        };
+        let args = parse(&["cp1/apiserver", "admin", "--config", "prod.yaml"]).unwrap();
+        assert_eq!(args.certificates.len(), 2);
+        assert_eq!(args.config, PathBuf::from("prod.yaml"));
+        assert!(!args.all);
+        let args = parse(&["--all"]).unwrap();
+        assert!(args.all && args.certificates.is_empty());
+        assert_eq!(args.config, PathBuf::from("cluster.yaml"));
+        assert!(parse(&[]).is_err(), "names or --all");
+        assert!(parse(&["--all", "apiserver"]).is_err(), "not both");
+    }
 }

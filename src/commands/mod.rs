@@ -105,18 +105,17 @@ fn load_and_plan(
     Ok((validated, plan))
 }
 
-/// What most commands start with: the validated cluster (warnings reported), its plan
-/// and its secrets store.
+/// What the commands that only read secrets start with (`plan`, `certs expiry`): the
+/// validated cluster (warnings reported), its plan and its secrets store, read only.
 fn prepare(
     config: &ConfigArgs,
     secrets: Option<PathBuf>,
-    access: Access,
     err: &mut dyn Write,
 ) -> Result<(Validated, Plan, SecretStore), Error> {
     let (validated, plan) = load_and_plan(config, &[], err)?;
     let dir = secrets_folder(&config.config, &validated.cluster, secrets.as_deref())?;
     write_err(err, &format!("secrets: {}\n", dir.display()))?;
-    let store = open_store(&dir, access, err)?;
+    let store = open_store(&dir, Access::ReadOnly, err)?;
     Ok((validated, plan, store))
 }
 
@@ -165,6 +164,22 @@ fn open_store(dir: &Path, access: Access, err: &mut dyn Write) -> Result<SecretS
         )?;
     }
     Ok(store)
+}
+
+/// The store of a command that changes what a build created (`certs renew`,
+/// `encryption rotate`), locked for writing. The folder must exist already: run from the
+/// wrong folder or before the first build, such a command fails without creating the
+/// folder or its lock file (opening for writing would create both).
+fn open_built_store(dir: &Path, err: &mut dyn Write) -> Result<SecretStore, Error> {
+    write_err(err, &format!("secrets: {}\n", dir.display()))?;
+    if !dir.is_dir() {
+        return Err(Error::Input(format!(
+            "{}: no such secrets folder; `kube-bundle build` creates it. Run this beside \
+             the cluster.yaml that was built, or pass its secrets folder with --secrets",
+            dir.display()
+        )));
+    }
+    open_store(dir, Access::ReadWrite, err)
 }
 
 /// Node names with a bundle in an output folder.

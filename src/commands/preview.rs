@@ -17,7 +17,7 @@ use crate::cli::{ConfigArgs, OutputFormat};
 use crate::error::Error;
 use crate::model::Cluster;
 use crate::plan::{self, NodePlan, Plan};
-use crate::secrets::{Access, SecretStore};
+use crate::secrets::SecretStore;
 use crate::{encryption, pki};
 
 pub(super) fn check(
@@ -48,7 +48,7 @@ pub(super) fn plan(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
-    let (validated, plan, store) = prepare(config, secrets, Access::ReadOnly, err)?;
+    let (validated, plan, store) = prepare(config, secrets, err)?;
     let cluster = &validated.cluster;
     let decisions = pki::assess(cluster, &plan, &store, OffsetDateTime::now_utc())?;
     let secrets = planned_secrets(cluster, &store)?;

@@ -6,11 +6,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{load, open_store, report_warnings, secrets_folder, write_err, write_out};
+use super::{load, open_built_store, report_warnings, secrets_folder, write_out};
 use crate::cli::ConfigArgs;
 use crate::encryption;
 use crate::error::Error;
-use crate::secrets::Access;
 
 pub(super) fn rotate(
     config: &ConfigArgs,
@@ -23,8 +22,7 @@ pub(super) fn rotate(
     report_warnings(&validated, err)?;
     let cluster = &validated.cluster;
     let dir = secrets_folder(&config.config, cluster, secrets.as_deref())?;
-    write_err(err, &format!("secrets: {}\n", dir.display()))?;
-    let store = open_store(&dir, Access::ReadWrite, err)?;
+    let store = open_built_store(&dir, err)?;
     let step = encryption::rotate(cluster, &store, confirm_rewritten)?;
     let masters: Vec<&str> = cluster.masters.iter().map(|m| m.name.as_str()).collect();
     let automatic_reload = crate::versions::flag("encryption-provider-config-automatic-reload")
