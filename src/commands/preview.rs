@@ -237,78 +237,88 @@ fn plan_text(plan: &Plan, decisions: &pki::Assessment, secrets: &PlannedSecrets)
         let _ = writeln!(text, "  to create: {}", secrets.create.join(", "));
     }
     for node in plan.nodes.values() {
-        let client = node.role == plan::Role::Client;
-        let role = if client { "client " } else { "" };
-        let _ = writeln!(text, "\n{role}node {} ({})", node.name, node.ip);
-        if client {
+        node_text(&mut text, node, decisions.get(&node.name));
+    }
+    text
+}
+
+/// One node's section of `plan`: a client shows only its files, a master everything.
+fn node_text(
+    text: &mut String,
+    node: &NodePlan,
+    decisions: Option<&BTreeMap<String, pki::Decision>>,
+) {
+    use std::fmt::Write as _;
+    let client = node.role == plan::Role::Client;
+    let role = if client { "client " } else { "" };
+    let _ = writeln!(text, "\n{role}node {} ({})", node.name, node.ip);
+    if client {
+        let _ = writeln!(
+            text,
+            "  the HA front only: no apiserver, no key, no credential"
+        );
+    }
+    let ips: Vec<String> = node
+        .serving_cert_sans
+        .ips
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if !client {
+        let _ = writeln!(text, "  serving cert SANs:");
+        let _ = writeln!(text, "    DNS: {}", node.serving_cert_sans.dns.join(", "));
+        let _ = writeln!(text, "    IP:  {}", ips.join(", "));
+    }
+    let _ = writeln!(text, "  directories: {}", node.directories.join(", "));
+    let _ = writeln!(text, "  files:");
+    for (path, file) in &node.files {
+        let artifact = serde_json::to_value(file.artifact)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(text, "    {:04o}  {path}  ({artifact})", file.mode);
+    }
+    if client {
+        return;
+    }
+    let _ = writeln!(text, "  kube-apiserver flags:");
+    for (name, flag) in &node.flags {
+        let _ = writeln!(
+            text,
+            "    --{name}={}  [{}]",
+            flag.value,
+            flag_reason(&flag.reason)
+        );
+    }
+    if !node.dropped_seed_flags.is_empty() {
+        let _ = writeln!(text, "  seed flags left out:");
+        for (name, dropped) in &node.dropped_seed_flags {
             let _ = writeln!(
                 text,
-                "  the HA front only: no apiserver, no key, no credential"
-            );
-        }
-        let ips: Vec<String> = node
-            .serving_cert_sans
-            .ips
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        if !client {
-            let _ = writeln!(text, "  serving cert SANs:");
-            let _ = writeln!(text, "    DNS: {}", node.serving_cert_sans.dns.join(", "));
-            let _ = writeln!(text, "    IP:  {}", ips.join(", "));
-        }
-        let _ = writeln!(text, "  directories: {}", node.directories.join(", "));
-        let _ = writeln!(text, "  files:");
-        for (path, file) in &node.files {
-            let artifact = serde_json::to_value(file.artifact)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            let _ = writeln!(text, "    {:04o}  {path}  ({artifact})", file.mode);
-        }
-        if client {
-            continue;
-        }
-        let _ = writeln!(text, "  kube-apiserver flags:");
-        for (name, flag) in &node.flags {
-            let _ = writeln!(
-                text,
-                "    --{name}={}  [{}]",
-                flag.value,
-                flag_reason(&flag.reason)
-            );
-        }
-        if !node.dropped_seed_flags.is_empty() {
-            let _ = writeln!(text, "  seed flags left out:");
-            for (name, dropped) in &node.dropped_seed_flags {
-                let _ = writeln!(
-                    text,
-                    "    --{name}={}  ({})",
-                    dropped.seed_value, dropped.why
-                );
-            }
-        }
-        let _ = writeln!(text, "  certificates:");
-        for (cert, decision) in decisions.get(&node.name).into_iter().flatten() {
-            let _ = writeln!(text, "    {cert:<26} {decision}");
-        }
-        if let Some(admin) = node.certificates.get(plan::cert_names::ADMIN) {
-            let group = admin.organization.as_deref().unwrap_or_default();
-            let why = if group == plan::SUPERUSER_GROUP {
-                "a superuser no RBAC binding can revoke; from Kubernetes 1.29 kube-bundle uses a revocable group"
-            } else {
-                "cluster-admin through the ClusterRoleBinding of the same name in manifests/; \
-                 deleting it revokes every admin kubeconfig; install.sh applies the manifests \
-                 through the front-proxy client certificate"
-            };
-            let _ = writeln!(
-                text,
-                "  admin kubeconfig identity: {} in group {group} ({why})",
-                admin.common_name
+                "    --{name}={}  ({})",
+                dropped.seed_value, dropped.why
             );
         }
     }
-    text
+    let _ = writeln!(text, "  certificates:");
+    for (cert, decision) in decisions.into_iter().flatten() {
+        let _ = writeln!(text, "    {cert:<26} {decision}");
+    }
+    if let Some(admin) = node.certificates.get(plan::cert_names::ADMIN) {
+        let group = admin.organization.as_deref().unwrap_or_default();
+        let why = if group == plan::SUPERUSER_GROUP {
+            "a superuser no RBAC binding can revoke; from Kubernetes 1.29 kube-bundle uses a revocable group"
+        } else {
+            "cluster-admin through the ClusterRoleBinding of the same name in manifests/; \
+             deleting it revokes every admin kubeconfig; install.sh applies the manifests \
+             through the front-proxy client certificate"
+        };
+        let _ = writeln!(
+            text,
+            "  admin kubeconfig identity: {} in group {group} ({why})",
+            admin.common_name
+        );
+    }
 }
 
 fn flag_reason(reason: &plan::FlagReason) -> String {
