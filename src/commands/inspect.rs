@@ -14,123 +14,6 @@ use crate::cli::{ConfigArgs, OutputFormat, PinArgs};
 use crate::error::Error;
 use crate::output;
 
-/// `diff` without bundles: the previous generation against the current one, per node.
-pub(super) fn diff_generations(
-    config: Option<PathBuf>,
-    out_dir: Option<PathBuf>,
-    unverified: bool,
-    format: OutputFormat,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<(), Error> {
-    let current = match out_dir {
-        Some(dir) => absolute(&dir)?,
-        None => {
-            let config = config.unwrap_or_else(|| PathBuf::from("cluster.yaml"));
-            // Only the cluster's name is needed; a version newer than the table is fine.
-            let validated = load(&ConfigArgs {
-                config: config.clone(),
-                allow_untested_version: true,
-            })?;
-            absolute(
-                &config_folder(&config)?
-                    .join("bundles")
-                    .join(validated.cluster.name.as_str()),
-            )?
-        }
-    };
-    let previous = output::previous_of(&current);
-    write_err(
-        err,
-        &format!("comparing {} → {}\n", previous.display(), current.display()),
-    )?;
-    if !previous.is_dir() {
-        return Err(Error::Input(format!(
-            "{}: no previous generation to compare with; it appears after the second \
-             `kube-bundle build` into {}",
-            previous.display(),
-            current.display()
-        )));
-    }
-    let (old_trust, new_trust) = (
-        generation_trust(&previous, unverified)?,
-        generation_trust(&current, unverified)?,
-    );
-    let mut nodes: Vec<String> = bundled_nodes(&previous)?;
-    nodes.extend(bundled_nodes(&current)?);
-    nodes.sort();
-    nodes.dedup();
-    let mut text = String::new();
-    let mut report = BTreeMap::new();
-    for node in nodes {
-        let name = format!("{node}.tar.gz");
-        let (old, new) = (previous.join(&name), current.join(&name));
-        let (line, change) = match (old.is_file(), new.is_file()) {
-            (true, true) => {
-                let diff = verified_diff((&old, &old_trust), (&new, &new_trust))?;
-                (crate::diff::to_text(&diff), NodeChange::Compared(diff))
-            }
-            (false, _) => (
-                format!("node {node}: new in this generation\n"),
-                NodeChange::OneSide {
-                    change: Presence::Added,
-                },
-            ),
-            (true, false) => (
-                format!("node {node}: removed in this generation\n"),
-                NodeChange::OneSide {
-                    change: Presence::Removed,
-                },
-            ),
-        };
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        text.push_str(&line);
-        report.insert(node, change);
-    }
-    match format {
-        OutputFormat::Text => write_out(out, &text),
-        OutputFormat::Json => write_out(out, &to_sorted_json(&report)?),
-    }
-}
-
-/// One node in `diff --output json` between two generations.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum NodeChange {
-    /// In both generations: what changed.
-    Compared(crate::diff::BundleDiff),
-    /// In one generation only.
-    OneSide { change: Presence },
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Presence {
-    Added,
-    Removed,
-}
-
-/// Each generation is checked against the signing key its own marker recorded when this
-/// host built it.
-fn generation_trust(generation: &Path, unverified: bool) -> Result<Trust, Error> {
-    if unverified {
-        return Ok(Trust::Unverified);
-    }
-    let marker = output::read_marker(generation)?.ok_or_else(|| {
-        Error::Input(format!(
-            "{}: no {} marker; kube-bundle did not write this folder",
-            generation.display(),
-            output::MARKER_FILE
-        ))
-    })?;
-    Ok(Trust::Fingerprint {
-        fingerprint: marker.signing_key_fingerprint,
-        pubkey: None,
-    })
-}
-
 /// How `verify` and `diff` trust a bundle's signing key.
 enum Trust {
     /// The key's fingerprint, as the operator recorded it; the key file may lie anywhere.
@@ -293,4 +176,121 @@ struct PairReport<'a> {
     #[serde(flatten)]
     diff: &'a crate::diff::BundleDiff,
     verified: bool,
+}
+
+/// `diff` without bundles: the previous generation against the current one, per node.
+pub(super) fn diff_generations(
+    config: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
+    unverified: bool,
+    format: OutputFormat,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    let current = match out_dir {
+        Some(dir) => absolute(&dir)?,
+        None => {
+            let config = config.unwrap_or_else(|| PathBuf::from("cluster.yaml"));
+            // Only the cluster's name is needed; a version newer than the table is fine.
+            let validated = load(&ConfigArgs {
+                config: config.clone(),
+                allow_untested_version: true,
+            })?;
+            absolute(
+                &config_folder(&config)?
+                    .join("bundles")
+                    .join(validated.cluster.name.as_str()),
+            )?
+        }
+    };
+    let previous = output::previous_of(&current);
+    write_err(
+        err,
+        &format!("comparing {} → {}\n", previous.display(), current.display()),
+    )?;
+    if !previous.is_dir() {
+        return Err(Error::Input(format!(
+            "{}: no previous generation to compare with; it appears after the second \
+             `kube-bundle build` into {}",
+            previous.display(),
+            current.display()
+        )));
+    }
+    let (old_trust, new_trust) = (
+        generation_trust(&previous, unverified)?,
+        generation_trust(&current, unverified)?,
+    );
+    let mut nodes: Vec<String> = bundled_nodes(&previous)?;
+    nodes.extend(bundled_nodes(&current)?);
+    nodes.sort();
+    nodes.dedup();
+    let mut text = String::new();
+    let mut report = BTreeMap::new();
+    for node in nodes {
+        let name = format!("{node}.tar.gz");
+        let (old, new) = (previous.join(&name), current.join(&name));
+        let (line, change) = match (old.is_file(), new.is_file()) {
+            (true, true) => {
+                let diff = verified_diff((&old, &old_trust), (&new, &new_trust))?;
+                (crate::diff::to_text(&diff), NodeChange::Compared(diff))
+            }
+            (false, _) => (
+                format!("node {node}: new in this generation\n"),
+                NodeChange::OneSide {
+                    change: Presence::Added,
+                },
+            ),
+            (true, false) => (
+                format!("node {node}: removed in this generation\n"),
+                NodeChange::OneSide {
+                    change: Presence::Removed,
+                },
+            ),
+        };
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        report.insert(node, change);
+    }
+    match format {
+        OutputFormat::Text => write_out(out, &text),
+        OutputFormat::Json => write_out(out, &to_sorted_json(&report)?),
+    }
+}
+
+/// One node in `diff --output json` between two generations.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum NodeChange {
+    /// In both generations: what changed.
+    Compared(crate::diff::BundleDiff),
+    /// In one generation only.
+    OneSide { change: Presence },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Presence {
+    Added,
+    Removed,
+}
+
+/// Each generation is checked against the signing key its own marker recorded when this
+/// host built it.
+fn generation_trust(generation: &Path, unverified: bool) -> Result<Trust, Error> {
+    if unverified {
+        return Ok(Trust::Unverified);
+    }
+    let marker = output::read_marker(generation)?.ok_or_else(|| {
+        Error::Input(format!(
+            "{}: no {} marker; kube-bundle did not write this folder",
+            generation.display(),
+            output::MARKER_FILE
+        ))
+    })?;
+    Ok(Trust::Fingerprint {
+        fingerprint: marker.signing_key_fingerprint,
+        pubkey: None,
+    })
 }

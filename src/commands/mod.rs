@@ -1,9 +1,9 @@
 //! The commands: each one wires the stages it needs, from cluster.yaml to its output.
 //!
 //! Every command reads cluster.yaml through `config` → `validate`, then runs as many later
-//! stages as it needs. Output goes to the writers it is given, never straight to stdout, so
-//! the tests run commands in process. This module dispatches and holds what several
-//! commands share: loading, the default folders, the secrets store, the writers.
+//! stages as it needs. Output goes to the writers it is given, never straight to stdout.
+//! This module dispatches and holds what several commands share: loading, the default
+//! folders, the secrets store, the writers.
 
 mod build;
 mod certs;

@@ -9,7 +9,6 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::Serialize;
-
 use time::OffsetDateTime;
 
 use super::{load, prepare, report_warnings, to_sorted_json, write_out};
@@ -60,7 +59,7 @@ pub(super) fn plan(
 }
 
 /// What a build would do with the cluster-wide secrets: whose identity, what it creates.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct PlannedSecrets {
     folder: PathBuf,
@@ -71,7 +70,7 @@ struct PlannedSecrets {
 }
 
 /// What a build does about the cluster CA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 enum IdentityAction {
     /// No CA stored and none to import: a new one is created.
