@@ -156,6 +156,8 @@ impl std::str::FromStr for CertSelector {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
+        // Earlier releases took the config here, recognised by this suffix: such a command
+        // line is told where the file goes now. No certificate name ends like this.
         if text.ends_with(".yaml") || text.ends_with(".yml") {
             return Err(format!(
                 "NAME is a certificate (`apiserver` or `cp1/apiserver`); pass the cluster \
