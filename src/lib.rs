@@ -3,10 +3,12 @@
 //!
 //! The modules are the pipeline, in order: `config` parses cluster.yaml, `validate` turns
 //! it into the checked [`model::Cluster`] (made of [`values`] types), `plan` decides per
-//! node what to produce, `pki` issues or reuses certificates kept in `secrets`. The CLI
-//! only wires the stages; nothing below it prints.
+//! node what to produce, `pki` issues or reuses certificates kept in `secrets`. `cli` is
+//! the command line's shape and `commands` wires the stages per command; nothing below
+//! them prints.
 
 pub mod cli;
+pub mod commands;
 pub mod diagnostics;
 pub mod error;
 pub mod source;

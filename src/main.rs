@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kube_bundle::cli::{self, Cli};
+use kube_bundle::cli::Cli;
+use kube_bundle::commands;
 use kube_bundle::diagnostics;
 use kube_bundle::error::Error;
 
@@ -9,7 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr();
-    match cli::run(cli, &mut stdout, &mut stderr) {
+    match commands::run(cli, &mut stdout, &mut stderr) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             if let Error::InvalidConfig(reports) = &error {

@@ -53,3 +53,26 @@ pub const CHECKSUM_FILE: &str = "SHA256SUMS";
 pub const ROOTFS: &str = "rootfs";
 /// The unit of the kube-apiserver, whose flags `diff` reports.
 pub const APISERVER_UNIT: &str = "kube-apiserver.service";
+
+/// A SHA256SUMS file, as `sha256sum -c` reads it: one `<hex digest>  <name>` line per
+/// `(name, digest)` entry, sorted by name so the same files always give the same bytes.
+pub fn checksums_file<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut entries: Vec<(&str, &str)> = entries.into_iter().collect();
+    entries.sort_unstable();
+    entries
+        .into_iter()
+        .map(|(name, digest)| format!("{digest}  {name}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checksums_file_is_sorted_by_name_in_sha256sum_format() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let text = checksums_file([("z.tar.gz", a.as_str()), ("m.tar.gz", b.as_str())]);
+        assert_eq!(text, format!("{b}  m.tar.gz\n{a}  z.tar.gz\n"));
+    }
+}

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_saphyr::Location;
+use sha2::{Digest, Sha256};
 
 use super::{Finding, Severity, Validated};
 use crate::config::Text;
@@ -65,6 +66,7 @@ impl<'a> Checker<'a> {
             Some(cluster) => Ok(Validated {
                 cluster,
                 warnings: self.findings,
+                source_sha256: hex::encode(Sha256::digest(self.source.text.as_bytes())),
             }),
             None => Err(into_error(self.findings)),
         }

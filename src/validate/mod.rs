@@ -127,6 +127,9 @@ pub struct ValidateOptions {
 pub struct Validated {
     pub cluster: Cluster,
     pub warnings: Vec<Finding>,
+    /// sha256 (hex) of the exact cluster.yaml bytes this was parsed from: bundle.json
+    /// records it, and reading the file again could hash a newer edit than was built.
+    pub source_sha256: String,
 }
 
 /// Validates the raw cluster, returning it with defaults applied, or every error found.

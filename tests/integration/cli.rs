@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::harness::{kube_bundle, repo_root};
+use crate::harness::{Project, kube_bundle, repo_root};
 
 #[test]
 fn examples_pass_check() {
@@ -204,4 +204,99 @@ fn check_warns_about_weaker_apiserver_settings_at_their_lines() {
         "{}",
         run.stderr()
     );
+}
+
+/// bundle.json's configSha256 is the hash of the cluster.yaml bytes the build validated.
+#[test]
+fn bundle_json_records_the_sha256_of_the_cluster_yaml_it_built() {
+    let project = Project::new();
+    project.build();
+    let extracted = std::process::Command::new("tar")
+        .arg("-xzOf")
+        .arg(project.bundle("cp1"))
+        .arg("cp1/bundle.json")
+        .output()
+        .unwrap();
+    assert!(extracted.status.success(), "{extracted:?}");
+    let provenance: serde_json::Value = serde_json::from_slice(&extracted.stdout).unwrap();
+    let config = fs::read(project.path().join("cluster.yaml")).unwrap();
+    assert_eq!(
+        provenance["configSha256"],
+        kube_bundle::sign::sha256_hex(&config).as_str()
+    );
+}
+
+/// `certs renew` names what exists at the level that was wrong: the nodes for an unknown
+/// node, the node's certificates for an unknown certificate on a known node.
+#[test]
+fn renew_names_the_nodes_or_the_certificates_that_exist() {
+    let project = Project::new();
+    project.add_client();
+    kube_bundle(project.path(), &["certs", "renew", "cp9/apiserver"])
+        .code(2)
+        .stderr_has("there is no node cp9; the nodes are cp1, cp2, cp3, w1");
+    kube_bundle(project.path(), &["certs", "renew", "cp1/apiserver-key"])
+        .code(2)
+        .stderr_has("node cp1 has no certificate named \"apiserver-key\"; its certificates are admin, apiserver, ");
+    kube_bundle(project.path(), &["certs", "renew", "w1/apiserver"])
+        .code(2)
+        .stderr_has("node w1 has no certificates");
+    kube_bundle(project.path(), &["certs", "renew", "cp1/apiserver/x"])
+        .code(2)
+        .stderr_has("NODE/NAME");
+    // The cluster description is an option: a file among the names says so.
+    kube_bundle(project.path(), &["certs", "renew", "cluster.yaml", "--all"])
+        .code(2)
+        .stderr_has("--config cluster.yaml");
+    kube_bundle(project.path(), &["certs", "renew", "apiserver", "--all"])
+        .code(2)
+        .stderr_has("--all");
+    kube_bundle(
+        project.path(),
+        &[
+            "certs",
+            "renew",
+            "--config",
+            "cluster.yaml",
+            "cp1/apiserver",
+        ],
+    )
+    .code(0)
+    .stdout_has("renewed cp1/apiserver\nnext:");
+}
+
+/// `certs renew` and `encryption rotate` change what a build created: run where nothing
+/// was built (a config that does not load, a folder without secrets, a wrong --secrets),
+/// they fail without creating a secrets folder or its lock file.
+#[test]
+fn a_failed_renew_or_rotate_creates_no_secrets_folder_and_no_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = fs::read_to_string(repo_root().join("examples/cluster.yaml")).unwrap();
+    fs::write(
+        dir.path().join("cluster.yaml"),
+        example.replace("name: cp2", "name: cp2\n    nonsense: 1"),
+    )
+    .unwrap();
+    let commands: [&[&str]; 3] = [
+        &["certs", "renew", "--all"],
+        &["certs", "renew", "cp1/apiserver"],
+        &["encryption", "rotate"],
+    ];
+    for args in commands {
+        kube_bundle(dir.path(), args).code(1).stderr_has("nonsense");
+        assert!(!dir.path().join("secrets").exists(), "{args:?}");
+    }
+
+    fs::write(dir.path().join("cluster.yaml"), &example).unwrap();
+    for args in commands {
+        kube_bundle(dir.path(), args)
+            .code(1)
+            .stderr_has("no such secrets folder; `kube-bundle build` creates it");
+        assert!(!dir.path().join("secrets").exists(), "{args:?}");
+        let elsewhere = [args, &["--secrets", "elsewhere/prod-eu1"]].concat();
+        kube_bundle(dir.path(), &elsewhere)
+            .code(1)
+            .stderr_has("elsewhere/prod-eu1: no such secrets folder");
+        assert!(!dir.path().join("elsewhere").exists(), "{elsewhere:?}");
+    }
 }

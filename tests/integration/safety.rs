@@ -400,19 +400,16 @@ fn no_command_quotes_a_key_file_given_as_its_config() {
     ];
     for file in &key_files {
         let file = file.to_str().unwrap();
-        let mut commands = vec![
+        let commands = vec![
             vec!["check", file],
             vec!["plan", file],
             vec!["plan", file, "--output", "json"],
             vec!["build", file],
             vec!["certs", "expiry", file],
+            vec!["certs", "renew", "--config", file, "--all"],
             vec!["encryption", "rotate", file],
             vec!["diff", "--config", file],
         ];
-        // `certs renew` takes its CONFIG by the .yaml name.
-        if file.ends_with(".yaml") {
-            commands.push(vec!["certs", "renew", file, "--all"]);
-        }
         for args in commands {
             let run = kube_bundle(project.path(), &args);
             let everything = run.stdout() + &run.stderr();

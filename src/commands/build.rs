@@ -1,0 +1,495 @@
+//! `build`: every stage, from cluster.yaml to signed tarballs in the output folder.
+//!
+//! The order is what keeps a failed or concurrent build harmless: the output folder is
+//! claimed and its cluster identity checked before anything is written, bundles are
+//! written into a staging folder beside it, and only a complete staging folder replaces
+//! the output (the generation before is kept). Secrets of removed nodes are retired after
+//! that swap, so a failed build never takes credentials from bundles that stay.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use rayon::prelude::*;
+use time::OffsetDateTime;
+
+use super::{
+    absolute, bundled_nodes, config_folder, load_and_plan, open_store, secrets_folder, write_err,
+    write_out,
+};
+use crate::bundle::{self, format};
+use crate::cli::BuildArgs;
+use crate::encryption::{self, EncryptionKeys};
+use crate::error::Error;
+use crate::model::Cluster;
+use crate::output::{self, OutputDir, Protected, Staging};
+use crate::pki::{self, Pki};
+use crate::plan::{self, NodePlan, Plan};
+use crate::render;
+use crate::secrets::{Access, SecretStore};
+use crate::sign::Signer;
+
+pub(super) fn build(
+    args: &BuildArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    if args.replace_cluster_identity && !args.nodes.is_empty() {
+        return Err(Error::Usage(
+            "--replace-cluster-identity rebuilds every node: drop --node, so no bundle of \
+             the old identity stays beside the new ones"
+                .into(),
+        ));
+    }
+    let (validated, plan) = load_and_plan(&args.config, &args.nodes, err)?;
+    let cluster = &validated.cluster;
+    let secrets_dir = secrets_folder(&args.config.config, cluster, args.secrets.as_deref())?;
+    let output = claim_output(args, cluster, &secrets_dir)?;
+    write_err(
+        err,
+        &format!(
+            "secrets: {}\noutput:  {}\n",
+            secrets_dir.display(),
+            output.path().display()
+        ),
+    )?;
+    let (staging, store, identity) = stage_and_lock(args, cluster, &output, &secrets_dir, err)?;
+    let pki = pki::provision(cluster, &plan, &store, OffsetDateTime::now_utc())?;
+    let ca_fingerprint = pki.ca_fingerprint()?;
+    announce_identity(&identity, &ca_fingerprint, &store, err)?;
+    let encryption = encryption::keys_for_build(cluster, &store)?;
+    let signer = Signer::load_or_create(&store, args.signing_key.as_deref())?;
+    let source_date_epoch = source_date_epoch()?;
+
+    let selected: Vec<&NodePlan> = plan
+        .nodes
+        .values()
+        .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.name))
+        .collect();
+    keep_other_nodes(output.path(), staging.path(), &plan, &selected, &signer)?;
+    let inputs = BundleInputs {
+        cluster,
+        pki: &pki,
+        encryption: &encryption,
+        signer: &signer,
+        config_sha256: &validated.source_sha256,
+        source_date_epoch,
+        staging: staging.path(),
+    };
+    let written = write_bundles(&inputs, &selected)?;
+    let (mut summary, digests) = node_summaries(&output, &staging, &plan, &pki, &written)?;
+    finish_output(staging.path(), cluster, &signer, &digests)?;
+    output.commit(
+        staging,
+        &output::Marker::new(
+            cluster.name.as_str(),
+            &ca_fingerprint,
+            store.dir(),
+            &signer.fingerprint(),
+        ),
+    )?;
+    if args.nodes.is_empty() {
+        // Only a build of every master completes a rotation phase.
+        encryption::mark_built(&store, &encryption)?;
+    }
+    // After the swap, so a failed build never takes credentials from bundles that stay.
+    summary.push_str(&retire_removed_nodes(&store, &plan)?);
+    summary.push_str(&format!("wrote {}\n", output.path().display()));
+    if output.previous().is_dir() {
+        summary.push_str(&format!(
+            "kept the generation before in {} (`kube-bundle diff` compares the two)\n",
+            output.previous().display()
+        ));
+    }
+    summary.push_str(&format!(
+        "signing key fingerprint (sha256 of the public key DER): {}\n",
+        signer.fingerprint()
+    ));
+    write_out(out, &summary)
+}
+
+/// The output folder (`--out`, else bundles/<cluster> beside cluster.yaml), refused when it
+/// is, or would hold, something the operator keeps.
+fn claim_output(
+    args: &BuildArgs,
+    cluster: &Cluster,
+    secrets_dir: &Path,
+) -> Result<OutputDir, Error> {
+    let config_path = absolute(&args.config.config)?;
+    let out_path = match &args.out {
+        Some(dir) => dir.clone(),
+        None => config_folder(&args.config.config)?
+            .join("bundles")
+            .join(cluster.name.as_str()),
+    };
+    let working = absolute(Path::new("."))?;
+    OutputDir::claim(
+        &out_path,
+        &[
+            Protected {
+                what: "the current folder",
+                path: &working,
+                output_may_nest: true,
+            },
+            Protected {
+                what: "cluster.yaml",
+                path: &config_path,
+                output_may_nest: true,
+            },
+            Protected {
+                what: "the secrets folder",
+                path: secrets_dir,
+                output_may_nest: false,
+            },
+        ],
+    )
+}
+
+/// Checks the output's cluster identity, then stages and takes the secrets lock; returns
+/// the identity as seen under the lock.
+fn stage_and_lock(
+    args: &BuildArgs,
+    cluster: &Cluster,
+    output: &OutputDir,
+    secrets_dir: &Path,
+    err: &mut dyn Write,
+) -> Result<(Staging, SecretStore, pki::Identity), Error> {
+    let replace = args.replace_cluster_identity;
+    // Decided before anything is written: a build must not mint a CA into a folder
+    // whose bundles belong to another one.
+    let identity =
+        pki::cluster_identity(cluster, &SecretStore::open(secrets_dir, Access::ReadOnly)?)?;
+    check_output_identity(output, cluster, &identity, secrets_dir, replace)?;
+    let staging = output.stage()?;
+
+    let store = open_store(secrets_dir, Access::ReadWrite, err)?;
+    // Another build may have created the CA between the first look and the lock.
+    let locked_identity = pki::cluster_identity(cluster, &store)?;
+    if locked_identity != identity {
+        check_output_identity(output, cluster, &locked_identity, secrets_dir, replace)?;
+    }
+    Ok((staging, store, locked_identity))
+}
+
+/// Refuses to mix two cluster identities in one output unless the operator says so.
+fn check_output_identity(
+    output: &OutputDir,
+    cluster: &Cluster,
+    identity: &pki::Identity,
+    secrets_dir: &Path,
+    replace: bool,
+) -> Result<(), Error> {
+    let Some(marker) = output.marker()? else {
+        return Ok(());
+    };
+    let same_identity = identity.fingerprint() == Some(marker.ca_fingerprint.as_str());
+    if same_identity && marker.cluster == cluster.name.as_str() || replace {
+        return Ok(());
+    }
+    let ours = match identity {
+        pki::Identity::New => "a NEW CA (no CA stored yet)".to_owned(),
+        other => format!("CA {}", other.fingerprint().unwrap_or_default()),
+    };
+    Err(Error::Input(format!(
+        "{}: holds bundles of cluster {} with CA {} built from {}, but this build uses {ours} \
+         from {}. Installing them would make every node and client distrust the others. If \
+         the secrets folder is wrong, pass the right one with --secrets; if replacing the \
+         cluster identity is intended, pass --replace-cluster-identity",
+        output.path().display(),
+        marker.cluster,
+        marker.ca_fingerprint,
+        marker.secrets.display(),
+        secrets_dir.display()
+    )))
+}
+
+/// A new or imported CA is said loudly: bundles from a new one are trusted by no cluster.
+fn announce_identity(
+    identity: &pki::Identity,
+    ca_fingerprint: &str,
+    store: &SecretStore,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
+    match identity {
+        pki::Identity::New => write_err(
+            err,
+            &format!(
+                "creating a NEW cluster identity in {}: CA fingerprint {ca_fingerprint}; \
+                 bundles built from it are trusted by no existing cluster\n",
+                store.dir().display()
+            ),
+        ),
+        pki::Identity::Imported(_) => write_err(
+            err,
+            &format!(
+                "imported the cluster CA into {}: CA fingerprint {ca_fingerprint}\n",
+                store.dir().display()
+            ),
+        ),
+        pki::Identity::Stored(_) => Ok(()),
+    }
+}
+
+/// SOURCE_DATE_EPOCH (reproducible-builds.org), when set, is every bundle timestamp.
+fn source_date_epoch() -> Result<Option<u64>, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(None),
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            Error::Input(format!(
+                "SOURCE_DATE_EPOCH={text:?} is not a number of seconds since 1970"
+            ))
+        }),
+    }
+}
+
+/// With --node, the other masters' bundles in the output stay; a node no longer in
+/// cluster.yaml is never carried over. Only regular files are carried (a link could
+/// point into secrets/), and only when the current key signed them: one output never
+/// mixes two signing keys.
+fn keep_other_nodes(
+    current: &Path,
+    staging: &Path,
+    plan: &Plan,
+    selected: &[&NodePlan],
+    signer: &Signer,
+) -> Result<(), Error> {
+    for node in bundled_nodes(current)? {
+        if !plan.nodes.contains_key(&node) || selected.iter().any(|n| n.name == node) {
+            continue;
+        }
+        let tarball = current.join(format!("{node}.tar.gz"));
+        let signature = current.join(format!("{node}.tar.gz.sig"));
+        for path in [&tarball, &signature] {
+            let metadata = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+            if !metadata.is_file() {
+                return Err(Error::Input(format!(
+                    "{}: not a regular file; kube-bundle wrote none such. Remove it and \
+                     build every node",
+                    path.display()
+                )));
+            }
+        }
+        let signature_bytes = std::fs::read(&signature).map_err(|e| Error::io(&signature, e))?;
+        crate::sign::verify_file_signature(&signer.public_key_pem(), &tarball, &signature_bytes)
+            .map_err(|why| {
+                Error::Input(format!(
+                    "--node: {node}'s bundle in the output does not verify with this build's \
+                     signing key ({why}); build every node (without --node) so the output \
+                     holds one key's signatures"
+                ))
+            })?;
+        for from in [tarball, signature] {
+            let to = staging.join(from.file_name().unwrap_or_default());
+            std::fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// What every node's bundle is made from.
+struct BundleInputs<'a> {
+    cluster: &'a Cluster,
+    pki: &'a Pki,
+    encryption: &'a EncryptionKeys,
+    signer: &'a Signer,
+    /// Of the exact cluster.yaml bytes this build validated; bundle.json records it.
+    config_sha256: &'a str,
+    source_date_epoch: Option<u64>,
+    staging: &'a Path,
+}
+
+/// One node's bundle, written and signed in the staging folder.
+struct WrittenBundle<'a> {
+    node: &'a NodePlan,
+    /// `<node>.tar.gz`
+    file_name: String,
+    sha256: String,
+    bundle_id: String,
+}
+
+/// Renders, packs, compresses and signs each selected node into the staging folder.
+fn write_bundles<'a>(
+    inputs: &BundleInputs<'_>,
+    selected: &[&'a NodePlan],
+) -> Result<Vec<WrittenBundle<'a>>, Error> {
+    let shared = bundle::SharedFiles::new(inputs.staging.join(".shared"));
+    // Nodes are independent: render, compress and sign them in parallel.
+    let written = selected
+        .par_iter()
+        .map(|node| write_bundle(inputs, node, &shared))
+        .collect::<Result<Vec<_>, Error>>()?;
+    shared.close()?;
+    Ok(written)
+}
+
+fn write_bundle<'a>(
+    inputs: &BundleInputs<'_>,
+    node: &'a NodePlan,
+    shared: &bundle::SharedFiles,
+) -> Result<WrittenBundle<'a>, Error> {
+    let cluster = inputs.cluster;
+    let rendered = render::render_node(cluster, node, inputs.pki, inputs.encryption)?;
+    let contents = bundle::contents(&node.name, rendered, shared)?;
+    let documents = render::documents(&render::BundleFacts {
+        cluster,
+        node,
+        bundle_id: &contents.bundle_id,
+        manifests: contents.manifests.clone(),
+    })?;
+    let assembled = bundle::assemble(
+        cluster,
+        node,
+        contents,
+        documents,
+        inputs.config_sha256,
+        shared,
+    )?;
+    let file_name = format!("{}.tar.gz", node.name);
+    let tarball = inputs.staging.join(&file_name);
+    let epoch = inputs
+        .source_date_epoch
+        .unwrap_or_else(|| inputs.pki.issued_at(&node.name));
+    let digest = bundle::write_tarball(&tarball, &node.name, &assembled.tree, epoch, shared)?;
+    let signature = inputs.signer.sign_digest(&digest)?;
+    write_private(&inputs.staging.join(format!("{file_name}.sig")), &signature)?;
+    Ok(WrittenBundle {
+        node,
+        file_name,
+        sha256: hex::encode(digest),
+        bundle_id: assembled.bundle_id,
+    })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut file = crate::secrets::create_private_file(path)?;
+    file.write_all(bytes).map_err(|e| Error::io(path, e))
+}
+
+/// One line per built node (against the current generation, with what happened to its
+/// certificates) and per node that left the output; and the tarballs' digests by file name.
+fn node_summaries(
+    output: &OutputDir,
+    staging: &Staging,
+    plan: &Plan,
+    pki: &Pki,
+    written: &[WrittenBundle<'_>],
+) -> Result<(String, BTreeMap<String, String>), Error> {
+    let mut digests = BTreeMap::new();
+    let mut summary = String::new();
+    for bundle in written {
+        let node = bundle.node;
+        let generation = generation_change(
+            output.path(),
+            staging.path(),
+            &bundle.file_name,
+            &bundle.sha256,
+        )?;
+        digests.insert(bundle.file_name.clone(), bundle.sha256.clone());
+        summary.push_str(&format!(
+            "{}: {generation}; bundle {} ({})\n",
+            node.name,
+            bundle.bundle_id,
+            certificate_changes(node, pki)
+        ));
+    }
+    for node in bundled_nodes(output.path())? {
+        if !plan.nodes.contains_key(&node) {
+            summary.push_str(&format!(
+                "{node}: removed: no longer in cluster.yaml; its bundle and signature left \
+                 the output\n"
+            ));
+        }
+    }
+    Ok((summary, digests))
+}
+
+/// What this build did to a node's certificates, for its summary line.
+fn certificate_changes(node: &NodePlan, pki: &Pki) -> String {
+    let decisions = pki.decisions.get(&node.name).into_iter().flatten();
+    let changed: Vec<String> = decisions
+        .filter(|(_, d)| !matches!(d, pki::Decision::Reuse | pki::Decision::External))
+        .map(|(cert, decision)| format!("{cert}: {decision}"))
+        .collect();
+    if node.role == plan::Role::Client {
+        "client: the HA front only".to_owned()
+    } else if changed.is_empty() {
+        "certificates reused".to_owned()
+    } else {
+        changed.join("; ")
+    }
+}
+
+/// new / unchanged / changed (and which files) against the current generation.
+fn generation_change(
+    current: &Path,
+    staging: &Path,
+    name: &str,
+    digest: &str,
+) -> Result<String, Error> {
+    let old = current.join(name);
+    if !old.is_file() {
+        return Ok("new".into());
+    }
+    if bundle::file_sha256(&old)? == digest {
+        return Ok("unchanged".into());
+    }
+    // The old bundle is ours but may be damaged; the new one is complete either way.
+    match crate::diff::diff(&old, &staging.join(name)) {
+        Ok(diff) => {
+            let files: Vec<&str> = diff.files.iter().map(|f| f.path.as_str()).collect();
+            Ok(format!("changed ({})", files.join(", ")))
+        }
+        Err(_) => Ok("changed (the previous bundle could not be read)".into()),
+    }
+}
+
+/// signing.pub, INSTALL.md and SHA256SUMS over every tarball and signature.
+/// `digests` holds the tarballs hashed while they were written.
+fn finish_output(
+    dir: &Path,
+    cluster: &Cluster,
+    signer: &Signer,
+    digests: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))
+    };
+    write("signing.pub", signer.public_key_pem().as_bytes())?;
+    write(
+        "INSTALL.md",
+        render::install_guide(cluster, &signer.fingerprint())?.as_bytes(),
+    )?;
+    let mut sums = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tar.gz") || name.ends_with(".tar.gz.sig") {
+            let digest = match digests.get(&name) {
+                Some(digest) => digest.clone(),
+                None => bundle::file_sha256(&entry.path())?,
+            };
+            sums.push((name, digest));
+        }
+    }
+    let text = format::checksums_file(sums.iter().map(|(n, h)| (n.as_str(), h.as_str())));
+    write(format::CHECKSUM_FILE, text.as_bytes())
+}
+
+/// After the swap: a node no longer in cluster.yaml has its credentials moved to retired/
+/// (never deleted), one summary line each.
+fn retire_removed_nodes(store: &SecretStore, plan: &Plan) -> Result<String, Error> {
+    let today = OffsetDateTime::now_utc().date().to_string();
+    let mut summary = String::new();
+    for node in store.stored_nodes()? {
+        if !plan.nodes.contains_key(&node) {
+            let retired = store.retire_node(&node, &today)?;
+            summary.push_str(&format!(
+                "{node}: its credentials (keys included) moved to {}: kept, never deleted; \
+                 revoke its admin client certificate if the node was lost\n",
+                retired.display()
+            ));
+        }
+    }
+    Ok(summary)
+}
