@@ -17,12 +17,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a commented cluster.yaml (newest supported Kubernetes) into DIR; never overwrites.
+    /// Write a commented cluster.yaml (newest supported Kubernetes) and its JSON Schema into
+    /// DIR; never overwrites.
     Init {
         /// Directory to write cluster.yaml into.
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Print the JSON Schema of cluster.yaml, for editors and other tools.
+    Schema,
     /// Parse, validate and lint a cluster description; writes nothing.
     Check(ConfigArgs),
     /// Show, per node, what `build` will produce: addresses, SANs, files and modes.

@@ -453,7 +453,7 @@ mod tests {
             shown.contains("ключ: unknown key at the top level"),
             "{shown}"
         );
-        assert!(shown.contains("cluster.yaml:4:1"), "{shown}");
+        assert!(shown.contains("cluster.yaml:5:1"), "{shown}");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub use init::EXAMPLE_CLUSTER_YAML;
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
     match cli.command {
         Command::Init { dir } => init::init(&dir, out),
+        Command::Schema => write_out(out, &crate::schema::schema_json()),
         Command::Check(args) => preview::check(&args, out, err),
         Command::Plan {
             config,

@@ -1,4 +1,4 @@
-//! The command-line contract of design.md §2: commands, exit codes 0 / 1 / 2, messages.
+//! The command-line contract: commands, exit codes 0 / 1 / 2, messages.
 
 use std::fs;
 

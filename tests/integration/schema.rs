@@ -95,3 +95,42 @@ fn an_independent_validator_refuses_the_shapes_kube_bundle_refuses() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn schema_prints_the_shipped_schema_and_init_writes_it_beside_cluster_yaml() {
+    let shipped = fs::read_to_string(repo_root().join(SHIPPED_SCHEMA)).unwrap();
+    let printed = crate::harness::kube_bundle(&repo_root(), &["schema"]);
+    printed.code(0);
+    assert_eq!(printed.stdout(), shipped);
+
+    let dir = tempfile::tempdir().unwrap();
+    crate::harness::kube_bundle(dir.path(), &["init", "site"])
+        .code(0)
+        .stdout_has("cluster.schema.json");
+    let written = dir.path().join("site");
+    let first_line = fs::read_to_string(written.join("cluster.yaml")).unwrap();
+    assert_eq!(
+        first_line.lines().next(),
+        Some("# yaml-language-server: $schema=cluster.schema.json")
+    );
+    assert_eq!(
+        fs::read_to_string(written.join("cluster.schema.json")).unwrap(),
+        shipped
+    );
+    // The example in the repository points at the same schema, through a link.
+    assert_eq!(
+        fs::read_to_string(repo_root().join("examples/cluster.schema.json")).unwrap(),
+        shipped
+    );
+
+    // A schema the operator already has is theirs: kept, and init says so.
+    fs::remove_file(written.join("cluster.yaml")).unwrap();
+    fs::write(written.join("cluster.schema.json"), "{}").unwrap();
+    crate::harness::kube_bundle(dir.path(), &["init", "site"])
+        .code(0)
+        .stdout_has("kept the existing");
+    assert_eq!(
+        fs::read_to_string(written.join("cluster.schema.json")).unwrap(),
+        "{}"
+    );
+}

@@ -8,7 +8,14 @@ use std::fs;
 use crate::harness::{Project, edit_config, kube_bundle, repo_root};
 
 /// Fragments that only make sense inside the project.
-const INTERNAL: [&str; 6] = ["§", "design.md", "kubernetes-reference.md", "PR ", "PRs ", "KEP-"];
+const INTERNAL: [&str; 6] = [
+    "§",
+    "design.md",
+    "kubernetes-reference.md",
+    "PR ",
+    "PRs ",
+    "KEP-",
+];
 
 #[track_caller]
 fn assert_cites_nothing_internal(what: &str, text: &str) {
