@@ -49,7 +49,7 @@ impl fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// Creates a fresh key from the OS random source (through aws-lc).
     pub fn generate(algorithm: KeyAlgorithm) -> Result<Self, Error> {
-        let failed = |e: rcgen::Error| Error::Input(format!("key generation failed: {e}"));
+        let failed = |e: rcgen::Error| Error::Crypto(format!("key generation failed: {e}"));
         let pair = match algorithm {
             KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256),
             KeyAlgorithm::Rsa2048 => KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048),
@@ -58,7 +58,8 @@ impl PrivateKey {
         }
         .map_err(failed)?;
         let block = pem::Pem::new(PEM_PRIVATE_KEY, pair.serialize_der());
-        Self::from_pem_block(&block).map_err(|why| Error::Input(format!("generated key: {why}")))
+        Self::from_pem_block(&block)
+            .map_err(|why| Error::Internal(format!("a freshly generated key: {why}")))
     }
 
     /// Reads a PEM private key block: PKCS#8, SEC1 (EC) or PKCS#1 (RSA), unencrypted.
@@ -137,7 +138,7 @@ impl PrivateKey {
             KeyKind::EcdsaP256 { key, .. } => {
                 let signature: p256::ecdsa::DerSignature = key
                     .sign_prehash(digest)
-                    .map_err(|e| Error::Input(format!("signing failed: {e}")))?;
+                    .map_err(|e| Error::Crypto(format!("signing failed: {e}")))?;
                 Ok(signature.as_bytes().to_vec())
             }
             KeyKind::Rsa(_) => Err(Error::Internal("prehash signing needs an ECDSA key".into())),
@@ -147,7 +148,7 @@ impl PrivateKey {
     /// Signs `message` with SHA-256; for ECDSA a deterministic DER signature (RFC 6979).
     pub fn sign_sha256(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         self.sign(message)
-            .map_err(|e| Error::Input(format!("signing failed: {e}")))
+            .map_err(|e| Error::Crypto(format!("signing failed: {e}")))
     }
 }
 

@@ -11,7 +11,7 @@ use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
 use time::OffsetDateTime;
 
 use super::leaf::base_params;
-use super::{BACKDATE, Credential, ca_file, corrupt, date, parse_cert};
+use super::{BACKDATE, Credential, ca_file, certificate_failed, corrupt, date, parse_cert};
 use crate::error::Error;
 use crate::keys::{PEM_CERTIFICATE, PrivateKey, cert_pem, encode_pem, read_pem_file};
 use crate::model::{Cluster, ImportCa};
@@ -82,7 +82,7 @@ pub(super) fn create_ca(
             ];
             let cert = params
                 .self_signed(&key)
-                .map_err(|e| Error::Input(format!("CA {}: {e}", name.file_stem())))?;
+                .map_err(|e| certificate_failed(&format!("CA {}", name.file_stem()), e))?;
             Credential {
                 cert_pem: cert_pem(cert.der()),
                 cert_der: cert.der().to_vec(),

@@ -12,7 +12,9 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::X509Certificate;
 
-use super::{BACKDATE, Credential, Decision, corrupt, date, leaf_file, parse_cert};
+use super::{
+    BACKDATE, Credential, Decision, certificate_failed, corrupt, date, leaf_file, parse_cert,
+};
 use crate::config::KeyAlgorithm;
 use crate::error::Error;
 use crate::keys::{PEM_CERTIFICATE, PrivateKey, cert_pem, encode_pem, read_pem_file};
@@ -144,7 +146,8 @@ pub(super) fn issue_leaf(
     validity: std::time::Duration,
     now: OffsetDateTime,
 ) -> Result<Credential, Error> {
-    let failed = |e: rcgen::Error| Error::Input(format!("issuing {}: {e}", spec.common_name));
+    let what = format!("issuing {}", spec.common_name);
+    let failed = |e: rcgen::Error| certificate_failed(&what, e);
     let mut params = base_params(
         &spec.common_name,
         spec.organization.as_deref(),
@@ -177,7 +180,9 @@ pub(super) fn issue_leaf(
             .subject_alt_names
             .extend(sans.ips.iter().copied().map(SanType::IpAddress));
     }
-    let issuer = Issuer::from_ca_cert_der(&ca.cert_der.clone().into(), &ca.key).map_err(failed)?;
+    // The CA comes from secrets/ or pki.importCA: a CA rcgen cannot read is the input's.
+    let issuer = Issuer::from_ca_cert_der(&ca.cert_der.clone().into(), &ca.key)
+        .map_err(|e| Error::Input(format!("{what}: {e}")))?;
     let cert = params.signed_by(&key, &issuer).map_err(failed)?;
     Ok(Credential {
         cert_pem: cert_pem(cert.der()),

@@ -503,6 +503,18 @@ fn node_leaves(
     Ok(leaves)
 }
 
+/// rcgen refused to build or sign a certificate kube-bundle described from a validated
+/// plan: a signing failure is the crypto library's; anything else means we described the
+/// certificate wrongly, a bug.
+fn certificate_failed(what: &str, error: rcgen::Error) -> Error {
+    match error {
+        rcgen::Error::RingUnspecified
+        | rcgen::Error::RingKeyRejected(_)
+        | rcgen::Error::RemoteKeyError => Error::Crypto(format!("{what}: {error}")),
+        _ => Error::Internal(format!("{what}: {error}")),
+    }
+}
+
 pub(crate) fn corrupt(store: &SecretStore, name: &str, why: &str) -> Error {
     Error::Input(format!(
         "{}: {why}. kube-bundle never overwrites secret material: restore the file from \
