@@ -206,9 +206,18 @@ pub(super) fn base_params(
     name.push(DnType::CommonName, common_name);
     params.distinguished_name = name;
     params.not_before = now - BACKDATE;
-    let validity =
-        Duration::try_from(validity).map_err(|_| Error::Input("validity too long".into()))?;
-    params.not_after = params.not_before + validity;
+    // validate bounds validity only from below, so a huge pki.caValidity reaches here: a
+    // certificate cannot end after the year 9999, and adding past it would panic.
+    params.not_after = Duration::try_from(validity)
+        .ok()
+        .and_then(|validity| params.not_before.checked_add(validity))
+        .ok_or_else(|| {
+            Error::Input(format!(
+                "validity too long: {}h from now ends after the year 9999, the last date a \
+                 certificate can hold; shorten pki.caValidity or pki.certValidity",
+                validity.as_secs() / 3600
+            ))
+        })?;
     params.serial_number = Some(new_serial()?);
     Ok(params)
 }
@@ -252,4 +261,21 @@ pub(super) fn load_external_client(cert: &Path, key: &Path) -> Result<Credential
         .check_key_matches()
         .map_err(|why| Error::Input(format!("{}: {why} ({})", key.display(), cert.display())))?;
     Ok(credential)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_validity_past_the_year_9999_is_refused_not_a_panic() {
+        let now = OffsetDateTime::now_utc();
+        let hours = |h: u64| std::time::Duration::from_secs(h * 3600);
+        assert!(base_params("ca", None, now, hours(87_600)).is_ok());
+        for too_long in [hours(1_000_000_000), std::time::Duration::MAX] {
+            let error = base_params("ca", None, now, too_long).unwrap_err();
+            assert!(matches!(error, Error::Input(_)), "{error}");
+            assert!(error.to_string().contains("year 9999"), "{error}");
+        }
+    }
 }
