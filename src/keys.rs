@@ -1,10 +1,10 @@
 //! Keys and PEM: the private keys kube-bundle signs with, and the PEM text they and
 //! certificates are stored in.
 //!
-//! Shared by `pki` (CA and leaf keys, the service-account key), `sign` (the bundle
-//! signing key) and every reader of secrets/. ECDSA signatures use RFC 6979 and RSA uses
-//! PKCS#1 v1.5, both deterministic, so the only randomness is in key generation: signing
-//! the same bytes twice gives the same signature, and rebuilds stay byte-identical.
+//! Shared by `pki` (CA and leaf keys, the service-account key) and `sign` (the bundle
+//! signing key). ECDSA signatures use RFC 6979 and RSA uses PKCS#1 v1.5, both
+//! deterministic, so the only randomness is in key generation: signing the same bytes
+//! twice gives the same signature, and rebuilds stay byte-identical.
 
 use std::fmt;
 
