@@ -8,7 +8,8 @@ pub mod exit {
     pub const INVALID_INPUT: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const VERIFICATION_FAILED: u8 = 3;
-    /// A broken invariant inside kube-bundle, never the user's input (sysexits' EX_SOFTWARE).
+    /// Nothing in the user's input can fix it (sysexits' EX_SOFTWARE): a broken invariant
+    /// inside kube-bundle, or the cryptography library or OS random source failing.
     pub const INTERNAL: u8 = 70;
 }
 
@@ -40,6 +41,11 @@ pub enum Error {
     /// An invariant of kube-bundle itself does not hold: no input can fix it.
     #[error("internal error, a bug in kube-bundle (please report it with the command line): {0}")]
     Internal(String),
+
+    /// The cryptography library or the OS random source failed while generating a key or
+    /// signing: the system's fault, not the input's, and no bug to report either.
+    #[error("the crypto library or the OS random source failed, not your input: {0}")]
+    Crypto(String),
 }
 
 impl Error {
@@ -55,7 +61,7 @@ impl Error {
             Self::InvalidConfig(_) | Self::Input(_) | Self::Io { .. } => exit::INVALID_INPUT,
             Self::Usage(_) => exit::USAGE,
             Self::Verification(_) => exit::VERIFICATION_FAILED,
-            Self::Internal(_) => exit::INTERNAL,
+            Self::Internal(_) | Self::Crypto(_) => exit::INTERNAL,
         })
     }
 }
@@ -74,5 +80,14 @@ mod tests {
             "a bug is not bad input"
         );
         assert!(bug.to_string().contains("a bug in kube-bundle"), "{bug}");
+    }
+
+    #[test]
+    fn a_crypto_failure_is_neither_bad_input_nor_a_bug() {
+        let failure = Error::Crypto("key generation failed".into());
+        assert_eq!(failure.exit_code(), ExitCode::from(exit::INTERNAL));
+        let text = failure.to_string();
+        assert!(text.contains("not your input"), "{text}");
+        assert!(!text.contains("a bug"), "{text}");
     }
 }

@@ -19,6 +19,7 @@ pub mod certificate;
 pub mod config;
 pub mod diff;
 pub mod encryption;
+pub mod keys;
 pub mod model;
 pub mod output;
 pub mod pki;

@@ -1,0 +1,128 @@
+//! The PKI stage after the build: what is stored and when it expires (`certs expiry`), and
+//! re-issuing chosen leaves from the stored CAs (`certs renew`).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::ca::load_ca;
+use super::leaf::{issue_leaf, load_leaf};
+use super::{Credential, ca_file, corrupt, leaf_file, needed_cas, parse_cert};
+use crate::error::Error;
+use crate::keys::PrivateKey;
+use crate::model::Cluster;
+use crate::plan::Plan;
+use crate::secrets::SecretStore;
+
+/// One stored certificate, for `certs expiry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    /// None for the CAs.
+    pub node: Option<String>,
+    pub name: String,
+    pub subject: String,
+    pub issuer: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// Whole days left (negative once expired).
+    pub days_left: i64,
+}
+
+/// Every CA and leaf stored for this cluster, CAs first. Reads only.
+pub fn inventory(
+    cluster: &Cluster,
+    plan: &Plan,
+    store: &SecretStore,
+    now: OffsetDateTime,
+) -> Result<Vec<CertificateStatus>, Error> {
+    let mut found = Vec::new();
+    let mut push = |node: Option<&str>, name: &str, file: &str| -> Result<(), Error> {
+        let Some(text) = store.read_text(file)? else {
+            return Ok(());
+        };
+        let credential = Credential::parse(&text).map_err(|why| corrupt(store, file, &why))?;
+        let cert = parse_cert(&credential.cert_der).map_err(Error::Input)?;
+        let not_after = cert.validity().not_after.to_datetime();
+        found.push(CertificateStatus {
+            node: node.map(str::to_owned),
+            name: name.to_owned(),
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            not_after,
+            days_left: (not_after - now).whole_days(),
+        });
+        Ok(())
+    };
+    for ca in needed_cas(cluster) {
+        push(None, ca.file_stem(), &ca_file(ca))?;
+    }
+    for (node, node_plan) in &plan.nodes {
+        for cert in node_plan.certificates.keys() {
+            push(Some(node), cert, &leaf_file(node, cert))?;
+        }
+    }
+    Ok(found)
+}
+
+/// Re-issues the selected leaves from the stored CAs with what the plan wants now:
+/// new keys unless `reuse_keys`. `selection` holds `NAME` (on every node) or
+/// `NODE/NAME`; empty means every leaf. Returns what was renewed, as `node/name`.
+pub fn renew(
+    cluster: &Cluster,
+    plan: &Plan,
+    store: &SecretStore,
+    selection: &[String],
+    reuse_keys: bool,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, Error> {
+    let known: BTreeSet<String> = plan
+        .nodes
+        .iter()
+        .flat_map(|(node, p)| {
+            p.certificates
+                .keys()
+                .flat_map(move |c| [c.clone(), format!("{node}/{c}")])
+        })
+        .collect();
+    if let Some(unknown) = selection.iter().find(|s| !known.contains(*s)) {
+        let names: BTreeSet<&str> = plan
+            .nodes
+            .values()
+            .flat_map(|p| p.certificates.keys())
+            .map(String::as_str)
+            .collect();
+        return Err(Error::Usage(format!(
+            "no certificate named {unknown:?}; name one of {} (optionally as NODE/NAME)",
+            names.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let mut renewed = Vec::new();
+    for (node, node_plan) in &plan.nodes {
+        for (cert, spec) in &node_plan.certificates {
+            let wanted = selection.is_empty()
+                || selection
+                    .iter()
+                    .any(|s| s == cert || *s == format!("{node}/{cert}"));
+            if !wanted {
+                continue;
+            }
+            let ca = load_ca(store, spec.issuer, now)?.ok_or_else(|| {
+                Error::Input(format!(
+                    "no {} CA in {} yet: run `kube-bundle build` first",
+                    spec.issuer.file_stem(),
+                    store.dir().display()
+                ))
+            })?;
+            let key = match (reuse_keys, load_leaf(store, node, cert)?) {
+                (true, Some(existing)) => existing.key,
+                _ => PrivateKey::generate(cluster.pki.key_algorithm)?,
+            };
+            let leaf = issue_leaf(spec, &ca, key, cluster.pki.cert_validity, now)?;
+            store.write(&leaf_file(node, cert), leaf.stored_form().as_bytes())?;
+            renewed.push(format!("{node}/{cert}"));
+        }
+    }
+    Ok(renewed)
+}
