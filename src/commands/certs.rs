@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 use super::{load_and_plan, open_built_store, prepare, secrets_folder, to_json, write_out};
 use crate::cli::{CertSelector, CertsCommand, ConfigArgs, OutputFormat, RenewArgs};
 use crate::error::Error;
-use crate::pki;
-use crate::plan::Plan;
+use crate::pki::{self, RenewTarget};
+use crate::plan::{LeafName, Plan};
 
 pub(super) fn certs(
     command: CertsCommand,
@@ -97,16 +97,15 @@ fn renew(args: &RenewArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         allow_untested_version: args.allow_untested_version,
     };
     let (validated, plan) = load_and_plan(&config, &[], err)?;
-    check_selection(&plan, &args.certificates)?;
+    let targets = renew_targets(&plan, &args.certificates)?;
     let cluster = &validated.cluster;
     let dir = secrets_folder(&config.config, cluster, args.secrets.as_deref())?;
     let store = open_built_store(&dir, err)?;
-    let names: Vec<String> = args.certificates.iter().map(ToString::to_string).collect();
     let renewed = pki::renew(
         cluster,
         &plan,
         &store,
-        &names,
+        &targets,
         args.reuse_keys,
         OffsetDateTime::now_utc(),
     )?;
@@ -120,53 +119,65 @@ fn renew(args: &RenewArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     write_out(out, &text)
 }
 
-/// Every selector names a certificate the plan issues: on its node, or on some node. The
-/// error lists what exists at the level that was wrong (the nodes, or the node's
+/// The leaves the selectors name, each checked against the plan: on its node, or on some
+/// node. The error lists what exists at the level that was wrong (the nodes, or the node's
 /// certificates, or every certificate name).
-fn check_selection(plan: &Plan, selection: &[CertSelector]) -> Result<(), Error> {
-    for selector in selection {
-        match selector {
-            CertSelector::OnNode { node, cert } => {
-                let Some(node_plan) = plan.nodes.get(node) else {
-                    let nodes: Vec<&str> = plan.nodes.keys().map(String::as_str).collect();
-                    return Err(Error::Usage(format!(
-                        "{selector}: there is no node {node}; the nodes are {}",
-                        nodes.join(", ")
-                    )));
-                };
-                if node_plan.certificates.contains_key(cert) {
-                    continue;
-                }
-                let certs: Vec<&str> = node_plan.certificates.keys().map(String::as_str).collect();
-                return Err(Error::Usage(if certs.is_empty() {
-                    format!(
-                        "{selector}: node {node} has no certificates (a client: it runs only \
-                         the HA front)"
-                    )
-                } else {
-                    format!(
-                        "{selector}: node {node} has no certificate named {cert:?}; its \
-                         certificates are {}",
-                        certs.join(", ")
-                    )
-                }));
-            }
-            CertSelector::Everywhere { cert } => {
-                let names: BTreeSet<&str> = plan
-                    .nodes
-                    .values()
-                    .flat_map(|p| p.certificates.keys())
-                    .map(String::as_str)
-                    .collect();
-                if !names.contains(cert.as_str()) {
-                    return Err(Error::Usage(format!(
-                        "no certificate named {cert:?}; name one of {} (optionally as \
-                         NODE/NAME)",
-                        names.into_iter().collect::<Vec<_>>().join(", ")
-                    )));
-                }
-            }
-        }
+fn renew_targets(plan: &Plan, selection: &[CertSelector]) -> Result<Vec<RenewTarget>, Error> {
+    selection
+        .iter()
+        .map(|selector| match selector {
+            CertSelector::OnNode { node, cert } => on_node(plan, selector, node, cert),
+            CertSelector::Everywhere { cert } => everywhere(plan, cert),
+        })
+        .collect()
+}
+
+fn on_node(
+    plan: &Plan,
+    selector: &CertSelector,
+    node: &str,
+    cert: &str,
+) -> Result<RenewTarget, Error> {
+    let Some(node_plan) = plan.nodes.get(node) else {
+        let nodes: Vec<&str> = plan.nodes.keys().map(String::as_str).collect();
+        return Err(Error::Usage(format!(
+            "{selector}: there is no node {node}; the nodes are {}",
+            nodes.join(", ")
+        )));
+    };
+    let leaf = LeafName::parse(cert).filter(|leaf| node_plan.certificates.contains_key(leaf));
+    if let Some(leaf) = leaf {
+        return Ok(RenewTarget {
+            node: Some(node.to_owned()),
+            leaf,
+        });
     }
-    Ok(())
+    let certs: Vec<&str> = node_plan.certificates.keys().map(|l| l.as_str()).collect();
+    Err(Error::Usage(if certs.is_empty() {
+        format!("{selector}: node {node} has no certificates (a client: it runs only the HA front)")
+    } else {
+        format!(
+            "{selector}: node {node} has no certificate named {cert:?}; its certificates are {}",
+            certs.join(", ")
+        )
+    }))
+}
+
+fn everywhere(plan: &Plan, cert: &str) -> Result<RenewTarget, Error> {
+    let names: BTreeSet<LeafName> = plan
+        .nodes
+        .values()
+        .flat_map(|p| p.certificates.keys().copied())
+        .collect();
+    match LeafName::parse(cert).filter(|leaf| names.contains(leaf)) {
+        Some(leaf) => Ok(RenewTarget { node: None, leaf }),
+        None => Err(Error::Usage(format!(
+            "no certificate named {cert:?}; name one of {} (optionally as NODE/NAME)",
+            names
+                .iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }

@@ -124,7 +124,7 @@ struct NodeReport<'a> {
     serving_cert_sans: &'a plan::Sans,
     directories: &'a [String],
     files: &'a BTreeMap<String, plan::PlannedFile>,
-    certificates: BTreeMap<&'a str, CertificateReport<'a>>,
+    certificates: BTreeMap<plan::LeafName, CertificateReport<'a>>,
     flags: &'a BTreeMap<String, plan::PlannedFlag>,
     dropped_seed_flags: &'a BTreeMap<String, plan::DroppedFlag>,
 }
@@ -165,7 +165,10 @@ impl<'a> PlanReport<'a> {
 }
 
 impl<'a> NodeReport<'a> {
-    fn new(node: &'a NodePlan, decisions: Option<&'a BTreeMap<String, pki::Decision>>) -> Self {
+    fn new(
+        node: &'a NodePlan,
+        decisions: Option<&'a BTreeMap<plan::LeafName, pki::Decision>>,
+    ) -> Self {
         let NodePlan {
             // Every on-node path: `files` shows them.
             layout: _,
@@ -179,19 +182,19 @@ impl<'a> NodeReport<'a> {
             flags,
             dropped_seed_flags,
         } = node;
-        let mut reports: BTreeMap<&str, CertificateReport<'_>> = certificates
+        let mut reports: BTreeMap<plan::LeafName, CertificateReport<'_>> = certificates
             .iter()
             .map(|(cert, spec)| {
                 let report = CertificateReport {
                     spec: Some(spec),
                     decision: None,
                 };
-                (cert.as_str(), report)
+                (*cert, report)
             })
             .collect();
         // A decision for every planned certificate, and for one the operator supplies.
         for (cert, decision) in decisions.into_iter().flatten() {
-            let report = reports.entry(cert.as_str()).or_insert(CertificateReport {
+            let report = reports.entry(*cert).or_insert(CertificateReport {
                 spec: None,
                 decision: None,
             });
@@ -245,7 +248,7 @@ fn plan_text(plan: &Plan, decisions: &pki::Assessment, secrets: &PlannedSecrets)
 fn node_text(
     text: &mut String,
     node: &NodePlan,
-    decisions: Option<&BTreeMap<String, pki::Decision>>,
+    decisions: Option<&BTreeMap<plan::LeafName, pki::Decision>>,
 ) {
     use std::fmt::Write as _;
     let client = node.role == plan::Role::Client;
@@ -303,7 +306,7 @@ fn node_text(
     for (cert, decision) in decisions.into_iter().flatten() {
         let _ = writeln!(text, "    {cert:<26} {decision}");
     }
-    if let Some(admin) = node.certificates.get(plan::cert_names::ADMIN) {
+    if let Some(admin) = node.certificates.get(&plan::LeafName::Admin) {
         let group = admin.organization.as_deref().unwrap_or_default();
         let why = if group == plan::SUPERUSER_GROUP {
             "a superuser no RBAC binding can revoke; from Kubernetes 1.29 kube-bundle uses a revocable group"

@@ -18,14 +18,14 @@ use super::{
 use crate::config::KeyAlgorithm;
 use crate::error::Error;
 use crate::keys::{PEM_CERTIFICATE, PrivateKey, cert_pem, encode_pem, read_pem_file};
-use crate::plan::{CertSpec, Purpose};
+use crate::plan::{CertSpec, LeafName, Purpose};
 use crate::secrets::{SecretStore, random_bytes};
 
 /// `node`'s stored leaf `cert`, or None while secrets/ has none.
 pub(super) fn load_leaf(
     store: &SecretStore,
     node: &str,
-    cert: &str,
+    cert: LeafName,
 ) -> Result<Option<Credential>, Error> {
     let file = leaf_file(node, cert);
     let Some(text) = store.read_text(&file)? else {

@@ -1,8 +1,6 @@
 //! The PKI stage after the build: what is stored and when it expires (`certs expiry`), and
 //! re-issuing chosen leaves from the stored CAs (`certs renew`).
 
-use std::collections::BTreeSet;
-
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -12,7 +10,7 @@ use super::{Credential, ca_file, corrupt, leaf_file, needed_cas, parse_cert};
 use crate::error::Error;
 use crate::keys::PrivateKey;
 use crate::model::Cluster;
-use crate::plan::Plan;
+use crate::plan::{LeafName, Plan};
 use crate::secrets::SecretStore;
 
 /// One stored certificate, for `certs expiry`.
@@ -60,51 +58,41 @@ pub fn inventory(
     }
     for (node, node_plan) in &plan.nodes {
         for cert in node_plan.certificates.keys() {
-            push(Some(node), cert, &leaf_file(node, cert))?;
+            push(Some(node), cert.as_str(), &leaf_file(node, *cert))?;
         }
     }
     Ok(found)
 }
 
+/// A leaf `certs renew` re-issues: on one node, or on every node that has it. The command
+/// line checks the names against the plan before anything is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewTarget {
+    pub node: Option<String>,
+    pub leaf: LeafName,
+}
+
+impl RenewTarget {
+    fn selects(&self, node: &str, leaf: LeafName) -> bool {
+        self.leaf == leaf && self.node.as_deref().is_none_or(|n| n == node)
+    }
+}
+
 /// Re-issues the selected leaves from the stored CAs with what the plan wants now:
-/// new keys unless `reuse_keys`. `selection` holds `NAME` (on every node) or
-/// `NODE/NAME`; empty means every leaf. Returns what was renewed, as `node/name`.
+/// new keys unless `reuse_keys`. An empty selection means every leaf. Returns what was
+/// renewed, as `node/name`.
 pub fn renew(
     cluster: &Cluster,
     plan: &Plan,
     store: &SecretStore,
-    selection: &[String],
+    selection: &[RenewTarget],
     reuse_keys: bool,
     now: OffsetDateTime,
 ) -> Result<Vec<String>, Error> {
-    let known: BTreeSet<String> = plan
-        .nodes
-        .iter()
-        .flat_map(|(node, p)| {
-            p.certificates
-                .keys()
-                .flat_map(move |c| [c.clone(), format!("{node}/{c}")])
-        })
-        .collect();
-    if let Some(unknown) = selection.iter().find(|s| !known.contains(*s)) {
-        let names: BTreeSet<&str> = plan
-            .nodes
-            .values()
-            .flat_map(|p| p.certificates.keys())
-            .map(String::as_str)
-            .collect();
-        return Err(Error::Usage(format!(
-            "no certificate named {unknown:?}; name one of {} (optionally as NODE/NAME)",
-            names.into_iter().collect::<Vec<_>>().join(", ")
-        )));
-    }
     let mut renewed = Vec::new();
     for (node, node_plan) in &plan.nodes {
-        for (cert, spec) in &node_plan.certificates {
-            let wanted = selection.is_empty()
-                || selection
-                    .iter()
-                    .any(|s| s == cert || *s == format!("{node}/{cert}"));
+        for (&cert, spec) in &node_plan.certificates {
+            let wanted = selection.is_empty() || selection.iter().any(|t| t.selects(node, cert));
             if !wanted {
                 continue;
             }

@@ -30,12 +30,12 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::error::Error;
 use crate::keys::{PEM_CERTIFICATE, encode_pem, parse_key_file, parse_pem, read_pem_file};
 use crate::model::{Cluster, EtcdCa};
-use crate::plan::{CaName, NodePlan, Plan, Role, cert_names};
+use crate::plan::{CaName, LeafName, NodePlan, Plan, Role};
 use crate::secrets::SecretStore;
 
 use ca::{check_import_matches, create_ca, load_ca, load_external_ca};
 use leaf::{issue_leaf, judge_leaf, load_external_client, load_leaf};
-pub use lifecycle::{CertificateStatus, inventory, renew};
+pub use lifecycle::{CertificateStatus, RenewTarget, inventory, renew};
 
 /// Re-exported because `sign` and the benchmarks import the key type from here.
 pub use crate::keys::PrivateKey;
@@ -133,7 +133,7 @@ impl fmt::Display for Decision {
 }
 
 /// Per node, per certificate name, what a build will do.
-pub type Assessment = BTreeMap<String, BTreeMap<String, Decision>>;
+pub type Assessment = BTreeMap<String, BTreeMap<LeafName, Decision>>;
 
 // ---------------------------------------------------------------------------------------
 // The result
@@ -147,7 +147,7 @@ pub struct Pki {
     pub service_account_key_pem: String,
     pub service_account_pub_pem: String,
     /// Per node, per certificate name (plan's names), the leaf and its key.
-    pub nodes: BTreeMap<String, BTreeMap<String, Credential>>,
+    pub nodes: BTreeMap<String, BTreeMap<LeafName, Credential>>,
     pub decisions: Assessment,
 }
 
@@ -270,7 +270,7 @@ fn ca_file(name: CaName) -> String {
     format!("{}.pem", name.file_stem())
 }
 
-fn leaf_file(node: &str, cert: &str) -> String {
+fn leaf_file(node: &str, cert: LeafName) -> String {
     format!("nodes/{node}/{cert}.pem")
 }
 
@@ -289,7 +289,7 @@ fn needed_cas(cluster: &Cluster) -> Vec<CaName> {
 /// decision for every certificate.
 struct Survey {
     cas: BTreeMap<CaName, Credential>,
-    reusable: BTreeMap<String, BTreeMap<String, Credential>>,
+    reusable: BTreeMap<String, BTreeMap<LeafName, Credential>>,
     assessment: Assessment,
 }
 
@@ -307,8 +307,8 @@ pub fn assess(
 /// One node's decisions, and the stored leaves it can reuse.
 type JudgedNode = (
     String,
-    BTreeMap<String, Decision>,
-    BTreeMap<String, Credential>,
+    BTreeMap<LeafName, Decision>,
+    BTreeMap<LeafName, Credential>,
 );
 
 fn survey(
@@ -337,23 +337,23 @@ fn survey(
             for (cert, spec) in &node_plan.certificates {
                 let stored = match cas.get(&spec.issuer) {
                     None => None,
-                    Some(ca) => load_leaf(store, node, cert)?.map(|leaf| (ca, leaf)),
+                    Some(ca) => load_leaf(store, node, *cert)?.map(|leaf| (ca, leaf)),
                 };
                 let decision = match stored {
                     None => Decision::New,
                     Some((ca, leaf)) => {
                         let decision = judge_leaf(&leaf, spec, ca, cluster.pki.key_algorithm, now)?;
                         if decision == Decision::Reuse {
-                            reusable.insert(cert.clone(), leaf);
+                            reusable.insert(*cert, leaf);
                         }
                         decision
                     }
                 };
-                decisions.insert(cert.clone(), decision);
+                decisions.insert(*cert, decision);
             }
             if matches!(cluster.etcd.ca, EtcdCa::External { .. }) && node_plan.role == Role::Master
             {
-                decisions.insert(cert_names::ETCD_CLIENT.to_owned(), Decision::External);
+                decisions.insert(LeafName::ApiserverEtcdClient, Decision::External);
             }
             Ok((node.clone(), decisions, reusable))
         })
@@ -470,9 +470,9 @@ fn node_leaves(
     cas: &BTreeMap<CaName, Credential>,
     node: &str,
     node_plan: &NodePlan,
-    mut reused: BTreeMap<String, Credential>,
+    mut reused: BTreeMap<LeafName, Credential>,
     now: OffsetDateTime,
-) -> Result<BTreeMap<String, Credential>, Error> {
+) -> Result<BTreeMap<LeafName, Credential>, Error> {
     let mut leaves = BTreeMap::new();
     for (cert, spec) in &node_plan.certificates {
         let leaf = match reused.remove(cert) {
@@ -486,17 +486,17 @@ fn node_leaves(
                 })?;
                 let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
                 let leaf = issue_leaf(spec, ca, key, cluster.pki.cert_validity, now)?;
-                store.write(&leaf_file(node, cert), leaf.stored_form().as_bytes())?;
+                store.write(&leaf_file(node, *cert), leaf.stored_form().as_bytes())?;
                 leaf
             }
         };
-        leaves.insert(cert.clone(), leaf);
+        leaves.insert(*cert, leaf);
     }
     if let EtcdCa::External { cert, key, .. } = &cluster.etcd.ca
         && node_plan.role == Role::Master
     {
         leaves.insert(
-            cert_names::ETCD_CLIENT.to_owned(),
+            LeafName::ApiserverEtcdClient,
             load_external_client(cert, key)?,
         );
     }

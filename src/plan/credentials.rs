@@ -63,13 +63,55 @@ impl CaName {
     }
 }
 
-/// Certificate names (kubeadm's), as used in plan output and secrets/nodes/<node>/.
-pub mod cert_names {
-    pub const APISERVER: &str = "apiserver";
-    pub const KUBELET_CLIENT: &str = "apiserver-kubelet-client";
-    pub const ETCD_CLIENT: &str = "apiserver-etcd-client";
-    pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
-    pub const ADMIN: &str = "admin";
+/// The leaf certificates kube-bundle issues per node, one name each wherever a credential is
+/// meant: the plan's certificate map, the artifacts, the secrets store, `certs renew`.
+/// Shown and stored under kubeadm's names; declared in the order of those names, so maps
+/// keyed by it list certificates as they always were listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LeafName {
+    Admin,
+    Apiserver,
+    ApiserverEtcdClient,
+    ApiserverKubeletClient,
+    FrontProxyClient,
+}
+
+impl LeafName {
+    pub const ALL: [LeafName; 5] = [
+        Self::Admin,
+        Self::Apiserver,
+        Self::ApiserverEtcdClient,
+        Self::ApiserverKubeletClient,
+        Self::FrontProxyClient,
+    ];
+
+    /// kubeadm's name: the plan output's and the secrets/nodes/<node>/ file stem.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Apiserver => "apiserver",
+            Self::ApiserverEtcdClient => "apiserver-etcd-client",
+            Self::ApiserverKubeletClient => "apiserver-kubelet-client",
+            Self::FrontProxyClient => "front-proxy-client",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|leaf| leaf.as_str() == name)
+    }
+}
+
+/// Padded like a string, so it lines up in tables.
+impl std::fmt::Display for LeafName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for LeafName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// The identity the apiserver presents to kubelets; bound to system:kubelet-api-admin by
@@ -107,7 +149,7 @@ pub struct Sans {
 
 /// kubeadm's leaf inventory for one node. With external
 /// etcd the user's own client certificate is shipped instead of one kube-bundle issues.
-pub(super) fn certificates(cluster: &Cluster, sans: &Sans) -> BTreeMap<String, CertSpec> {
+pub(super) fn certificates(cluster: &Cluster, sans: &Sans) -> BTreeMap<LeafName, CertSpec> {
     let spec = |cn: &str, purpose, issuer| CertSpec {
         common_name: cn.to_owned(),
         organization: None,
@@ -117,14 +159,14 @@ pub(super) fn certificates(cluster: &Cluster, sans: &Sans) -> BTreeMap<String, C
     };
     let mut certs = BTreeMap::new();
     certs.insert(
-        cert_names::APISERVER.to_owned(),
+        LeafName::Apiserver,
         CertSpec {
             sans: Some(sans.clone()),
             ..spec("kube-apiserver", Purpose::ServerAuth, CaName::Cluster)
         },
     );
     certs.insert(
-        cert_names::KUBELET_CLIENT.to_owned(),
+        LeafName::ApiserverKubeletClient,
         spec(KUBELET_CLIENT_CN, Purpose::ClientAuth, CaName::Cluster),
     );
     let etcd_issuer = match cluster.etcd.ca {
@@ -134,12 +176,12 @@ pub(super) fn certificates(cluster: &Cluster, sans: &Sans) -> BTreeMap<String, C
     };
     if let Some(issuer) = etcd_issuer {
         certs.insert(
-            cert_names::ETCD_CLIENT.to_owned(),
+            LeafName::ApiserverEtcdClient,
             spec("kube-apiserver-etcd-client", Purpose::ClientAuth, issuer),
         );
     }
     certs.insert(
-        cert_names::FRONT_PROXY_CLIENT.to_owned(),
+        LeafName::FrontProxyClient,
         spec(
             "front-proxy-client",
             Purpose::ClientAuth,
@@ -147,7 +189,7 @@ pub(super) fn certificates(cluster: &Cluster, sans: &Sans) -> BTreeMap<String, C
         ),
     );
     certs.insert(
-        cert_names::ADMIN.to_owned(),
+        LeafName::Admin,
         CertSpec {
             organization: Some(admin_group(cluster.kubernetes_version.minor()).to_owned()),
             ..spec(ADMIN_CN, Purpose::ClientAuth, CaName::Cluster)
@@ -196,5 +238,28 @@ pub fn serving_cert_sans(cluster: &Cluster, master: &Master) -> Sans {
     Sans {
         dns: dns.into_iter().collect(),
         ips,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LeafName;
+
+    #[test]
+    fn leaf_names_sort_as_their_kubeadm_names_and_read_back() {
+        let mut by_name = LeafName::ALL;
+        by_name.sort_by_key(|leaf| leaf.as_str());
+        assert_eq!(
+            by_name,
+            LeafName::ALL,
+            "declare LeafName in the order of its names"
+        );
+        let mut sorted = LeafName::ALL;
+        sorted.sort();
+        assert_eq!(sorted, LeafName::ALL);
+        for leaf in LeafName::ALL {
+            assert_eq!(LeafName::parse(leaf.as_str()), Some(leaf));
+        }
+        assert_eq!(LeafName::parse("apiserver.crt"), None);
     }
 }

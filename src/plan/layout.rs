@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Artifact, KEEPALIVED_CONFIG_PATH, front_unit_name};
+use super::{Artifact, CaName, KEEPALIVED_CONFIG_PATH, LeafName, front_unit_name};
 use crate::model::Cluster;
 
 /// Where systemd looks for administrator units.
@@ -99,23 +99,33 @@ impl NodeLayout {
         }
     }
 
+    /// Where a CA's certificate is installed.
+    pub fn ca_cert(&self, ca: CaName) -> &str {
+        match ca {
+            CaName::Cluster => &self.ca_cert,
+            CaName::FrontProxy => &self.front_proxy_ca_cert,
+            CaName::Etcd => &self.etcd_ca_cert,
+        }
+    }
+
+    /// Where a leaf's certificate and key are installed.
+    pub fn credential(&self, leaf: LeafName) -> &CredentialPaths {
+        match leaf {
+            LeafName::Admin => &self.admin,
+            LeafName::Apiserver => &self.apiserver,
+            LeafName::ApiserverEtcdClient => &self.etcd_client,
+            LeafName::ApiserverKubeletClient => &self.kubelet_client,
+            LeafName::FrontProxyClient => &self.front_proxy_client,
+        }
+    }
+
     /// The path of `artifact`; `None` only for a front file in a cluster without a front.
     pub fn path(&self, artifact: Artifact) -> Option<&str> {
         let front = self.front.as_ref();
         Some(match artifact {
-            Artifact::CaCert => &self.ca_cert,
-            Artifact::FrontProxyCaCert => &self.front_proxy_ca_cert,
-            Artifact::EtcdCaCert => &self.etcd_ca_cert,
-            Artifact::ApiserverCert => &self.apiserver.cert,
-            Artifact::ApiserverKey => &self.apiserver.key,
-            Artifact::ApiserverKubeletClientCert => &self.kubelet_client.cert,
-            Artifact::ApiserverKubeletClientKey => &self.kubelet_client.key,
-            Artifact::ApiserverEtcdClientCert => &self.etcd_client.cert,
-            Artifact::ApiserverEtcdClientKey => &self.etcd_client.key,
-            Artifact::FrontProxyClientCert => &self.front_proxy_client.cert,
-            Artifact::FrontProxyClientKey => &self.front_proxy_client.key,
-            Artifact::AdminCert => &self.admin.cert,
-            Artifact::AdminKey => &self.admin.key,
+            Artifact::CaCert(ca) => self.ca_cert(ca),
+            Artifact::Cert(leaf) => &self.credential(leaf).cert,
+            Artifact::Key(leaf) => &self.credential(leaf).key,
             Artifact::ServiceAccountKey => &self.service_account_key,
             Artifact::ServiceAccountPub => &self.service_account_pub,
             Artifact::EncryptionConfig => &self.encryption_config,

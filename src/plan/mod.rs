@@ -23,8 +23,8 @@ mod flags;
 pub mod layout;
 
 pub use credentials::{
-    ADMIN_CN, CLUSTER_ADMINS_GROUP, CaName, CertSpec, INSTALLER_USER, KUBELET_CLIENT_CN, Purpose,
-    SUPERUSER_GROUP, Sans, admin_group, cert_names, serving_cert_sans,
+    ADMIN_CN, CLUSTER_ADMINS_GROUP, CaName, CertSpec, INSTALLER_USER, KUBELET_CLIENT_CN, LeafName,
+    Purpose, SUPERUSER_GROUP, Sans, admin_group, serving_cert_sans,
 };
 pub use flags::{DroppedFlag, FlagReason, PlannedFlag, SEED_UNIT_FLAGS, apiserver_flags};
 pub use layout::NodeLayout;
@@ -55,7 +55,7 @@ pub struct NodePlan {
     /// Every file the bundle installs, keyed by its absolute target path.
     pub files: BTreeMap<String, PlannedFile>,
     /// Every certificate this node needs, keyed by its kubeadm-like name.
-    pub certificates: BTreeMap<String, CertSpec>,
+    pub certificates: BTreeMap<LeafName, CertSpec>,
     /// The kube-apiserver command line, flag name (without dashes) to value and reason.
     pub flags: BTreeMap<String, PlannedFlag>,
     /// The seed unit's flags this version's unit leaves out, and why.
@@ -80,22 +80,13 @@ pub struct PlannedFile {
 }
 
 /// What produces a file's bytes; later stages dispatch on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Artifact {
-    CaCert,
-    FrontProxyCaCert,
-    EtcdCaCert,
-    ApiserverCert,
-    ApiserverKey,
-    ApiserverKubeletClientCert,
-    ApiserverKubeletClientKey,
-    ApiserverEtcdClientCert,
-    ApiserverEtcdClientKey,
-    FrontProxyClientCert,
-    FrontProxyClientKey,
-    AdminCert,
-    AdminKey,
+    /// A CA's certificate (never its key: CA keys stay in secrets/).
+    CaCert(CaName),
+    /// A leaf's certificate, and its private key.
+    Cert(LeafName),
+    Key(LeafName),
     ServiceAccountKey,
     ServiceAccountPub,
     EncryptionConfig,
@@ -107,6 +98,31 @@ pub enum Artifact {
     FrontUnit,
     FrontBinary,
     KeepalivedConfig,
+}
+
+/// Shown as one word in plan output: `apiserver-cert`, `front-proxy-ca-cert`, `audit-policy`.
+impl Serialize for Artifact {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let name = match self {
+            Self::CaCert(ca) => {
+                return serializer.collect_str(&format_args!("{}-cert", ca.file_stem()));
+            }
+            Self::Cert(leaf) => return serializer.collect_str(&format_args!("{leaf}-cert")),
+            Self::Key(leaf) => return serializer.collect_str(&format_args!("{leaf}-key")),
+            Self::ServiceAccountKey => "service-account-key",
+            Self::ServiceAccountPub => "service-account-pub",
+            Self::EncryptionConfig => "encryption-config",
+            Self::AuditPolicy => "audit-policy",
+            Self::AdminKubeconfig => "admin-kubeconfig",
+            Self::ApiserverUnit => "apiserver-unit",
+            Self::ApiserverBinary => "apiserver-binary",
+            Self::FrontConfig => "front-config",
+            Self::FrontUnit => "front-unit",
+            Self::FrontBinary => "front-binary",
+            Self::KeepalivedConfig => "keepalived-config",
+        };
+        serializer.serialize_str(name)
+    }
 }
 
 impl Artifact {
@@ -168,21 +184,21 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
     // With `ca: cluster` etcd trusts the cluster CA (the seed's layout): no separate file.
     let separate_etcd_ca = !matches!(cluster.etcd.ca, EtcdCa::Cluster);
     let installed = [
-        (CaCert, PUBLIC, true),
-        (FrontProxyCaCert, PUBLIC, true),
-        (EtcdCaCert, PUBLIC, separate_etcd_ca),
-        (ApiserverCert, PUBLIC, true),
-        (ApiserverKey, PRIVATE, true),
-        (ApiserverKubeletClientCert, PUBLIC, true),
-        (ApiserverKubeletClientKey, PRIVATE, true),
-        (ApiserverEtcdClientCert, PUBLIC, true),
-        (ApiserverEtcdClientKey, PRIVATE, true),
-        (FrontProxyClientCert, PUBLIC, true),
-        (FrontProxyClientKey, PRIVATE, true),
+        (CaCert(CaName::Cluster), PUBLIC, true),
+        (CaCert(CaName::FrontProxy), PUBLIC, true),
+        (CaCert(CaName::Etcd), PUBLIC, separate_etcd_ca),
+        (Cert(LeafName::Apiserver), PUBLIC, true),
+        (Key(LeafName::Apiserver), PRIVATE, true),
+        (Cert(LeafName::ApiserverKubeletClient), PUBLIC, true),
+        (Key(LeafName::ApiserverKubeletClient), PRIVATE, true),
+        (Cert(LeafName::ApiserverEtcdClient), PUBLIC, true),
+        (Key(LeafName::ApiserverEtcdClient), PRIVATE, true),
+        (Cert(LeafName::FrontProxyClient), PUBLIC, true),
+        (Key(LeafName::FrontProxyClient), PRIVATE, true),
         // The admin identity as files too: install.sh checks /healthz and applies the RBAC
         // manifests with curl, which cannot read a kubeconfig.
-        (AdminCert, PUBLIC, true),
-        (AdminKey, PRIVATE, true),
+        (Cert(LeafName::Admin), PUBLIC, true),
+        (Key(LeafName::Admin), PRIVATE, true),
         // kubeadm writes sa.pub 0600 too.
         (ServiceAccountKey, PRIVATE, true),
         (ServiceAccountPub, PRIVATE, true),
@@ -245,7 +261,7 @@ fn plan_client(cluster: &Cluster, client: &Master) -> NodePlan {
     let files = planned_files(
         &layout,
         &[
-            (CaCert, PUBLIC, true),
+            (CaCert(CaName::Cluster), PUBLIC, true),
             (FrontConfig, PUBLIC, true),
             (FrontUnit, PUBLIC, true),
             (FrontBinary, EXECUTABLE, cluster.front_binary.is_some()),

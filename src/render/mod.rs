@@ -26,7 +26,7 @@ use crate::encryption::EncryptionKeys;
 use crate::error::Error;
 use crate::model::Cluster;
 use crate::pki::{Credential, Pki};
-use crate::plan::{Artifact, CaName, NodePlan, Role, cert_names};
+use crate::plan::{Artifact, LeafName, NodePlan, Role};
 use crate::values::SECURE_PORT;
 
 pub use apiserver::{
@@ -104,7 +104,7 @@ struct Sources<'a> {
     node: &'a NodePlan,
     pki: &'a Pki,
     /// The node's leaf credentials, keyed by the plan's certificate names.
-    leaves: &'a BTreeMap<String, Credential>,
+    leaves: &'a BTreeMap<LeafName, Credential>,
     encryption: &'a EncryptionKeys,
 }
 
@@ -112,28 +112,17 @@ impl Sources<'_> {
     /// The content of the file that carries `artifact`.
     fn content(&self, artifact: Artifact) -> Result<Content, Error> {
         use Artifact::*;
-        use cert_names::{ADMIN, APISERVER, ETCD_CLIENT, FRONT_PROXY_CLIENT, KUBELET_CLIENT};
         let (cluster, node, pki) = (self.cluster, self.node, self.pki);
         let text = match artifact {
-            CaCert => self.ca(CaName::Cluster)?,
-            FrontProxyCaCert => self.ca(CaName::FrontProxy)?,
-            EtcdCaCert => self.ca(CaName::Etcd)?,
-            ApiserverCert => self.leaf(APISERVER)?.cert_pem.clone(),
-            ApiserverKey => self.leaf(APISERVER)?.key.to_pem(),
-            ApiserverKubeletClientCert => self.leaf(KUBELET_CLIENT)?.cert_pem.clone(),
-            ApiserverKubeletClientKey => self.leaf(KUBELET_CLIENT)?.key.to_pem(),
-            ApiserverEtcdClientCert => self.leaf(ETCD_CLIENT)?.cert_pem.clone(),
-            ApiserverEtcdClientKey => self.leaf(ETCD_CLIENT)?.key.to_pem(),
-            FrontProxyClientCert => self.leaf(FRONT_PROXY_CLIENT)?.cert_pem.clone(),
-            FrontProxyClientKey => self.leaf(FRONT_PROXY_CLIENT)?.key.to_pem(),
-            AdminCert => self.leaf(ADMIN)?.cert_pem.clone(),
-            AdminKey => self.leaf(ADMIN)?.key.to_pem(),
+            CaCert(ca) => self.ca(ca)?,
+            Cert(leaf) => self.leaf(leaf)?.cert_pem.clone(),
+            Key(leaf) => self.leaf(leaf)?.key.to_pem(),
             ServiceAccountKey => pki.service_account_key_pem.clone(),
             ServiceAccountPub => pki.service_account_pub_pem.clone(),
             EncryptionConfig => encryption_config(cluster, self.encryption)?,
             AuditPolicy => audit_policy(cluster)?,
             AdminKubeconfig => {
-                admin_kubeconfig(cluster, node, &pki.ca_cert_pem, self.leaf(ADMIN)?)?
+                admin_kubeconfig(cluster, node, &pki.ca_cert_pem, self.leaf(LeafName::Admin)?)?
             }
             ApiserverUnit => apiserver_unit(cluster, node)?,
             FrontConfig => front_config(cluster, node)?,
@@ -146,16 +135,16 @@ impl Sources<'_> {
         Ok(Content::Bytes(text.into_bytes()))
     }
 
-    fn ca(&self, name: CaName) -> Result<String, Error> {
+    fn ca(&self, name: crate::plan::CaName) -> Result<String, Error> {
         self.pki
             .ca_cert_pem(name)
             .map(str::to_owned)
             .ok_or_else(|| Error::Internal(format!("no {name:?} CA")))
     }
 
-    fn leaf(&self, name: &str) -> Result<&Credential, Error> {
+    fn leaf(&self, name: LeafName) -> Result<&Credential, Error> {
         self.leaves
-            .get(name)
+            .get(&name)
             .ok_or_else(|| Error::Internal(format!("{} lacks {name}", self.node.name)))
     }
 }

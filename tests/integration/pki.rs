@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kube_bundle::model::Cluster;
 use kube_bundle::pki::{self, Decision, Pki};
-use kube_bundle::plan::{self, Plan};
+use kube_bundle::plan::{self, LeafName, Plan};
 use kube_bundle::secrets::{Access, SecretStore};
 use kube_bundle::validate::ValidateOptions;
 use tempfile::TempDir;
@@ -417,8 +417,8 @@ fn rebuilding_reuses_everything_and_writes_nothing() {
         );
     }
     assert_eq!(
-        again.nodes["cp1"]["apiserver"].cert_pem,
-        issued.pki.nodes["cp1"]["apiserver"].cert_pem
+        again.nodes["cp1"][&LeafName::Apiserver].cert_pem,
+        issued.pki.nodes["cp1"][&LeafName::Apiserver].cert_pem
     );
 }
 
@@ -430,7 +430,7 @@ fn new_sans_reissue_exactly_the_serving_certs_and_say_why() {
     let (_, _, again) = provision(issued.dir.path(), OffsetDateTime::now_utc()).unwrap();
     for (node, decisions) in &again.decisions {
         for (cert, decision) in decisions {
-            if cert == "apiserver" {
+            if *cert == LeafName::Apiserver {
                 assert_eq!(
                     *decision,
                     Decision::Reissue("SANs changed (+DNS:lb.example.com)".into()),
@@ -453,14 +453,14 @@ fn leaves_are_reissued_once_two_thirds_of_their_life_is_gone() {
     // 250 of 365 days gone leaves 115, under a third.
     let later = OffsetDateTime::now_utc() + time::Duration::days(250);
     let (_, _, aged) = provision(issued.dir.path(), later).unwrap();
-    let decision = &aged.decisions["cp1"]["apiserver"];
+    let decision = &aged.decisions["cp1"][&LeafName::Apiserver];
     assert!(
         matches!(decision, Decision::Reissue(why) if why.contains("less than a third")),
         "{decision:?}"
     );
     let (_, _, fresh) = provision(issued.dir.path(), later).unwrap();
     assert_eq!(
-        fresh.decisions["cp1"]["apiserver"],
+        fresh.decisions["cp1"][&LeafName::Apiserver],
         Decision::Reuse,
         "re-issued certs are reused"
     );
@@ -856,7 +856,7 @@ fn cas_made_by_cfssl_and_openssl_are_imported_and_sign_verifiable_leaves() {
             subject.trim_start_matches("subject="),
             "{label}"
         );
-        let leaf_der = pem_der(&issued.pki.nodes["m7-autocv-gpu01"]["apiserver"].cert_pem);
+        let leaf_der = pem_der(&issued.pki.nodes["m7-autocv-gpu01"][&LeafName::Apiserver].cert_pem);
         let ca_der = pem_der(&original_ca);
         assert!(
             contains(&leaf_der, &raw_subject(&ca_der)),
@@ -1044,7 +1044,7 @@ fn a_corrupt_stored_leaf_is_reported_and_kept() {
 #[test]
 fn no_key_material_in_errors_or_debug_output() {
     let issued = Issued::from_yaml(&example("cluster.yaml"));
-    let key = issued.pki.nodes["cp1"]["apiserver"].key.to_pem();
+    let key = issued.pki.nodes["cp1"][&LeafName::Apiserver].key.to_pem();
     let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
     let debug = format!("{:?}", issued.pki);
     assert!(
@@ -1127,7 +1127,7 @@ fn external_etcd_credentials_are_shipped_as_given() {
     let d = issued.dir.path();
     let client = fs::read_to_string(d.join("client.pem")).unwrap();
     assert_eq!(
-        issued.pki.nodes["cp1"]["apiserver-etcd-client"]
+        issued.pki.nodes["cp1"][&LeafName::ApiserverEtcdClient]
             .cert_pem
             .trim(),
         client.trim()
@@ -1137,13 +1137,13 @@ fn external_etcd_credentials_are_shipped_as_given() {
         Some(fs::read_to_string(d.join("etcd-ca.pem")).unwrap().trim())
     );
     assert_eq!(
-        issued.pki.decisions["cp1"]["apiserver-etcd-client"],
+        issued.pki.decisions["cp1"][&LeafName::ApiserverEtcdClient],
         Decision::External
     );
     assert!(
         !issued.plan.nodes["cp1"]
             .certificates
-            .contains_key("apiserver-etcd-client"),
+            .contains_key(&LeafName::ApiserverEtcdClient),
         "kube-bundle issues no etcd client cert"
     );
     // A key that does not match the client cert is refused, naming the file.
