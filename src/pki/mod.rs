@@ -140,10 +140,9 @@ pub type Assessment = BTreeMap<String, BTreeMap<LeafName, Decision>>;
 
 /// Every PEM the bundles need.
 pub struct Pki {
-    pub ca_cert_pem: String,
-    pub front_proxy_ca_cert_pem: String,
-    /// The CA etcd's server certificate chains to, when it is not the cluster CA.
-    pub etcd_ca_cert_pem: Option<String>,
+    /// Every CA certificate the bundles carry: the cluster's and the front proxy's always,
+    /// etcd's when it is not the cluster CA (kube-bundle's own, or the operator's file).
+    ca_certs: BTreeMap<CaName, String>,
     pub service_account_key_pem: String,
     pub service_account_pub_pem: String,
     /// Per node, per certificate name (plan's names), the leaf and its key.
@@ -181,7 +180,7 @@ impl Pki {
             .filter_map(|leaf| not_before(&leaf.cert_der))
             .max();
         let issued = newest_leaf.or_else(|| {
-            pem::parse(&self.ca_cert_pem)
+            pem::parse(self.ca_cert_pem(CaName::Cluster)?)
                 .ok()
                 .and_then(|ca| not_before(ca.contents()))
         });
@@ -192,18 +191,17 @@ impl Pki {
 
     /// The stored CA certificate for `name`.
     pub fn ca_cert_pem(&self, name: CaName) -> Option<&str> {
-        match name {
-            CaName::Cluster => Some(&self.ca_cert_pem),
-            CaName::FrontProxy => Some(&self.front_proxy_ca_cert_pem),
-            CaName::Etcd => self.etcd_ca_cert_pem.as_deref(),
-        }
+        self.ca_certs.get(&name).map(String::as_str)
     }
 }
 
 impl Pki {
     /// The cluster's identity: sha256 of the cluster CA certificate's DER.
     pub fn ca_fingerprint(&self) -> Result<String, Error> {
-        let der = parse_pem(&self.ca_cert_pem)
+        let cluster_ca = self
+            .ca_cert_pem(CaName::Cluster)
+            .ok_or_else(|| Error::Internal("no cluster CA".into()))?;
+        let der = parse_pem(cluster_ca)
             .ok()
             .and_then(|blocks| blocks.into_iter().find(|b| b.tag() == PEM_CERTIFICATE))
             .ok_or_else(|| Error::Internal("the cluster CA is not a PEM certificate".into()))?;
@@ -398,20 +396,15 @@ pub fn provision(
         })
         .collect::<Result<BTreeMap<_, _>, Error>>()?;
 
-    let etcd_ca_cert_pem = match &cluster.etcd.ca {
-        EtcdCa::Cluster => None,
-        EtcdCa::Separate => cas.get(&CaName::Etcd).map(|ca| ca.cert_pem.clone()),
-        EtcdCa::External { ca, .. } => Some(load_external_ca(ca)?),
-    };
-    let ca_pem = |name| {
-        cas.get(&name)
-            .map(|ca: &Credential| ca.cert_pem.clone())
-            .unwrap_or_default()
-    };
+    let mut ca_certs: BTreeMap<CaName, String> = cas
+        .into_iter()
+        .map(|(name, ca)| (name, ca.cert_pem))
+        .collect();
+    if let EtcdCa::External { ca, .. } = &cluster.etcd.ca {
+        ca_certs.insert(CaName::Etcd, load_external_ca(ca)?);
+    }
     Ok(Pki {
-        ca_cert_pem: ca_pem(CaName::Cluster),
-        front_proxy_ca_cert_pem: ca_pem(CaName::FrontProxy),
-        etcd_ca_cert_pem,
+        ca_certs,
         service_account_pub_pem: service_account.public_key_pem(),
         service_account_key_pem: service_account.to_pem(),
         nodes,

@@ -26,7 +26,7 @@ use crate::encryption::EncryptionKeys;
 use crate::error::Error;
 use crate::model::Cluster;
 use crate::pki::{Credential, Pki};
-use crate::plan::{Artifact, LeafName, NodePlan, Role};
+use crate::plan::{Artifact, CaName, LeafName, NodePlan, Role};
 use crate::values::SECURE_PORT;
 
 pub use apiserver::{
@@ -121,9 +121,12 @@ impl Sources<'_> {
             ServiceAccountPub => pki.service_account_pub_pem.clone(),
             EncryptionConfig => encryption_config(cluster, self.encryption)?,
             AuditPolicy => audit_policy(cluster)?,
-            AdminKubeconfig => {
-                admin_kubeconfig(cluster, node, &pki.ca_cert_pem, self.leaf(LeafName::Admin)?)?
-            }
+            AdminKubeconfig => admin_kubeconfig(
+                cluster,
+                node,
+                &self.ca(CaName::Cluster)?,
+                self.leaf(LeafName::Admin)?,
+            )?,
             ApiserverUnit => apiserver_unit(cluster, node)?,
             FrontConfig => front_config(cluster, node)?,
             FrontUnit => front_unit(cluster, node)?,
@@ -135,7 +138,7 @@ impl Sources<'_> {
         Ok(Content::Bytes(text.into_bytes()))
     }
 
-    fn ca(&self, name: crate::plan::CaName) -> Result<String, Error> {
+    fn ca(&self, name: CaName) -> Result<String, Error> {
         self.pki
             .ca_cert_pem(name)
             .map(str::to_owned)

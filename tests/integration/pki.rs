@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kube_bundle::model::Cluster;
 use kube_bundle::pki::{self, Decision, Pki};
-use kube_bundle::plan::{self, LeafName, Plan};
+use kube_bundle::plan::{self, CaName, LeafName, Plan};
 use kube_bundle::secrets::{Access, SecretStore};
 use kube_bundle::validate::ValidateOptions;
 use tempfile::TempDir;
@@ -54,13 +54,17 @@ impl Issued {
     fn write_out(&self) {
         let out = self.dir.path().join("out");
         fs::create_dir_all(&out).unwrap();
-        fs::write(out.join("ca.crt"), &self.pki.ca_cert_pem).unwrap();
         fs::write(
-            out.join("front-proxy-ca.crt"),
-            &self.pki.front_proxy_ca_cert_pem,
+            out.join("ca.crt"),
+            self.pki.ca_cert_pem(CaName::Cluster).unwrap(),
         )
         .unwrap();
-        if let Some(etcd) = &self.pki.etcd_ca_cert_pem {
+        fs::write(
+            out.join("front-proxy-ca.crt"),
+            self.pki.ca_cert_pem(CaName::FrontProxy).unwrap(),
+        )
+        .unwrap();
+        if let Some(etcd) = self.pki.ca_cert_pem(CaName::Etcd) {
             fs::write(out.join("etcd-ca.crt"), etcd).unwrap();
         }
         fs::write(out.join("sa.key"), &self.pki.service_account_key_pem).unwrap();
@@ -802,7 +806,7 @@ fn cas_made_by_cfssl_and_openssl_are_imported_and_sign_verifiable_leaves() {
         let issued = Issued::in_dir(dir, &yaml);
         let d = issued.dir.path();
         assert_eq!(
-            issued.pki.ca_cert_pem.trim(),
+            issued.pki.ca_cert_pem(CaName::Cluster).unwrap().trim(),
             original_ca.trim(),
             "{label}: the CA is adopted as is"
         );
@@ -1133,7 +1137,7 @@ fn external_etcd_credentials_are_shipped_as_given() {
         client.trim()
     );
     assert_eq!(
-        issued.pki.etcd_ca_cert_pem.as_deref().map(str::trim),
+        issued.pki.ca_cert_pem(CaName::Etcd).map(str::trim),
         Some(fs::read_to_string(d.join("etcd-ca.pem")).unwrap().trim())
     );
     assert_eq!(
