@@ -338,11 +338,13 @@ pub fn to_text(diff: &BundleDiff) -> String {
             for san in &cert.sans_removed {
                 let _ = writeln!(text, "           - SAN {san}");
             }
-            let _ = writeln!(
-                text,
-                "           expires {} → {}",
-                cert.not_after[0], cert.not_after[1]
-            );
+            let [old_expiry, new_expiry] = &cert.not_after;
+            let _ = if old_expiry == new_expiry {
+                // Re-issued the same day: the date alone would read as no change.
+                writeln!(text, "           re-issued, expires {new_expiry} as before")
+            } else {
+                writeln!(text, "           expires {old_expiry} → {new_expiry}")
+            };
             let _ = writeln!(
                 text,
                 "           key {}",

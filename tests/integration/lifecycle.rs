@@ -182,6 +182,15 @@ fn renewed_certs_verify_keep_their_sans_and_change_only_their_files() {
         text.contains("key changed") && text.contains("kube-apiserver flags: unchanged"),
         "{text}"
     );
+    // Renewed the day it was issued (or just after midnight): never "expires D → D".
+    let expiries: Vec<&str> = text.lines().filter(|l| l.contains("expires")).collect();
+    assert!(!expiries.is_empty(), "{text}");
+    for line in expiries {
+        match line.split_once(" → ") {
+            Some((old, new)) => assert_ne!(old.split_whitespace().last(), Some(new.trim())),
+            None => assert!(line.contains("re-issued, expires"), "{line}"),
+        }
+    }
 }
 
 /// Found by the end-to-end test: every bundle's timestamp was the newest leaf of the whole
