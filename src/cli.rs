@@ -75,6 +75,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Give someone access: a kubeconfig with a new client certificate from the cluster CA.
+    Kubeconfig {
+        #[command(subcommand)]
+        command: KubeconfigCommand,
+    },
     /// Check a bundle: signature, entries, checksums, provenance, air gap. Exit 3 on failure.
     Verify {
         /// The bundle, e.g. bundles/prod-eu1/cp1.tar.gz; its signature is TARBALL.sig.
@@ -225,6 +230,45 @@ pub struct BuildArgs {
     /// Build into an output whose bundles belong to another cluster CA, replacing them.
     #[arg(long)]
     pub replace_cluster_identity: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KubeconfigCommand {
+    /// Issue a client certificate for USER from the stored cluster CA (never stored itself)
+    /// and write a kubeconfig holding it; rights come from RBAC bindings to USER or GROUP.
+    User(UserArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UserArgs {
+    /// The user name the apiserver sees (the certificate's CN), e.g. `alice` or
+    /// `ci@example.com`.
+    #[arg(value_name = "USER")]
+    pub user: String,
+    /// The group the apiserver sees (the certificate's O).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// How long the certificate is valid (e.g. 8h, 720h). A certificate cannot be revoked,
+    /// only its RBAC bindings: keep it short.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub validity: String,
+    /// The apiserver URL in the kubeconfig [default: https://<controlPlaneEndpoint>, else the
+    /// first master's address].
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Where to write the kubeconfig, mode 0600; never overwritten [default: USER.kubeconfig].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Allow a `system:` user or group, such as system:masters (which no RBAC change can
+    /// revoke).
+    #[arg(long)]
+    pub allow_system_identity: bool,
+    /// The cluster description.
+    #[arg(long, value_name = "FILE", default_value = "cluster.yaml")]
+    pub config: PathBuf,
+    /// Secrets directory holding the cluster CA [default: secrets/<cluster>].
+    #[arg(long, value_name = "DIR")]
+    pub secrets: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

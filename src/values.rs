@@ -228,6 +228,16 @@ impl fmt::Display for Host {
     }
 }
 
+impl Host {
+    /// `https://host:port`, an IPv6 address in brackets.
+    pub fn https_url(&self, port: u16) -> String {
+        match self {
+            Self::Ip(ip) => format!("https://{}", std::net::SocketAddr::new(*ip, port)),
+            Self::Dns(name) => format!("https://{name}:{port}"),
+        }
+    }
+}
+
 /// `host[:port]`, as in controlPlaneEndpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Endpoint {

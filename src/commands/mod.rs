@@ -9,13 +9,14 @@ mod build;
 mod certs;
 mod init;
 mod inspect;
+mod kubeconfig;
 mod preview;
 mod rotate;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, Command, ConfigArgs, EncryptionCommand};
+use crate::cli::{Cli, Command, ConfigArgs, EncryptionCommand, KubeconfigCommand};
 use crate::diagnostics;
 use crate::error::Error;
 use crate::model::Cluster;
@@ -61,6 +62,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
             }
             _ => inspect::diff_generations(config, out_dir, unverified, output, out, err),
         },
+        Command::Kubeconfig {
+            command: KubeconfigCommand::User(args),
+        } => kubeconfig::user(&args, out, err),
         Command::Verify {
             tarball,
             pin,

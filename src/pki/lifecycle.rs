@@ -10,7 +10,7 @@ use super::{Credential, ca_file, corrupt, leaf_file, needed_cas, parse_cert};
 use crate::error::Error;
 use crate::keys::PrivateKey;
 use crate::model::Cluster;
-use crate::plan::{LeafName, Plan};
+use crate::plan::{CaName, CertSpec, LeafName, Plan};
 use crate::secrets::SecretStore;
 
 /// One stored certificate, for `certs expiry`.
@@ -113,4 +113,41 @@ pub fn renew(
         }
     }
     Ok(renewed)
+}
+
+/// A client credential for a person or a tool (`kubeconfig user`): issued from the stored
+/// cluster CA and handed out, never stored, so secrets/ holds only what bundles ship.
+pub struct UserCredential {
+    pub ca_cert_pem: String,
+    pub credential: Credential,
+    pub not_after: OffsetDateTime,
+}
+
+/// Issues `spec` (a client certificate) from the stored cluster CA, with a new key of the
+/// cluster's algorithm. Reads secrets/ only.
+pub fn issue_user(
+    cluster: &Cluster,
+    store: &SecretStore,
+    spec: &CertSpec,
+    validity: std::time::Duration,
+    now: OffsetDateTime,
+) -> Result<UserCredential, Error> {
+    let ca = load_ca(store, CaName::Cluster, now)?.ok_or_else(|| {
+        Error::Input(format!(
+            "no cluster CA in {} yet: run `kube-bundle build` first",
+            store.dir().display()
+        ))
+    })?;
+    let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
+    let credential = issue_leaf(spec, &ca, key, validity, now)?;
+    let not_after = parse_cert(&credential.cert_der)
+        .map_err(Error::Internal)?
+        .validity()
+        .not_after
+        .to_datetime();
+    Ok(UserCredential {
+        ca_cert_pem: ca.cert_pem,
+        credential,
+        not_after,
+    })
 }

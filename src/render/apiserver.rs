@@ -2,7 +2,7 @@
 //! admin kubeconfig, and the RBAC manifests install.sh applies once the apiserver is healthy.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use askama::Template;
 use base64::Engine as _;
@@ -13,7 +13,9 @@ use crate::encryption::{EncryptionKey, EncryptionKeys};
 use crate::error::Error;
 use crate::model::Cluster;
 use crate::pki::Credential;
-use crate::plan::{INSTALLER_USER, KUBELET_CLIENT_CN, NodePlan, SUPERUSER_GROUP, admin_group};
+use crate::plan::{
+    ADMIN_CN, INSTALLER_USER, KUBELET_CLIENT_CN, NodePlan, SUPERUSER_GROUP, admin_group,
+};
 use crate::values::{Host, SECURE_PORT};
 use crate::versions;
 
@@ -54,9 +56,11 @@ struct AuditPolicy<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "config/admin.kubeconfig", escape = "none")]
-struct AdminKubeconfig<'a> {
+#[template(path = "config/client.kubeconfig", escape = "none")]
+struct ClientKubeconfig<'a> {
     cluster: &'a str,
+    /// The kubeconfig's name for the user; the certificate's CN decides who it is.
+    user: &'a str,
     server: String,
     ca_data: String,
     client_cert_data: String,
@@ -129,12 +133,32 @@ pub(super) fn admin_kubeconfig(
     ca_cert_pem: &str,
     admin: &Credential,
 ) -> Result<String, Error> {
-    render(&AdminKubeconfig {
-        cluster: cluster.name.as_str(),
-        server: kubeconfig_server(cluster, node.ip),
+    client_kubeconfig(
+        cluster.name.as_str(),
+        &kubeconfig_server(cluster, node.ip),
+        ca_cert_pem,
+        ADMIN_CN,
+        admin,
+    )
+}
+
+/// A kubeconfig for one client credential with everything inline: the file is the whole
+/// credential. Every value is written unquoted into YAML, so callers pass only validated
+/// names and URLs (base64 needs no quoting).
+pub fn client_kubeconfig(
+    cluster: &str,
+    server: &str,
+    ca_cert_pem: &str,
+    user: &str,
+    credential: &Credential,
+) -> Result<String, Error> {
+    render(&ClientKubeconfig {
+        cluster,
+        user,
+        server: server.to_owned(),
         ca_data: BASE64.encode(ca_cert_pem),
-        client_cert_data: BASE64.encode(&admin.cert_pem),
-        client_key_data: BASE64.encode(admin.key.to_pem()),
+        client_cert_data: BASE64.encode(&credential.cert_pem),
+        client_key_data: BASE64.encode(credential.key.to_pem()),
     })
 }
 
@@ -171,8 +195,5 @@ pub fn kubeconfig_server(cluster: &Cluster, node_ip: IpAddr) -> String {
         (None, Some(endpoint)) => (endpoint.host.clone(), endpoint.port.unwrap_or(SECURE_PORT)),
         (None, None) => (Host::Ip(node_ip), SECURE_PORT),
     };
-    match host {
-        Host::Ip(ip) => format!("https://{}", SocketAddr::new(ip, port)),
-        host => format!("https://{host}:{port}"),
-    }
+    host.https_url(port)
 }

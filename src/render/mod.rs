@@ -17,7 +17,7 @@ mod documents;
 mod front;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use askama::Template;
@@ -27,11 +27,11 @@ use crate::error::Error;
 use crate::model::Cluster;
 use crate::pki::{Credential, Pki};
 use crate::plan::{Artifact, CaName, LeafName, NodePlan, Role};
-use crate::values::SECURE_PORT;
+use crate::values::{Host, SECURE_PORT};
 
 pub use apiserver::{
     CLUSTER_ADMINS_MANIFEST, KUBELET_APIS_MANIFEST, apiserver_unit, audit_policy,
-    encryption_config, kubeconfig_server,
+    client_kubeconfig, encryption_config, kubeconfig_server,
 };
 use apiserver::{admin_kubeconfig, rbac_manifests};
 pub use documents::{
@@ -162,7 +162,7 @@ fn shipped(binary: Option<&PathBuf>) -> Result<Content, Error> {
 /// The node's own apiserver, which install.sh and keepalived check: never the load
 /// balancer, so a healthy peer cannot hide a broken node.
 pub fn node_api_url(ip: IpAddr) -> String {
-    format!("https://{}", SocketAddr::new(ip, SECURE_PORT))
+    Host::Ip(ip).https_url(SECURE_PORT)
 }
 
 fn render(template: &impl Template) -> Result<String, Error> {

@@ -1075,6 +1075,30 @@ fn three_real_masters_installed_by_install_sh_serve_a_real_cluster() {
         "nothing changed, nothing restarts: {again_out}"
     );
     assert_every_master_serves(&cluster, &secrets, "with the admin binding restored");
+    // Access for a person, from the build host: the real apiserver authenticates the
+    // certificate `kubeconfig user` issued as the user and group it names.
+    cluster
+        .kube_bundle(&[
+            "kubeconfig",
+            "user",
+            "alice",
+            "--group",
+            "devs",
+            "--validity",
+            "1h",
+            "--server",
+            "https://10.255.0.12:6443",
+        ])
+        .code(0);
+    let alice = cluster.project().join("alice.kubeconfig");
+    let whoami = ok(m1
+        .ns
+        .command("kubectl")
+        .arg("--kubeconfig")
+        .arg(&alice)
+        .args(["--request-timeout", "10s", "auth", "whoami", "-o"])
+        .arg("jsonpath={.status.userInfo.username} {.status.userInfo.groups}"));
+    assert_eq!(whoami.trim(), r#"alice ["devs","system:authenticated"]"#);
     // The stand-in's view agrees with install.sh's own status checks.
     let status = m2.install(&["--status"]);
     assert!(status.status.success(), "{}", text(&status));

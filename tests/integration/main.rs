@@ -1,5 +1,6 @@
 //! Runs the real binary the way users and CI do. One test binary, one module per area.
 
+mod access;
 mod bundle;
 mod cli;
 mod e2e;
