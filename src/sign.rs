@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::KeyAlgorithm;
 use crate::error::Error;
-use crate::pki::PrivateKey;
+use crate::keys::PrivateKey;
 use crate::secrets::SecretStore;
 
 pub const SIGNING_KEY_FILE: &str = "signing-key.pem";
