@@ -620,7 +620,7 @@ pub fn assemble(
         content_sha256(&provenance_file.content)?,
     ));
     tree.insert(PROVENANCE_FILE.to_owned(), provenance_file);
-    let checksums = crate::sign::checksum_file(sums.iter().map(|(p, h)| (p.as_str(), h.as_str())));
+    let checksums = format::checksums_file(sums.iter().map(|(p, h)| (p.as_str(), h.as_str())));
     tree.insert(
         CHECKSUM_FILE.to_owned(),
         BundleFile {
