@@ -185,7 +185,7 @@ fn unit_flags(node: &crate::plan::NodePlan) -> BTreeMap<String, BTreeMap<String,
         .iter()
         .map(|(name, flag)| (name.clone(), flag.value.clone()))
         .collect();
-    BTreeMap::from([(crate::plan::APISERVER_UNIT.to_owned(), flags)])
+    BTreeMap::from([(format::APISERVER_UNIT.to_owned(), flags)])
 }
 
 /// The hosts any file of this cluster's bundles may name, from the config alone: the
