@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kube_bundle::config::KeyAlgorithm;
-use kube_bundle::pki::PrivateKey;
+use kube_bundle::keys::PrivateKey;
 use kube_bundle::secrets::{Access, SecretStore};
 use kube_bundle::validate::ValidateOptions;
 use kube_bundle::{bundle, encryption, pki, plan, render};

@@ -1,6 +1,6 @@
 //! `kube-bundle diff`: what changes on a node between two bundle generations, offline.
 //!
-//! In: two tarballs (read with `verify`'s safety checks). Out: a [`BundleDiff`]: the
+//! In: two tarballs (read by `verify::reader`, with `verify`'s safety checks). Out: a [`BundleDiff`]: the
 //! kube-apiserver flags added, removed or changed; every file added, removed or changed,
 //! with certificate details (subject, SANs, validity, whether the key changed) and the
 //! encryption config's key names and order; and whether install.sh will restart the
@@ -16,7 +16,7 @@ use crate::bundle::format::{
     APISERVER_UNIT, FORMAT_VERSION_1, PROVENANCE_FILE, Provenance, ROOTFS,
 };
 use crate::error::Error;
-use crate::verify::{Entry, read_entries};
+use crate::verify::reader::{Entry, read_entries};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -161,7 +161,7 @@ fn units(entries: &BTreeMap<String, Entry>) -> Result<Units, Error> {
 mod format_1 {
     use std::collections::BTreeMap;
 
-    use crate::verify::Entry;
+    use crate::verify::reader::Entry;
 
     const UNIT: &str = "rootfs/etc/systemd/system/kube-apiserver.service";
 
@@ -380,7 +380,7 @@ pub fn to_text(diff: &BundleDiff) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use crate::verify::Entry;
+    use crate::verify::reader::Entry;
 
     /// The format-1 reader undoes exactly the quoting the unit writer applies.
     #[test]

@@ -293,7 +293,7 @@ pub fn create_private_file(path: &Path) -> Result<File, Error> {
 
 /// Fills `buf` from the OS's CSPRNG: the one source of randomness, used only to create secrets.
 pub fn random_bytes(buf: &mut [u8]) -> Result<(), Error> {
-    getrandom::fill(buf).map_err(|e| Error::Input(format!("the OS random source failed: {e}")))
+    getrandom::fill(buf).map_err(|e| Error::Crypto(format!("reading the OS random source: {e}")))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Stage 7: detached signatures over the exact `.tar.gz` bytes, and the checksum list.
+//! Stage 7: detached signatures over the exact `.tar.gz` bytes.
 //!
 //! In: tarball bytes and the bundle signing key. Out: DER ECDSA P-256 / SHA-256 signatures
 //! (RFC 6979, so a rebuild signs identically), `signing.pub` and its fingerprint. A stock
@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::KeyAlgorithm;
 use crate::error::Error;
-use crate::pki::PrivateKey;
+use crate::keys::PrivateKey;
 use crate::secrets::SecretStore;
 
 pub const SIGNING_KEY_FILE: &str = "signing-key.pem";
@@ -152,16 +152,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// `sha256sum -c` format, sorted by name.
-pub fn checksum_file<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut lines: Vec<String> = entries
-        .into_iter()
-        .map(|(name, hash)| format!("{hash}  {name}\n"))
-        .collect();
-    lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
-    lines.concat()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,13 +190,5 @@ mod tests {
         assert!(verify_digest(&public, &digest(b"bundle"), &first).is_ok());
         assert!(verify_digest(&public, &digest(b"bundlf"), &first).is_err());
         assert_eq!(signer.fingerprint().len(), 64);
-    }
-
-    #[test]
-    fn checksum_lines_are_sorted_by_name() {
-        let a = "a".repeat(64);
-        let b = "b".repeat(64);
-        let text = checksum_file([("z.tar.gz", a.as_str()), ("m.tar.gz", b.as_str())]);
-        assert_eq!(text, format!("{b}  m.tar.gz\n{a}  z.tar.gz\n"));
     }
 }

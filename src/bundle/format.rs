@@ -56,6 +56,7 @@ pub const APISERVER_UNIT: &str = "kube-apiserver.service";
 
 /// A SHA256SUMS file, as `sha256sum -c` reads it: one `<hex digest>  <name>` line per
 /// `(name, digest)` entry, sorted by name so the same files always give the same bytes.
+/// The one writer of the format: the list inside every bundle and the output folder's.
 pub fn checksums_file<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut entries: Vec<(&str, &str)> = entries.into_iter().collect();
     entries.sort_unstable();

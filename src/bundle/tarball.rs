@@ -1,0 +1,454 @@
+//! Stage 6, second step: a node's tree as one deterministic tar.gz.
+//!
+//! In: a node's files (path under `<node>/`, mode, content) and an epoch. Out: a gzip
+//! stream written to a file, and its SHA-256. Determinism: entries sorted by path, parent
+//! directories added explicitly, every ustar header field set by hand (uid/gid 0, no
+//! owner names, mode as intended, mtime = epoch), gzip header with mtime 0 and no file
+//! name, a fixed compression level, and flate2 pinned to miniz_oxide. Large files
+//! (the apiserver binary) are streamed from disk, never held in memory, and compressed
+//! once per build ([`SharedFiles`]), not once per node.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use flate2::write::GzEncoder;
+use flate2::{Compression, GzBuilder};
+use sha2::{Digest, Sha256};
+
+use super::{BundleFile, Tree};
+use crate::error::Error;
+use crate::render::Content;
+
+/// gzip level: fixed, so the bytes only depend on the input.
+pub const GZIP_LEVEL: u32 = 6;
+/// gzip header OS byte: "unknown", whatever the build host is.
+const GZIP_OS_UNKNOWN: u8 = 255;
+const DIRECTORY_MODE: u32 = 0o755;
+
+/// Writes `<node>/…` as a deterministic tar.gz to `path` and returns the SHA-256 of the
+/// bytes written, so signing and SHA256SUMS need not read the tarball again.
+///
+/// A file `shared` has a gzip member for is not compressed again: its tar header ends the
+/// current member, its member is copied in, and a new member starts after it. Concatenated
+/// members are one valid gzip stream (gzip allows any number of members), which `tar xzf` reads as one.
+pub fn write_tarball(
+    path: &Path,
+    node: &str,
+    tree: &Tree,
+    epoch: u64,
+    shared: &SharedFiles,
+) -> Result<[u8; 32], Error> {
+    // Bundles carry private keys.
+    let file = crate::secrets::create_private_file(path)?;
+    let io = |e: std::io::Error| Error::io(path, e);
+    let output = HashingWriter {
+        inner: BufWriter::with_capacity(1 << 16, file),
+        hasher: Sha256::new(),
+    };
+    let mut builder = tar::Builder::new(GzipMemberWriter::new(output));
+
+    for (entry_path, file) in entries_in_order(node, tree) {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(&entry_path).map_err(|e| {
+            Error::Input(format!(
+                "{entry_path}: cannot be stored in a ustar header ({e})"
+            ))
+        })?;
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(epoch);
+        let Some(file) = file else {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(DIRECTORY_MODE);
+            header.set_size(0);
+            header.set_cksum();
+            builder.append(&header, std::io::empty()).map_err(io)?;
+            continue;
+        };
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(file.mode);
+        match &file.content {
+            Content::Bytes(bytes) => {
+                header.set_size(bytes.len() as u64);
+                header.set_cksum();
+                builder.append(&header, bytes.as_slice()).map_err(io)?;
+            }
+            Content::File(source) => match shared.get(source) {
+                Some(SharedFile {
+                    size,
+                    member: Some(member),
+                    ..
+                }) => {
+                    header.set_size(size);
+                    header.set_cksum();
+                    let output = builder.get_mut();
+                    output.write_all(header.as_bytes()).map_err(io)?;
+                    let mut member = File::open(&member).map_err(|e| Error::io(&member, e))?;
+                    output.splice(&mut member).map_err(io)?;
+                }
+                _ => {
+                    let reader = File::open(source).map_err(|e| Error::io(source, e))?;
+                    let size = reader.metadata().map_err(|e| Error::io(source, e))?.len();
+                    header.set_size(size);
+                    header.set_cksum();
+                    // take() guards against the file growing while it is copied.
+                    builder.append(&header, reader.take(size)).map_err(io)?;
+                }
+            },
+        }
+    }
+    let members = builder.into_inner().map_err(io)?;
+    let mut output = members.finish().map_err(io)?;
+    output.flush().map_err(io)?;
+    let digest = output.hasher.finalize().into();
+    output
+        .inner
+        .into_inner()
+        .map_err(|e| io(e.into_error()))?
+        .sync_all()
+        .map_err(io)?;
+    Ok(digest)
+}
+
+/// Every entry under `<node>/`, sorted by path: the files, and each directory above them
+/// as an entry of its own (so that its header, too, is ours and not the extractor's).
+fn entries_in_order<'a>(node: &str, tree: &'a Tree) -> Vec<(String, Option<&'a BundleFile>)> {
+    let mut directories = BTreeSet::from([format!("{node}/")]);
+    for name in tree.keys() {
+        let mut prefix = String::from(node);
+        let parts: Vec<&str> = name.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            prefix.push('/');
+            prefix.push_str(part);
+            directories.insert(format!("{prefix}/"));
+        }
+    }
+    let mut entries: Vec<(String, Option<&BundleFile>)> =
+        directories.into_iter().map(|dir| (dir, None)).collect();
+    entries.extend(
+        tree.iter()
+            .map(|(name, file)| (format!("{node}/{name}"), Some(file))),
+    );
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+}
+
+fn gzip_member<W: Write>(inner: W) -> GzEncoder<W> {
+    GzBuilder::new()
+        .mtime(0)
+        .operating_system(GZIP_OS_UNKNOWN)
+        .write(inner, Compression::new(GZIP_LEVEL))
+}
+
+/// A gzip stream made of members: writes go to the current member; `splice` closes it,
+/// copies a ready-made member verbatim and opens the next.
+struct GzipMemberWriter<W: Write> {
+    current: Option<GzEncoder<W>>,
+}
+
+impl<W: Write> GzipMemberWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            current: Some(gzip_member(inner)),
+        }
+    }
+
+    fn closed() -> std::io::Error {
+        std::io::Error::other("gzip stream already failed")
+    }
+
+    fn splice(&mut self, member: &mut impl Read) -> std::io::Result<()> {
+        let mut inner = self.current.take().ok_or_else(Self::closed)?.finish()?;
+        std::io::copy(member, &mut inner)?;
+        self.current = Some(gzip_member(inner));
+        Ok(())
+    }
+
+    fn finish(self) -> std::io::Result<W> {
+        self.current.ok_or_else(Self::closed)?.finish()
+    }
+}
+
+impl<W: Write> Write for GzipMemberWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.current.as_mut().ok_or_else(Self::closed)?.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.current.as_mut().ok_or_else(Self::closed)?.flush()
+    }
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Files at least this large are compressed once per build, not once per node.
+pub const SHARED_MEMBER_MIN_SIZE: u64 = 1 << 20;
+const TAR_BLOCK: u64 = 512;
+
+/// Files from disk that every node ships (the apiserver binary): read once per build, to
+/// hash them and, when large, to compress them (with their tar padding) into one gzip
+/// member that `write_tarball` splices into each node's stream.
+pub struct SharedFiles {
+    scratch: PathBuf,
+    /// Nodes are written in parallel; the first to need a file prepares it, the others
+    /// wait for it.
+    files: Mutex<BTreeMap<PathBuf, SharedFile>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SharedFile {
+    pub sha256: String,
+    pub size: u64,
+    member: Option<PathBuf>,
+}
+
+impl SharedFiles {
+    /// `scratch` is created for the members, and must not exist yet; the caller removes
+    /// it when the tarballs are written.
+    pub fn new(scratch: PathBuf) -> Self {
+        Self {
+            scratch,
+            files: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, SharedFile>> {
+        // A panic elsewhere cannot leave the map half-updated: insert is the only write.
+        self.files
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn get(&self, source: &Path) -> Option<SharedFile> {
+        self.lock().get(source).cloned()
+    }
+
+    /// Hashes `source` (and compresses it, when large) on first use.
+    pub fn prepare(&self, source: &Path) -> Result<SharedFile, Error> {
+        let mut files = self.lock();
+        if let Some(prepared) = files.get(source) {
+            return Ok(prepared.clone());
+        }
+        let prepared = self.read_once(source, files.len())?;
+        files.insert(source.to_path_buf(), prepared.clone());
+        Ok(prepared)
+    }
+
+    fn read_once(&self, source: &Path, index: usize) -> Result<SharedFile, Error> {
+        let file = File::open(source).map_err(|e| Error::io(source, e))?;
+        let size = file.metadata().map_err(|e| Error::io(source, e))?.len();
+        let member_path = self.scratch.join(format!("{index}.gz"));
+        let io = |e: std::io::Error| Error::io(&member_path, e);
+        let mut gzip = None;
+        if size >= SHARED_MEMBER_MIN_SIZE {
+            std::fs::create_dir_all(&self.scratch).map_err(|e| Error::io(&self.scratch, e))?;
+            let member_file = File::create(&member_path).map_err(io)?;
+            gzip = Some(gzip_member(BufWriter::with_capacity(1 << 16, member_file)));
+        }
+        // take() guards against the file growing while it is read.
+        let mut reader = file.take(size);
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut copied = 0;
+        loop {
+            let read = reader.read(&mut buffer).map_err(|e| Error::io(source, e))?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+            if let Some(gzip) = &mut gzip {
+                gzip.write_all(&buffer[..read]).map_err(io)?;
+            }
+            copied += read as u64;
+        }
+        if copied != size {
+            return Err(Error::Input(format!(
+                "{}: shrank while being read ({size} bytes, then {copied})",
+                source.display()
+            )));
+        }
+        let member = match gzip {
+            None => None,
+            Some(mut gzip) => {
+                let padding = (TAR_BLOCK - size % TAR_BLOCK) % TAR_BLOCK;
+                gzip.write_all(&vec![0u8; padding as usize]).map_err(io)?;
+                gzip.finish().map_err(io)?.flush().map_err(io)?;
+                Some(member_path.clone())
+            }
+        };
+        Ok(SharedFile {
+            sha256: hex::encode(hasher.finalize()),
+            size,
+            member,
+        })
+    }
+
+    /// Removes the compressed members.
+    pub fn close(self) -> Result<(), Error> {
+        match std::fs::remove_dir_all(&self.scratch) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&self.scratch, e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> Tree {
+        Tree::from([
+            (
+                "rootfs/etc/a.key".into(),
+                BundleFile {
+                    mode: 0o600,
+                    content: Content::Bytes(b"key".to_vec()),
+                },
+            ),
+            (
+                "install.sh".into(),
+                BundleFile {
+                    mode: 0o755,
+                    content: Content::Bytes(b"#!/bin/bash\n".to_vec()),
+                },
+            ),
+        ])
+    }
+
+    fn no_shared() -> SharedFiles {
+        SharedFiles::new(PathBuf::from("/nonexistent"))
+    }
+
+    fn decompressed(path: &Path) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        flate2::read::MultiGzDecoder::new(File::open(path).unwrap())
+            .read_to_end(&mut bytes)
+            .unwrap();
+        bytes
+    }
+
+    /// The shared member changes the compressed bytes, never the tar inside: the same tar
+    /// comes out as when the file is compressed inline, the member appears verbatim in
+    /// every node's tarball, and the returned digest is the tarball's.
+    #[test]
+    fn a_large_file_is_compressed_once_and_spliced_into_every_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("kube-apiserver");
+        // Not a multiple of 512, so the tar padding must be in the member.
+        let mut content: Vec<u8> = (0..SHARED_MEMBER_MIN_SIZE + 1001)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        content[..4096].fill(b'k');
+        std::fs::write(&binary, &content).unwrap();
+        let mut tree = tree();
+        tree.insert(
+            "rootfs/usr/local/bin/kube-apiserver".into(),
+            BundleFile {
+                mode: 0o755,
+                content: Content::File(binary.clone()),
+            },
+        );
+
+        let inline = dir.path().join("inline.tar.gz");
+        write_tarball(&inline, "n1", &tree, 7, &no_shared()).unwrap();
+
+        let shared = SharedFiles::new(dir.path().join("scratch"));
+        let prepared = shared.prepare(&binary).unwrap();
+        assert_eq!(prepared.sha256, hex::encode(Sha256::digest(&content)));
+        assert_eq!(prepared.size, content.len() as u64);
+        let member = std::fs::read(prepared.member.as_ref().unwrap()).unwrap();
+        let mut spliced = Vec::new();
+        for node in ["n1", "n2"] {
+            let path = dir.path().join(format!("{node}.tar.gz"));
+            let digest = write_tarball(&path, node, &tree, 7, &shared).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(digest.to_vec(), Sha256::digest(&bytes).to_vec());
+            assert!(
+                bytes.windows(member.len()).any(|w| w == member),
+                "{node}: the shared member is not in the stream verbatim"
+            );
+            spliced.push(path);
+        }
+        assert_eq!(decompressed(&spliced[0]), decompressed(&inline));
+        let again = dir.path().join("again.tar.gz");
+        write_tarball(&again, "n1", &tree, 7, &shared).unwrap();
+        assert_eq!(
+            std::fs::read(&again).unwrap(),
+            std::fs::read(&spliced[0]).unwrap()
+        );
+
+        shared.close().unwrap();
+        assert!(!dir.path().join("scratch").exists());
+    }
+
+    /// Pins the compressed bytes: a different deflate backend (zlib-ng, zlib through a
+    /// feature) or a changed level gives other bytes and fails here.
+    #[test]
+    fn the_gzip_stream_is_pinned_to_miniz_oxide_at_level_6() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.tar.gz");
+        write_tarball(&path, "n", &tree(), 1_700_000_000, &no_shared()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            &bytes[..10],
+            &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255],
+            "gzip header: mtime 0, no name"
+        );
+        assert_eq!(
+            hex::encode(Sha256::digest(&bytes)),
+            "fb348c199c938f7edcbe9fe9e30a3c2c8a19e5bb1aadb11a31d45f2baa3d8a29",
+            "the gzip bytes changed: was the deflate backend or level changed?"
+        );
+    }
+
+    #[test]
+    fn headers_are_fixed_and_entries_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.tar.gz");
+        write_tarball(&path, "n", &tree(), 1_700_000_000, &no_shared()).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
+            File::open(&path).unwrap(),
+        ));
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            let header = entry.header();
+            assert_eq!(header.uid().unwrap(), 0);
+            assert_eq!(header.gid().unwrap(), 0);
+            assert_eq!(header.mtime().unwrap(), 1_700_000_000);
+            assert_eq!(header.username().unwrap(), Some(""));
+            seen.push((
+                entry.path().unwrap().display().to_string(),
+                header.mode().unwrap(),
+            ));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("n/".to_owned(), 0o755),
+                ("n/install.sh".to_owned(), 0o755),
+                ("n/rootfs/".to_owned(), 0o755),
+                ("n/rootfs/etc/".to_owned(), 0o755),
+                ("n/rootfs/etc/a.key".to_owned(), 0o600),
+            ]
+        );
+    }
+}
