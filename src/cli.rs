@@ -1,18 +1,107 @@
-//! The command line's shape: clap types only, one per command and option group.
+//! The command line's shape: clap types, one per command and option group, and the two
+//! things settled before any command runs (the `--version` text, the `--color` choice).
 //!
 //! What each command does is in `commands`, one module per command; this file is what
-//! `--help` shows, so it can be read without the wiring.
+//! `--help`, the man pages and the shell completions show, so it can be read without the
+//! wiring.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::versions::{NEWEST_MINOR, OLDEST_MINOR};
+
 /// Compile a Kubernetes kube-apiserver tier into one signed, reproducible tarball per master.
 #[derive(Debug, Parser)]
-#[command(name = "kube-bundle", version, about, max_term_width = 100)]
+#[command(name = "kube-bundle", version = version_text(), about, max_term_width = 100)]
 pub struct Cli {
+    /// When to color diagnostics, help and usage errors.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value_t = ColorWhen::Auto
+    )]
+    pub color: ColorWhen,
+    /// None prints the help: without a command there is nothing to do, which is not a
+    /// usage error.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+/// `--version`: what was built, from which commit, for which Kubernetes releases.
+fn version_text() -> &'static str {
+    static TEXT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{} (commit {}, Kubernetes v1.{OLDEST_MINOR} – v1.{NEWEST_MINOR})",
+            env!("CARGO_PKG_VERSION"),
+            env!("KUBE_BUNDLE_COMMIT"),
+        )
+    });
+    &TEXT
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Color a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Color even a pipe or a file, and despite NO_COLOR.
+    Always,
+    /// Never color.
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether the diagnostics on stderr are colored.
+    pub fn colors_stderr(self) -> bool {
+        self.decide(
+            std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty()),
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
+    }
+
+    fn decide(self, no_color_set: bool, stderr_is_terminal: bool) -> bool {
+        match self {
+            Self::Auto => !no_color_set && stderr_is_terminal,
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
+
+    /// The same choice for clap's own help and usage errors (its `auto` also honours
+    /// NO_COLOR and asks whether the stream it writes to is a terminal).
+    pub fn for_clap(self) -> clap::ColorChoice {
+        match self {
+            Self::Auto => clap::ColorChoice::Auto,
+            Self::Always => clap::ColorChoice::Always,
+            Self::Never => clap::ColorChoice::Never,
+        }
+    }
+
+    /// `--color` read from the raw arguments, before clap parses them: clap prints its
+    /// help and usage errors while parsing, so it must be told the choice first. An
+    /// invalid or missing value counts as `auto` here; clap reports the invalid one.
+    pub fn in_raw_args(args: &[OsString]) -> Self {
+        let mut choice = Self::Auto;
+        let mut args = args.iter().skip(1).map(|arg| arg.to_str());
+        while let Some(arg) = args.next() {
+            let value = match arg {
+                // Everything after `--` is an operand, never an option.
+                Some("--") => break,
+                Some("--color") => args.next().flatten(),
+                Some(other) => other.strip_prefix("--color="),
+                None => None,
+            };
+            if let Some(parsed) = value.and_then(|value| Self::from_str(value, false).ok()) {
+                choice = parsed;
+            }
+        }
+        choice
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,7 +125,7 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         secrets: Option<PathBuf>,
         /// Output format; the JSON shape is documented in the README and versioned.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Create missing secrets and write one signed, reproducible tarball per master.
@@ -72,7 +161,7 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["fingerprint", "pubkey"])]
         unverified: bool,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Give someone access: a kubeconfig with a new client certificate from the cluster CA.
@@ -91,6 +180,32 @@ pub enum Command {
         #[arg(long)]
         allow_unpinned: bool,
     },
+    /// Print a shell's completion script, e.g. `source <(kube-bundle completions bash)`.
+    Completions {
+        /// The shell to complete in.
+        shell: Shell,
+    },
+    /// Write the man pages: one per command into DIR, or without --dir the top page on
+    /// stdout (`kube-bundle man | man -l -`).
+    Man {
+        /// Folder for kube-bundle.1, kube-bundle-build.1 and the others (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The shells `completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// `source <(kube-bundle completions bash)` in ~/.bashrc.
+    Bash,
+    /// Saved as `_kube-bundle` in a folder on $fpath.
+    Zsh,
+    /// Saved as ~/.config/fish/completions/kube-bundle.fish.
+    Fish,
+    /// `kube-bundle completions powershell | Out-String | Invoke-Expression` in $PROFILE.
+    #[value(name = "powershell")]
+    PowerShell,
 }
 
 /// How the bundle signing key is pinned: the key lying next to a tarball is replaceable
@@ -120,7 +235,7 @@ pub enum CertsCommand {
         #[arg(long, value_name = "DAYS")]
         fail_under: Option<i64>,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Re-issue leaves from the stored CAs; the next `build` ships them.
@@ -283,7 +398,9 @@ pub struct ConfigArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
+    /// For people to read.
     Text,
+    /// JSON, for programs.
     Json,
 }
 
@@ -295,6 +412,119 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// Every command, option, positional argument and option value says what it is for,
+    /// in `--help`, the man pages and the completions alike.
+    #[test]
+    fn everything_on_the_command_line_is_described() {
+        use clap::CommandFactory;
+        fn walk(command: &clap::Command, path: &str, undescribed: &mut Vec<String>) {
+            if command.get_about().is_none() {
+                undescribed.push(path.to_owned());
+            }
+            // clap's own --help and --version describe themselves.
+            let arguments = command
+                .get_arguments()
+                .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"));
+            for arg in arguments {
+                let name = format!("{path} {}", arg.get_id());
+                if arg.get_help().is_none() {
+                    undescribed.push(name.clone());
+                }
+                for value in arg.get_possible_values() {
+                    if value.get_help().is_none() {
+                        undescribed.push(format!("{name}={}", value.get_name()));
+                    }
+                }
+            }
+            for subcommand in command.get_subcommands() {
+                walk(
+                    subcommand,
+                    &format!("{path} {}", subcommand.get_name()),
+                    undescribed,
+                );
+            }
+        }
+        let mut undescribed = Vec::new();
+        let mut definition = Cli::command();
+        // Built, the tree holds what clap adds (the global --color in every command).
+        definition.build();
+        walk(&definition, "kube-bundle", &mut undescribed);
+        assert_eq!(undescribed, Vec::<String>::new(), "without a description");
+    }
+
+    #[test]
+    fn every_output_option_is_also_dash_o() {
+        use clap::CommandFactory;
+        fn walk(command: &clap::Command, found: &mut usize) {
+            for arg in command.get_arguments() {
+                if arg.get_long() == Some("output") {
+                    assert_eq!(arg.get_short(), Some('o'), "{}", command.get_name());
+                    *found += 1;
+                }
+            }
+            command.get_subcommands().for_each(|sub| walk(sub, found));
+        }
+        let mut found = 0;
+        walk(&Cli::command(), &mut found);
+        assert_eq!(found, 3, "plan, certs expiry and diff");
+        let cli = Cli::try_parse_from(["kube-bundle", "diff", "-o", "json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Diff {
+                output: OutputFormat::Json,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_version_names_the_commit_and_the_supported_kubernetes_range() {
+        let version = version_text();
+        assert!(version.starts_with(env!("CARGO_PKG_VERSION")), "{version}");
+        assert!(version.contains("(commit "), "{version}");
+        assert!(
+            version.contains(&format!("Kubernetes v1.{OLDEST_MINOR} – v1.{NEWEST_MINOR}")),
+            "{version}"
+        );
+    }
+
+    #[test]
+    fn auto_colors_only_a_terminal_without_no_color() {
+        assert!(ColorWhen::Auto.decide(false, true));
+        assert!(!ColorWhen::Auto.decide(true, true), "NO_COLOR");
+        assert!(!ColorWhen::Auto.decide(false, false), "a pipe or a file");
+        assert!(
+            ColorWhen::Always.decide(true, false),
+            "an explicit choice wins"
+        );
+        assert!(!ColorWhen::Never.decide(false, true));
+    }
+
+    #[test]
+    fn the_color_choice_is_read_before_clap_parses() {
+        let choice = |args: &[&str]| {
+            let args: Vec<OsString> = ["kube-bundle"].iter().chain(args).map(Into::into).collect();
+            ColorWhen::in_raw_args(&args)
+        };
+        assert_eq!(choice(&[]), ColorWhen::Auto);
+        assert_eq!(choice(&["--color", "never", "chek"]), ColorWhen::Never);
+        assert_eq!(choice(&["plan", "--color=always"]), ColorWhen::Always);
+        assert_eq!(
+            choice(&["--color", "sometimes"]),
+            ColorWhen::Auto,
+            "clap says why"
+        );
+        assert_eq!(choice(&["--color"]), ColorWhen::Auto);
+        assert_eq!(
+            choice(&["diff", "--", "--color=never"]),
+            ColorWhen::Auto,
+            "an operand"
+        );
+        // Whatever the scan finds, clap agrees with it on a valid command line.
+        let cli = Cli::try_parse_from(["kube-bundle", "check", "--color", "never"]).unwrap();
+        assert_eq!(cli.color, ColorWhen::Never);
     }
 
     #[test]
@@ -335,9 +565,9 @@ mod tests {
         let parse = |args: &[&str]| {
             Cli::try_parse_from([&["kube-bundle", "certs", "renew"], args].concat()).map(|cli| {
                 match cli.command {
-                    Command::Certs {
+                    Some(Command::Certs {
                         command: CertsCommand::Renew(args),
-                    } => args,
+                    }) => args,
                     other => panic!("{other:?}"),
                 }
             })

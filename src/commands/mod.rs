@@ -12,11 +12,12 @@ mod inspect;
 mod kubeconfig;
 mod preview;
 mod rotate;
+mod shell;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, Command, ConfigArgs, EncryptionCommand, KubeconfigCommand};
+use crate::cli::{Command, ConfigArgs, EncryptionCommand, KubeconfigCommand};
 use crate::diagnostics;
 use crate::error::Error;
 use crate::model::Cluster;
@@ -28,8 +29,8 @@ use crate::validate::{Severity, ValidateOptions, Validated};
 pub use init::EXAMPLE_CLUSTER_YAML;
 
 /// Runs one command. `out` receives the command's result, `err` its warnings.
-pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
-    match cli.command {
+pub fn run(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
+    match command {
         Command::Init { dir } => init::init(&dir, out),
         Command::Schema => write_out(out, &crate::schema::schema_json()),
         Command::Check(args) => preview::check(&args, out, err),
@@ -70,6 +71,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
             pin,
             allow_unpinned,
         } => inspect::verify(&tarball, &pin, allow_unpinned, out, err),
+        Command::Completions { shell } => shell::completions(shell, out),
+        Command::Man { dir } => shell::man(dir.as_deref(), out, err),
     }
 }
 

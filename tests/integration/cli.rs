@@ -1,6 +1,12 @@
-//! The command-line contract: commands, exit codes 0 / 1 / 2, messages.
+//! The command-line contract: commands, exit codes 0 / 1 / 2, messages, and what the
+//! shell, man(1) and `--version` learn about the command line.
 
 use std::fs;
+use std::process::Command;
+
+use clap::CommandFactory;
+use kube_bundle::cli::Cli;
+use kube_bundle::versions::{NEWEST_MINOR, OLDEST_MINOR};
 
 use crate::harness::{Project, kube_bundle, repo_root};
 
@@ -299,4 +305,232 @@ fn a_failed_renew_or_rotate_creates_no_secrets_folder_and_no_lock() {
             .stderr_has("elsewhere/prod-eu1: no such secrets folder");
         assert!(!dir.path().join("elsewhere").exists(), "{elsewhere:?}");
     }
+}
+
+/// Every command's full name, `kube-bundle certs expiry` as `["certs", "expiry"]`, the
+/// top command as `[]`; clap's `help` left out.
+fn every_command() -> Vec<Vec<String>> {
+    fn walk(command: &clap::Command, path: Vec<String>, all: &mut Vec<Vec<String>>) {
+        for sub in command
+            .get_subcommands()
+            .filter(|sub| sub.get_name() != "help")
+        {
+            let mut sub_path = path.clone();
+            sub_path.push(sub.get_name().to_owned());
+            walk(sub, sub_path, all);
+        }
+        all.push(path);
+    }
+    let mut all = Vec::new();
+    walk(&Cli::command(), Vec::new(), &mut all);
+    all
+}
+
+/// As kubectl does: a bare `kube-bundle` is a request for help, not a usage error.
+#[test]
+fn no_command_prints_the_help_on_stdout_and_exits_0() {
+    let run = kube_bundle(&repo_root(), &[]);
+    run.code(0)
+        .stdout_has("Usage: kube-bundle [OPTIONS] [COMMAND]")
+        .stdout_has("  build ")
+        .stdout_has("  completions ");
+    assert_eq!(run.stderr(), "");
+    kube_bundle(&repo_root(), &["--color", "never"])
+        .code(0)
+        .stdout_has("Commands:");
+}
+
+#[test]
+fn version_names_the_commit_and_the_supported_kubernetes_releases() {
+    let run = kube_bundle(&repo_root(), &["--version"]);
+    run.code(0)
+        .stdout_has(&format!(
+            "kube-bundle {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .stdout_has(&format!(
+            "Kubernetes v1.{OLDEST_MINOR} – v1.{NEWEST_MINOR})"
+        ));
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(repo_root())
+            .args(args)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    // The commit the tests were built from: the checkout's HEAD, or "unknown" without git
+    // (a release tarball).
+    let in_checkout = git(&["rev-parse", "--show-toplevel"])
+        .is_some_and(|top| fs::canonicalize(top).ok() == fs::canonicalize(repo_root()).ok());
+    let expected = match git(&["rev-parse", "HEAD"]) {
+        Some(head) if in_checkout => head[..12].to_owned(),
+        _ => "unknown".to_owned(),
+    };
+    run.stdout_has(&format!("(commit {expected}, "));
+    assert_eq!(
+        kube_bundle(&repo_root(), &["-V"]).stdout(),
+        run.stdout(),
+        "-V says the same"
+    );
+}
+
+/// The script loads in a real bash and completes a command, an option and an option value.
+#[test]
+fn the_bash_completion_script_loads_and_completes() {
+    let script = r#"
+        set -e
+        source <("$KUBE_BUNDLE" completions bash)
+        complete -p kube-bundle
+        completion=$(complete -p kube-bundle | sed -n 's/.* -F \([^ ]*\) .*/\1/p')
+        complete_line() {
+            COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+            COMPREPLY=()
+            "$completion" kube-bundle "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+            echo "$* -> ${COMPREPLY[*]}"
+        }
+        complete_line kube-bundle cert
+        complete_line kube-bundle plan --outp
+        complete_line kube-bundle plan --output ''
+        complete_line kube-bundle completions ''
+    "#;
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env("KUBE_BUNDLE", env!("CARGO_BIN_EXE_kube-bundle"))
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stderr, "", "loads without complaint");
+    assert!(stdout.starts_with("complete "), "registered:\n{stdout}");
+    for expected in [
+        " kube-bundle\n",
+        "kube-bundle cert -> certs\n",
+        "kube-bundle plan --outp -> --output\n",
+        "kube-bundle plan --output  -> text json\n",
+        " bash zsh fish powershell\n",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in:\n{stdout}");
+    }
+}
+
+/// zsh, fish and PowerShell are not installed to run their scripts: each script is checked
+/// for its shell's registration line and for every command and every --output.
+#[test]
+fn the_other_completion_scripts_name_every_command() {
+    for (shell, registration) in [
+        ("zsh", "#compdef kube-bundle"),
+        ("fish", "complete -c kube-bundle "),
+        (
+            "powershell",
+            "Register-ArgumentCompleter -Native -CommandName 'kube-bundle'",
+        ),
+    ] {
+        let run = kube_bundle(&repo_root(), &["completions", shell]);
+        run.code(0).stdout_has(registration);
+        let script = run.stdout();
+        for command in every_command()
+            .into_iter()
+            .filter_map(|path| path.last().cloned())
+        {
+            assert!(script.contains(&command), "{shell} lacks {command}");
+        }
+        for option in ["output", "color", "allow-untested-version", "fingerprint"] {
+            assert!(script.contains(option), "{shell} lacks --{option}");
+        }
+    }
+    kube_bundle(&repo_root(), &["completions", "tcsh"]).code(2);
+}
+
+/// One page per command, each rendered by man(1) (groff underneath) without a warning, in
+/// the plain C locale too, whose ASCII output has no glyph for typographic characters.
+#[test]
+fn every_man_page_renders_with_man_without_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("man1");
+    let run = kube_bundle(dir.path(), &["man", "--dir", "man1"]);
+    run.code(0);
+    let mut expected: Vec<String> = every_command()
+        .iter()
+        .map(|path| {
+            let name: Vec<&str> = ["kube-bundle"]
+                .into_iter()
+                .chain(path.iter().map(String::as_str))
+                .collect();
+            format!("{}.1", name.join("-"))
+        })
+        .collect();
+    expected.sort();
+    let mut written: Vec<String> = fs::read_dir(&pages)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, expected);
+    for page in &written {
+        run.stdout_has(&format!("man1/{page}\n"));
+        for locale in ["C", "C.UTF-8"] {
+            let shown = Command::new("man")
+                .args(["-l", "--warnings=w", "-P", "cat"])
+                .arg(pages.join(page))
+                .env("MANWIDTH", "80")
+                .env("LC_ALL", locale)
+                .output()
+                .expect("man(1) runs (.ci/run installs man-db)");
+            let stdout = String::from_utf8_lossy(&shown.stdout);
+            let stderr = String::from_utf8_lossy(&shown.stderr);
+            assert!(shown.status.success(), "{page} {locale}: {stderr}");
+            assert_eq!(stderr, "", "{page} {locale}: warnings");
+            let title = page.trim_end_matches(".1");
+            assert!(stdout.contains(&format!("{title}(1)")), "{page}:\n{stdout}");
+            assert!(stdout.contains("SYNOPSIS"), "{page}:\n{stdout}");
+        }
+    }
+    let top = fs::read_to_string(pages.join("kube-bundle.1")).unwrap();
+    let printed = kube_bundle(dir.path(), &["man"]);
+    printed.code(0);
+    assert_eq!(
+        printed.stdout(),
+        top,
+        "without --dir: the top page on stdout"
+    );
+}
+
+/// `--color` decides for the diagnostics and for clap's usage errors, over NO_COLOR and
+/// whether stderr is a terminal; `auto` colors only a terminal, and a test's stderr is not.
+#[test]
+fn color_follows_the_color_option() {
+    const ESCAPE: &str = "\x1b[";
+    let fixture = repo_root().join("tests/fixtures/bad/dns-domain-trailing-dot");
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
+            .args(args)
+            .current_dir(&fixture)
+            .env_remove("NO_COLOR")
+            .output()
+            .expect("the binary runs");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let check = ["check", "cluster.yaml"];
+    for (color, colored) in [("always", true), ("never", false), ("auto", false)] {
+        let diagnostics = run(&[&["--color", color][..], &check[..]].concat());
+        assert!(diagnostics.contains("trailing dot"), "{diagnostics}");
+        assert_eq!(
+            diagnostics.contains(ESCAPE),
+            colored,
+            "{color}: {diagnostics}"
+        );
+        let usage = run(&["--color", color, "chek"]);
+        assert!(usage.contains("unrecognized subcommand"), "{usage}");
+        assert_eq!(usage.contains(ESCAPE), colored, "{color}: {usage}");
+    }
+    assert!(!run(&check).contains(ESCAPE), "auto by default");
+    // NO_COLOR gives way to an explicit choice.
+    kube_bundle(&fixture, &["check", "--color=always", "cluster.yaml"])
+        .code(1)
+        .stderr_has(ESCAPE);
 }
