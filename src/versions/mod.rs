@@ -8,6 +8,10 @@
 //! real binaries of every pinned release.
 
 mod apiserver;
+pub mod controller_manager;
+pub mod etcd;
+pub mod leader_election;
+pub mod scheduler;
 
 pub use apiserver::*;
 
@@ -135,41 +139,10 @@ const fn since(name: &'static str, first: u64, note: &'static str) -> Flag {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strong_cipher_suites_serve_both_key_kinds_with_each_minors_names() {
-        for minor in OLDEST_MINOR..=NEWEST_MINOR {
-            let suites = strong_tls_cipher_suites(minor);
-            for suite in suites {
-                assert!(suite.starts_with("TLS_ECDHE_"), "1.{minor}: {suite}");
-                assert!(
-                    suite.contains("_GCM_") || suite.contains("_CHACHA20_POLY1305"),
-                    "1.{minor}: {suite}"
-                );
-            }
-            // A TLS 1.2 handshake needs a suite for the serving key: ECDSA or RSA.
-            for kind in ["_ECDSA_", "_RSA_"] {
-                assert_eq!(
-                    suites.iter().filter(|s| s.contains(kind)).count(),
-                    3,
-                    "1.{minor}: {kind}"
-                );
-            }
-            let long_chacha = suites.iter().filter(|s| s.ends_with("POLY1305_SHA256"));
-            let expected = if minor >= 23 { 2 } else { 0 };
-            assert_eq!(long_chacha.count(), expected, "1.{minor}");
-        }
-        assert!(!hardened_defaults(OLDEST_MINOR));
-        assert!(hardened_defaults(OLDEST_MINOR + 1));
-    }
-}
-
 /// Checks one component's table: sorted and unique names, sane ranges inside
-/// `oldest..=newest`, a reason for every removal, a replacement accepted wherever the row
-/// is gone, and a required flag accepted wherever it is required.
+/// `oldest..=newest`, a reason for every removal, a replacement accepted wherever it must
+/// stand in for the row, an inert flag still accepted where it turns inert, and a required
+/// flag accepted wherever it is required.
 #[cfg(test)]
 pub(crate) fn assert_table_consistent(component: &str, table: &[Flag], oldest: u64, newest: u64) {
     let names: Vec<_> = table.iter().map(|f| f.name).collect();
@@ -201,7 +174,13 @@ pub(crate) fn assert_table_consistent(component: &str, table: &[Flag], oldest: u
         if let Some(replacement) = row.replacement {
             let replacement = lookup(replacement)
                 .unwrap_or_else(|| panic!("{component} --{} -> {replacement}", row.name));
-            for minor in (oldest..=newest).filter(|m| !row.accepted_in(*m)) {
+            // It stands in after the row is gone, and before the row exists when it is
+            // the older name (a rename read both ways).
+            let covered = |minor: &u64| match row.last {
+                Some(last) if *minor > last => true,
+                _ => *minor < row.first && replacement.first < row.first,
+            };
+            for minor in (oldest..=newest).filter(covered) {
                 assert!(
                     replacement.accepted_in(minor),
                     "{component}: --{} replaces --{} in {minor}",
@@ -219,5 +198,37 @@ pub(crate) fn assert_table_consistent(component: &str, table: &[Flag], oldest: u
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strong_cipher_suites_serve_both_key_kinds_with_each_minors_names() {
+        for minor in OLDEST_MINOR..=NEWEST_MINOR {
+            let suites = strong_tls_cipher_suites(minor);
+            for suite in suites {
+                assert!(suite.starts_with("TLS_ECDHE_"), "1.{minor}: {suite}");
+                assert!(
+                    suite.contains("_GCM_") || suite.contains("_CHACHA20_POLY1305"),
+                    "1.{minor}: {suite}"
+                );
+            }
+            // A TLS 1.2 handshake needs a suite for the serving key: ECDSA or RSA.
+            for kind in ["_ECDSA_", "_RSA_"] {
+                assert_eq!(
+                    suites.iter().filter(|s| s.contains(kind)).count(),
+                    3,
+                    "1.{minor}: {kind}"
+                );
+            }
+            let long_chacha = suites.iter().filter(|s| s.ends_with("POLY1305_SHA256"));
+            let expected = if minor >= 23 { 2 } else { 0 };
+            assert_eq!(long_chacha.count(), expected, "1.{minor}");
+        }
+        assert!(!hardened_defaults(OLDEST_MINOR));
+        assert!(hardened_defaults(OLDEST_MINOR + 1));
     }
 }
