@@ -331,7 +331,7 @@ fn check(version: &str) {
     }
     assert!(
         problems.is_empty(),
-        "kube-apiserver {version} disagrees with src/versions.rs / the rendered unit \
+        "kube-apiserver {version} disagrees with src/versions/apiserver.rs / the rendered unit \
          ({} problems):\n  - {}\n",
         problems.len(),
         problems.join("\n  - ")
