@@ -85,6 +85,14 @@ pub struct RawCluster {
     /// kube-apiserver settings beyond the defaults.
     #[serde(default)]
     pub apiserver: RawApiserver,
+    /// kube-controller-manager on every master; absent or `enabled: false`, the bundle
+    /// holds no controller manager.
+    #[serde(default)]
+    pub controller_manager: Option<RawComponent>,
+    /// kube-scheduler on every master; absent or `enabled: false`, the bundle holds no
+    /// scheduler.
+    #[serde(default)]
+    pub scheduler: Option<RawComponent>,
     /// Binaries to ship inside every bundle.
     #[serde(default)]
     pub binaries: RawBinaries,
@@ -296,6 +304,19 @@ pub struct RawApiserver {
     pub verify_kubelet_serving_certs: Option<Spanned<bool>>,
 }
 
+/// A control-plane component beside the apiserver (controller manager, scheduler).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawComponent {
+    /// Run it on every master (default true once the section is written).
+    #[serde(default)]
+    pub enabled: Option<Spanned<bool>>,
+    /// More flags, without leading dashes, each value a quoted string; checked against the
+    /// version table.
+    #[serde(default)]
+    pub extra_args: Option<BTreeMap<String, Text>>,
+}
+
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawAudit {
@@ -318,6 +339,12 @@ pub struct RawAudit {
 pub struct RawBinaries {
     #[serde(default)]
     pub kube_apiserver: Option<Text>,
+    /// A kube-controller-manager binary to ship inside every bundle.
+    #[serde(default)]
+    pub kube_controller_manager: Option<Text>,
+    /// A kube-scheduler binary to ship inside every bundle.
+    #[serde(default)]
+    pub kube_scheduler: Option<Text>,
     /// The proxy binary (nginx or haproxy) to ship, installed at `haFront.binary`.
     #[serde(default)]
     pub front: Option<Text>,

@@ -100,6 +100,18 @@ pub struct Apiserver {
     pub verify_kubelet_serving_certs: bool,
 }
 
+/// A control-plane component beside the apiserver (the controller manager, the scheduler),
+/// present when the cluster runs it on every master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    /// Flags merged last, over kube-bundle's, checked against the component's version table.
+    pub extra_args: BTreeMap<String, String>,
+    /// The binary to ship in every bundle, resolved against the config's directory; None
+    /// uses the node's own.
+    pub binary: Option<PathBuf>,
+}
+
 /// The validated cluster: everything later stages need, defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -114,6 +126,8 @@ pub struct Cluster {
     pub encryption_provider: EncryptionProvider,
     pub paths: Paths,
     pub apiserver: Apiserver,
+    pub controller_manager: Option<Component>,
+    pub scheduler: Option<Component>,
     /// The kube-apiserver binary to ship in every bundle, resolved against the config's directory.
     pub kube_apiserver_binary: Option<PathBuf>,
     /// The node-local proxy in front of the apiservers; None when `haFront.kind: none`.

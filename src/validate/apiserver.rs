@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::Checker;
+use super::extra_args::{APISERVER, check_extra_args};
 use crate::config::{KeyAlgorithm, RawApiserver, Text};
 use crate::model::{Apiserver, Audit, CIS_AUDIT_MAX_BACKUP, SEED_AUDIT_MAX_BACKUP};
 use crate::values::KubeVersion;
@@ -16,7 +17,7 @@ pub(super) fn check_apiserver(
     version: Option<&KubeVersion>,
     key_algorithm: Option<KeyAlgorithm>,
 ) -> Apiserver {
-    let extra_args = check_extra_args(c, raw.extra_args.as_ref(), version);
+    let extra_args = check_extra_args(c, &APISERVER, raw.extra_args.as_ref(), version);
     if let (Some(raw_args), Some(algorithm)) = (&raw.extra_args, key_algorithm) {
         check_cipher_suites_fit_key(c, raw_args, algorithm);
     }
@@ -116,7 +117,7 @@ fn check_apiserver_settings(
 /// Whether a TLS 1.2 suite name is one the CIS benchmark accepts: ECDHE key exchange with
 /// AES-GCM or ChaCha20-Poly1305. TLS 1.3 names are accepted too: every TLS 1.3 suite is an
 /// AEAD with ephemeral key exchange.
-fn is_strong_cipher_suite(name: &str) -> bool {
+pub(super) fn is_strong_cipher_suite(name: &str) -> bool {
     const TLS13_SUITES: [&str; 3] = [
         "TLS_AES_128_GCM_SHA256",
         "TLS_AES_256_GCM_SHA384",
@@ -165,195 +166,6 @@ fn check_cipher_suites_fit_key(
     }
 }
 
-fn check_extra_args(
-    c: &mut Checker<'_>,
-    raw: Option<&BTreeMap<String, Text>>,
-    version: Option<&KubeVersion>,
-) -> BTreeMap<String, String> {
-    let mut args = BTreeMap::new();
-    for (key, value) in raw.into_iter().flatten() {
-        let field = format!("apiserver.extraArgs.{}", key.escape_debug());
-        if key.starts_with('-') {
-            c.error(
-                value.referenced,
-                &field,
-                "flag names are written without leading dashes".into(),
-                &format!("write `{}: …`", key.trim_start_matches('-').escape_debug()),
-            );
-            continue;
-        }
-        let valid_key = key.chars().next().is_some_and(|ch| ch.is_ascii_lowercase())
-            && key
-                .chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
-        if !valid_key {
-            c.error(
-                value.referenced,
-                &field,
-                "is not a kube-apiserver flag name".into(),
-                "flag names are lowercase letters, digits and '-', e.g. `event-ttl: 168h`",
-            );
-            continue;
-        }
-        if let Some(bad) = value.value.chars().find(|ch| !(' '..='~').contains(ch)) {
-            c.error(
-                value.referenced,
-                &field,
-                format!(
-                    "the value contains '{}', which is not printable ASCII (control characters, \
-                     bidi overrides and look-alikes hide what the flag says)",
-                    bad.escape_default()
-                ),
-                "flag values are one line of printable ASCII text",
-            );
-            continue;
-        }
-        if value.value.len() > 4096 {
-            c.error(
-                value.referenced,
-                &field,
-                "the value is longer than 4096 characters".into(),
-                "pass long settings through a file the flag points at",
-            );
-            continue;
-        }
-        if let Some(version) = version {
-            check_flag_against_version(c, &field, key, value, version);
-        }
-        if let Some(why) = weakens_security(key, &value.value) {
-            c.warn(
-                value.referenced,
-                &field,
-                format!("--{key}={} weakens the apiserver: {why}", value.value),
-                "remove it unless you mean it (the CIS Kubernetes Benchmark's API-server items \
-                 ask for the opposite)",
-            );
-        }
-        args.insert(key.clone(), value.value.clone());
-    }
-    args
-}
-
-/// Why an extraArgs value turns off a protection the apiserver has by default or by
-/// kube-bundle's choice, if it does.
-fn weakens_security(key: &str, value: &str) -> Option<String> {
-    let items = || value.split(',').map(str::trim);
-    if key == "tls-cipher-suites" {
-        return items()
-            .filter(|suite| !suite.is_empty())
-            .find(|suite| !is_strong_cipher_suite(suite))
-            .map(|weak| {
-                format!(
-                    "{weak} is allowed, which lacks ECDHE key exchange or an AEAD cipher \
-                     (AES-GCM, ChaCha20-Poly1305)"
-                )
-            });
-    }
-    let why = match key {
-        "anonymous-auth" if value == "true" => Some("unauthenticated requests are served"),
-        "authorization-mode" if items().any(|m| m == "AlwaysAllow") => {
-            Some("AlwaysAllow authorizes every request")
-        }
-        "enable-admission-plugins" if items().any(|p| p == "AlwaysAdmit") => {
-            Some("AlwaysAdmit admits every request")
-        }
-        "service-account-lookup" if value == "false" => {
-            Some("tokens of deleted service accounts stay valid")
-        }
-        "tls-min-version" if matches!(value, "VersionTLS10" | "VersionTLS11") => {
-            Some("TLS below 1.2 is broken")
-        }
-        "kubelet-certificate-authority" if value.is_empty() => {
-            Some("kubelet serving certificates are not verified")
-        }
-        "profiling" if value == "true" => Some("profiling exposes program internals over HTTP"),
-        _ => None,
-    };
-    why.map(str::to_owned)
-}
-
-/// A flag the target version rejects is an error naming its replacement; one the table
-/// does not know is passed through with a warning.
-fn check_flag_against_version(
-    c: &mut Checker<'_>,
-    field: &str,
-    key: &str,
-    value: &Text,
-    version: &KubeVersion,
-) {
-    let minor = version.minor();
-    let Some(flag) = crate::versions::flag(key) else {
-        c.warn(
-            value.referenced,
-            field,
-            format!(
-                "--{key} is not in kube-bundle's version table; \
-            it is passed through unchecked"
-            ),
-            "check the flag exists in this Kubernetes release",
-        );
-        return;
-    };
-    if !flag.accepted_in(minor) {
-        let instead = flag
-            .replacement
-            .map(|r| format!("use `{r}` instead"))
-            .unwrap_or_else(|| "remove it".into());
-        c.error(
-            value.referenced,
-            field,
-            format!("--{key} is not accepted by {version}: {}", flag.note),
-            &instead,
-        );
-        return;
-    }
-    let plugins = key == "enable-admission-plugins"
-        && value.value.split(',').any(|p| p.trim() == "Initializers");
-    if plugins && !crate::versions::initializers_plugin_accepted(minor) {
-        c.error(
-            value.referenced,
-            field,
-            format!(
-                "the Initializers admission plugin was removed in 1.14; \
-            {version} refuses to start with it"
-            ),
-            "remove Initializers from the list",
-        );
-    }
-    if key == "tls-cipher-suites" && minor < crate::versions::CHACHA20_SHA256_NAMES_FROM {
-        let long_chacha =
-            value.value.split(',').map(str::trim).find(|suite| {
-                suite.starts_with("TLS_ECDHE_") && suite.ends_with("_POLY1305_SHA256")
-            });
-        if let Some(suite) = long_chacha {
-            let short = suite.trim_end_matches("_SHA256");
-            c.error(
-                value.referenced,
-                field,
-                format!(
-                    "{version} does not know {suite} and refuses to start: before 1.23 the suite \
-                     is named {short}"
-                ),
-                &format!("write {short}"),
-            );
-        }
-    }
-    for gate in crate::versions::CHECKED_FEATURE_GATES {
-        let gate_known = (gate.known_in)(minor);
-        let gate = gate.name;
-        if key == "feature-gates" && value.value.contains(gate) && !gate_known {
-            c.error(
-                value.referenced,
-                field,
-                format!(
-                    "the {gate} feature gate does not exist in {version}, which refuses to \
-                     start with it"
-                ),
-                &format!("remove {gate} from feature-gates"),
-            );
-        }
-    }
-}
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;

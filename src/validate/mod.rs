@@ -12,7 +12,9 @@
 
 mod apiserver;
 mod checker;
+mod components;
 mod etcd;
+mod extra_args;
 mod front;
 mod network;
 mod nodes;
@@ -166,6 +168,18 @@ pub fn validate(
     let key_algorithm = pki.as_ref().map(|pki| pki.key_algorithm);
     let apiserver =
         apiserver::check_apiserver(&mut c, &raw.apiserver, version.as_ref(), key_algorithm);
+    let controller_manager = components::check_controller_manager(
+        &mut c,
+        raw.controller_manager.as_ref(),
+        raw.binaries.kube_controller_manager.as_ref(),
+        version.as_ref(),
+    );
+    let scheduler = components::check_scheduler(
+        &mut c,
+        raw.scheduler.as_ref(),
+        raw.binaries.kube_scheduler.as_ref(),
+        version.as_ref(),
+    );
     let (kube_apiserver_binary, front_binary) =
         check_binaries(&mut c, &raw.binaries, raw.ha_front.kind);
     let ha_front = front::check_ha_front(&mut c, &raw.ha_front);
@@ -189,6 +203,8 @@ pub fn validate(
             encryption_provider,
             paths: paths?,
             apiserver,
+            controller_manager,
+            scheduler,
             kube_apiserver_binary,
             ha_front: ha_front?,
             front_binary,
