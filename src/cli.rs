@@ -203,6 +203,9 @@ pub enum EncryptionCommand {
         /// Confirm that every secret was rewritten with the new key (needed for phase 3).
         #[arg(long)]
         confirm_rewritten: bool,
+        /// Start another rotation after a finished one (phase 3 built): a new key is added.
+        #[arg(long)]
+        start_new_rotation: bool,
     },
 }
 

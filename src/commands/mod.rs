@@ -45,8 +45,15 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
                     config,
                     secrets,
                     confirm_rewritten,
+                    start_new_rotation,
                 },
-        } => rotate::rotate(&config, secrets, confirm_rewritten, out, err),
+        } => {
+            let consent = crate::encryption::RotationConsent {
+                rewritten: confirm_rewritten,
+                new_rotation: start_new_rotation,
+            };
+            rotate::rotate(&config, secrets, consent, out, err)
+        }
         Command::Diff {
             old,
             new,
