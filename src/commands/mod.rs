@@ -7,9 +7,11 @@
 
 mod build;
 mod certs;
+mod guards;
 mod init;
 mod inspect;
 mod preview;
+mod progress;
 mod rotate;
 
 use std::io::Write;
@@ -28,6 +30,7 @@ pub use init::EXAMPLE_CLUSTER_YAML;
 
 /// Runs one command. `out` receives the command's result, `err` its warnings.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
+    let verbosity = cli.verbosity;
     match cli.command {
         Command::Init { dir } => init::init(&dir, out),
         Command::Schema => write_out(out, &crate::schema::schema_json()),
@@ -37,7 +40,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Err
             secrets,
             output,
         } => preview::plan(&config, secrets, output, out, err),
-        Command::Build(args) => build::build(&args, out, err),
+        Command::Build(args) => build::build(&args, verbosity, out, err),
         Command::Certs { command } => certs::certs(command, out, err),
         Command::Encryption {
             command:
