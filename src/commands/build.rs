@@ -261,11 +261,16 @@ fn provision(
         let keys = keys_to_make(cluster, plan, store, identity, now)?;
         let algorithm = cluster.pki.key_algorithm;
         let noun = if keys == 1 { "key" } else { "keys" };
-        (keys > 0).then(|| progress.stage(format!("generating {keys} {algorithm} {noun}"), 0))
+        (keys > 0).then(|| progress.stage(format!("generating {keys} {algorithm} {noun}"), keys))
     } else {
         None
     };
-    let pki = pki::provision(cluster, plan, store, now)?;
+    let key_made = || {
+        if let Some(stage) = &stage {
+            stage.step("key");
+        }
+    };
+    let pki = pki::provision_reporting(cluster, plan, store, now, &key_made)?;
     if let Some(stage) = stage {
         stage.finish();
     }

@@ -262,6 +262,11 @@ fn progress_is_logged_with_verbose_and_silent_otherwise() {
         !verbose.stdout().contains("writing 3"),
         "progress is not stdout"
     );
+    // Each key is counted as it is made, whichever thread makes it.
+    let stderr = verbose.stderr();
+    let counted = stderr.lines().filter(|l| l.starts_with("  key (")).count();
+    assert_eq!(counted, 19, "{stderr}");
+    assert!(stderr.contains("  key (19/19, "), "{stderr}");
     // The global flag goes before the command too; nothing to make, nothing said of keys.
     let again = kube_bundle(dir.path(), &["-v", "build"]);
     again
