@@ -17,6 +17,8 @@ use crate::versions::{NEWEST_MINOR, OLDEST_MINOR};
 #[derive(Debug, Parser)]
 #[command(name = "kube-bundle", version = version_text(), about, max_term_width = 100)]
 pub struct Cli {
+    #[command(flatten)]
+    pub verbosity: Verbosity,
     /// When to color diagnostics, help and usage errors.
     #[arg(
         long,
@@ -102,6 +104,18 @@ impl ColorWhen {
         }
         choice
     }
+}
+
+/// How much a command says on stderr about slow work while it runs. Errors and warnings
+/// are printed whatever this says.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct Verbosity {
+    /// No progress on stderr (errors and warnings still print).
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Progress with every step and its time, also when stderr is not a terminal (CI logs).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,6 +337,9 @@ pub enum EncryptionCommand {
         /// Confirm that every secret was rewritten with the new key (needed for phase 3).
         #[arg(long)]
         confirm_rewritten: bool,
+        /// Start another rotation after a finished one (phase 3 built): a new key is added.
+        #[arg(long)]
+        start_new_rotation: bool,
     },
 }
 
@@ -345,6 +362,14 @@ pub struct BuildArgs {
     /// Build into an output whose bundles belong to another cluster CA, replacing them.
     #[arg(long)]
     pub replace_cluster_identity: bool,
+    /// Build although kubernetesVersion goes back a minor, or forward more than one, from
+    /// the bundles in the output (upstream upgrades one minor at a time).
+    #[arg(long)]
+    pub allow_version_skew: bool,
+    /// Build although the service-account issuer or network.dnsDomain differs from the
+    /// bundles in the output (every service-account token issued so far stops working).
+    #[arg(long)]
+    pub allow_issuer_change: bool,
 }
 
 #[derive(Debug, Subcommand)]

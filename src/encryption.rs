@@ -13,7 +13,9 @@
 //! 3. the old key is removed (after the operator confirms the rewrite).
 //!
 //! A provider change (aescbc → secretbox) is the same sequence with the new key under the
-//! new provider. Each phase must be built before the next may start.
+//! new provider. Each phase must be built before the next may start. Once phase 3 is
+//! built, the next call would start a new rotation: it asks for that to be said
+//! explicitly, so a call meant to finish the rotation never begins another.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -261,11 +263,21 @@ pub struct RotationStep {
     pub new_key: String,
 }
 
+/// What the operator confirmed on the command line for `rotate`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RotationConsent {
+    /// Every secret was rewritten with the new key (`--confirm-rewritten`): phase 3 may
+    /// remove the old one.
+    pub rewritten: bool,
+    /// A new rotation may start after a finished one (`--start-new-rotation`).
+    pub new_rotation: bool,
+}
+
 /// Advances the rotation one phase (see the module docs). Refuses out-of-order steps.
 pub fn rotate(
     cluster: &Cluster,
     store: &SecretStore,
-    confirm_rewritten: bool,
+    consent: RotationConsent,
 ) -> Result<RotationStep, Error> {
     let mut keys = load(store)?.ok_or_else(|| {
         Error::Input("there are no encryption keys yet: run `kube-bundle build` first".into())
@@ -277,6 +289,7 @@ pub fn rotate(
         ))
     };
     let rotation = keys.rotation.clone();
+    check_new_rotation_consent(rotation.as_ref(), consent.new_rotation)?;
     let step = match rotation {
         None
         | Some(Rotation {
@@ -309,7 +322,7 @@ pub fn rotate(
         }
         // What is left: phase 2, built.
         Some(rotation) => {
-            if !confirm_rewritten {
+            if !consent.rewritten {
                 return Err(Error::Input(format!(
                     "removing key {} would make every secret still encrypted with it unreadable. \
                      Run `{REWRITE_COMMAND}` against the cluster first, then rotate again with \
@@ -341,6 +354,37 @@ pub fn rotate(
     })
 }
 
+/// A rotation after a finished one starts only with `--start-new-rotation`, and the flag
+/// is refused while a rotation is under way (it would not start one there).
+fn check_new_rotation_consent(rotation: Option<&Rotation>, consent: bool) -> Result<(), Error> {
+    match rotation {
+        None => Ok(()),
+        Some(
+            finished @ Rotation {
+                phase: RotationPhase::OldKeyRemoved,
+                built: true,
+                ..
+            },
+        ) if !consent => Err(Error::Input(format!(
+            "the rotation to key {} is complete (phase 3 of 3 is built): running `encryption \
+             rotate` again starts a NEW rotation, adding a new key beside {} and taking three \
+             more builds and installs. If that is what you want, run `kube-bundle encryption \
+             rotate --start-new-rotation`",
+            finished.new_key, finished.new_key
+        ))),
+        Some(Rotation {
+            phase: RotationPhase::OldKeyRemoved,
+            ..
+        }) => Ok(()),
+        Some(ongoing) if consent => Err(Error::Input(format!(
+            "--start-new-rotation: the rotation to key {} is at phase {} of 3 and must finish \
+             first; drop the flag to continue it",
+            ongoing.new_key, ongoing.phase
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,5 +403,34 @@ mod tests {
         let unknown = json.replace("\"phase\":2", "\"phase\":4");
         let refused = serde_json::from_str::<Rotation>(&unknown).unwrap_err();
         assert!(refused.to_string().contains("not 1, 2 or 3"), "{refused}");
+    }
+
+    #[test]
+    fn only_a_finished_rotation_asks_for_consent_to_start_another() {
+        let rotation = |phase, built| Rotation {
+            phase,
+            old_key: "key1".into(),
+            new_key: "key2".into(),
+            built,
+        };
+        let finished = rotation(RotationPhase::OldKeyRemoved, true);
+        let refused = check_new_rotation_consent(Some(&finished), false).unwrap_err();
+        assert!(
+            refused.to_string().contains("--start-new-rotation"),
+            "{refused}"
+        );
+        assert!(check_new_rotation_consent(Some(&finished), true).is_ok());
+        // The first rotation needs no consent, and accepts the flag.
+        assert!(check_new_rotation_consent(None, false).is_ok());
+        assert!(check_new_rotation_consent(None, true).is_ok());
+        for phase in [RotationPhase::NewKeyAdded, RotationPhase::NewKeyFirst] {
+            let ongoing = rotation(phase, true);
+            assert!(check_new_rotation_consent(Some(&ongoing), false).is_ok());
+            let refused = check_new_rotation_consent(Some(&ongoing), true).unwrap_err();
+            assert!(
+                refused.to_string().contains("must finish first"),
+                "{refused}"
+            );
+        }
     }
 }

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(command) => {
             let mut stdout = std::io::stdout().lock();
-            commands::run(command, &mut stdout, &mut std::io::stderr())
+            commands::run(command, cli.verbosity, &mut stdout, &mut std::io::stderr())
         }
         // As kubectl does: asking for nothing is not a usage error, and help on stdout can
         // be paged or searched.

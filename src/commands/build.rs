@@ -4,7 +4,9 @@
 //! claimed and its cluster identity checked before anything is written, bundles are
 //! written into a staging folder beside it, and only a complete staging folder replaces
 //! the output (the generation before is kept). Secrets of removed nodes are retired after
-//! that swap, so a failed build never takes credentials from bundles that stay.
+//! that swap, so a failed build never takes credentials from bundles that stay. Before
+//! anything is written, the build is also compared with the bundles in the output (see
+//! `guards`), which tells the summary which certificates were renewed since.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,17 +15,19 @@ use std::path::Path;
 use rayon::prelude::*;
 use time::OffsetDateTime;
 
+use super::guards::{self, PreviousGeneration};
+use super::progress::{Progress, Stage};
 use super::{
     absolute, bundled_nodes, config_folder, load_and_plan, open_store, secrets_folder, write_err,
     write_out,
 };
 use crate::bundle::{self, format};
-use crate::cli::BuildArgs;
+use crate::cli::{BuildArgs, Verbosity};
 use crate::encryption::{self, EncryptionKeys};
 use crate::error::Error;
 use crate::model::Cluster;
 use crate::output::{self, OutputDir, Protected, Staging};
-use crate::pki::{self, Pki};
+use crate::pki::{self, Decision, Pki};
 use crate::plan::{self, NodePlan, Plan};
 use crate::render;
 use crate::secrets::{Access, SecretStore};
@@ -31,6 +35,7 @@ use crate::sign::Signer;
 
 pub(super) fn build(
     args: &BuildArgs,
+    verbosity: Verbosity,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
@@ -53,8 +58,18 @@ pub(super) fn build(
             output.path().display()
         ),
     )?;
+    let progress = Progress::new(verbosity);
+    let previous = PreviousGeneration::read(output.path(), cluster.name.as_str(), err)?;
+    progress.detail(&previous.describe());
+    let overrides = guards::Overrides {
+        allow_version_skew: args.allow_version_skew,
+        allow_issuer_change: args.allow_issuer_change,
+    };
+    for warning in guards::check(&previous, cluster, &plan, overrides)? {
+        write_err(err, &warning)?;
+    }
     let (staging, store, identity) = stage_and_lock(args, cluster, &output, &secrets_dir, err)?;
-    let pki = pki::provision(cluster, &plan, &store, OffsetDateTime::now_utc())?;
+    let pki = provision(cluster, &plan, &store, &identity, &progress)?;
     let ca_fingerprint = pki.ca_fingerprint()?;
     announce_identity(&identity, &ca_fingerprint, &store, err)?;
     let encryption = encryption::keys_for_build(cluster, &store)?;
@@ -76,8 +91,9 @@ pub(super) fn build(
         source_date_epoch,
         staging: staging.path(),
     };
-    let written = write_bundles(&inputs, &selected)?;
-    let (mut summary, digests) = node_summaries(&output, &staging, &plan, &pki, &written)?;
+    let written = write_bundles(&inputs, &selected, &progress)?;
+    let (mut summary, digests) =
+        node_summaries(&output, &staging, &plan, &pki, &previous, &written)?;
     finish_output(staging.path(), cluster, &signer, &digests)?;
     output.commit(
         staging,
@@ -230,6 +246,56 @@ fn announce_identity(
     }
 }
 
+/// pki's provisioning, shown as a stage when it makes keys: RSA keys take up to a second
+/// each, and a first build of many nodes makes dozens.
+fn provision(
+    cluster: &Cluster,
+    plan: &Plan,
+    store: &SecretStore,
+    identity: &pki::Identity,
+    progress: &Progress,
+) -> Result<Pki, Error> {
+    let now = OffsetDateTime::now_utc();
+    // Counting the keys surveys secrets/ once more, which only someone watching needs.
+    let stage = if progress.enabled() {
+        let keys = keys_to_make(cluster, plan, store, identity, now)?;
+        let algorithm = cluster.pki.key_algorithm;
+        let noun = if keys == 1 { "key" } else { "keys" };
+        (keys > 0).then(|| progress.stage(format!("generating {keys} {algorithm} {noun}"), keys))
+    } else {
+        None
+    };
+    let key_made = || {
+        if let Some(stage) = &stage {
+            stage.step("key");
+        }
+    };
+    let pki = pki::provision_reporting(cluster, plan, store, now, &key_made)?;
+    if let Some(stage) = stage {
+        stage.finish();
+    }
+    Ok(pki)
+}
+
+/// How many private keys `pki::provision` will generate: one per new or re-issued leaf and
+/// per missing cluster secret, except the cluster CA when it is imported.
+fn keys_to_make(
+    cluster: &Cluster,
+    plan: &Plan,
+    store: &SecretStore,
+    identity: &pki::Identity,
+    now: OffsetDateTime,
+) -> Result<usize, Error> {
+    let leaves = pki::assess(cluster, plan, store, now)?
+        .values()
+        .flat_map(BTreeMap::values)
+        .filter(|d| matches!(d, Decision::New | Decision::Reissue(_)))
+        .count();
+    let missing = pki::missing_cluster_secrets(cluster, store)?.len();
+    let imported = usize::from(matches!(identity, pki::Identity::Imported(_)));
+    Ok(leaves + missing.saturating_sub(imported))
+}
+
 /// SOURCE_DATE_EPOCH (reproducible-builds.org), when set, is every bundle timestamp.
 fn source_date_epoch() -> Result<Option<u64>, Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
@@ -311,15 +377,48 @@ struct WrittenBundle<'a> {
 fn write_bundles<'a>(
     inputs: &BundleInputs<'_>,
     selected: &[&'a NodePlan],
+    progress: &Progress,
 ) -> Result<Vec<WrittenBundle<'a>>, Error> {
+    let stage = bundles_stage(inputs.cluster, selected.len(), progress);
     let shared = bundle::SharedFiles::new(inputs.staging.join(".shared"));
     // Nodes are independent: render, compress and sign them in parallel.
     let written = selected
         .par_iter()
-        .map(|node| write_bundle(inputs, node, &shared))
+        .map(|node| {
+            let written = write_bundle(inputs, node, &shared)?;
+            stage.step(&format!("{}: written and signed", node.name));
+            Ok(written)
+        })
         .collect::<Result<Vec<_>, Error>>()?;
     shared.close()?;
+    stage.finish();
     Ok(written)
+}
+
+/// "compressing kube-apiserver (120 MB) and writing 3 bundles": the binaries are what
+/// makes this stage slow, compressed once and shared by every bundle.
+fn bundles_stage(cluster: &Cluster, bundles: usize, progress: &Progress) -> Stage {
+    let binaries: Vec<String> = [&cluster.kube_apiserver_binary, &cluster.front_binary]
+        .into_iter()
+        .flatten()
+        .map(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            match std::fs::metadata(path) {
+                Ok(metadata) => format!("{name} ({} MB)", metadata.len() / 1_000_000),
+                Err(_) => name.into_owned(),
+            }
+        })
+        .collect();
+    let noun = if bundles == 1 { "bundle" } else { "bundles" };
+    let what = if binaries.is_empty() {
+        format!("writing {bundles} {noun}")
+    } else {
+        format!(
+            "compressing {} and writing {bundles} {noun}",
+            binaries.join(", ")
+        )
+    };
+    progress.stage(what, bundles)
 }
 
 fn write_bundle<'a>(
@@ -372,6 +471,7 @@ fn node_summaries(
     staging: &Staging,
     plan: &Plan,
     pki: &Pki,
+    previous: &PreviousGeneration,
     written: &[WrittenBundle<'_>],
 ) -> Result<(String, BTreeMap<String, String>), Error> {
     let mut digests = BTreeMap::new();
@@ -389,7 +489,7 @@ fn node_summaries(
             "{}: {generation}; bundle {} ({})\n",
             node.name,
             bundle.bundle_id,
-            certificate_changes(node, pki)
+            certificate_changes(node, pki, previous)
         ));
     }
     for node in bundled_nodes(output.path())? {
@@ -403,19 +503,80 @@ fn node_summaries(
     Ok((summary, digests))
 }
 
-/// What this build did to a node's certificates, for its summary line.
-fn certificate_changes(node: &NodePlan, pki: &Pki) -> String {
-    let decisions = pki.decisions.get(&node.name).into_iter().flatten();
-    let changed: Vec<String> = decisions
-        .filter(|(_, d)| !matches!(d, pki::Decision::Reuse | pki::Decision::External))
-        .map(|(cert, decision)| format!("{cert}: {decision}"))
-        .collect();
+/// What this build did to a node's certificates, for its summary line: "certificates
+/// reused" when every one was, else each one that was not (new, renewed, re-issued and
+/// why), then "the others reused". A user-supplied certificate (external etcd) is shipped
+/// as given, neither issued nor reused, so it is not listed.
+fn certificate_changes(node: &NodePlan, pki: &Pki, previous: &PreviousGeneration) -> String {
     if node.role == plan::Role::Client {
-        "client: the HA front only".to_owned()
-    } else if changed.is_empty() {
-        "certificates reused".to_owned()
-    } else {
-        changed.join("; ")
+        return "client: the HA front only".to_owned();
+    }
+    let decisions = pki.decisions.get(&node.name).into_iter().flatten();
+    let mut fates: Vec<(&str, CertificateFate)> = decisions
+        .filter(|(_, decision)| **decision != Decision::External)
+        .map(|(cert, decision)| {
+            let shipped = pki
+                .nodes
+                .get(&node.name)
+                .and_then(|leaves| leaves.get(cert))
+                .and_then(|leaf| previous.shipped(&node.name, leaf.cert_pem.as_bytes()));
+            (cert.as_str(), CertificateFate::of(decision, shipped))
+        })
+        .collect();
+    let Some((_, first)) = fates.first() else {
+        return "no certificates".to_owned();
+    };
+    if !matches!(first, CertificateFate::Reissued(_)) && fates.iter().all(|(_, f)| f == first) {
+        return format!("certificates {first}");
+    }
+    let reused = fates
+        .iter()
+        .filter(|(_, f)| *f == CertificateFate::Reused)
+        .count();
+    fates.retain(|(_, fate)| *fate != CertificateFate::Reused);
+    let mut parts: Vec<String> = fates
+        .iter()
+        .map(|(cert, fate)| format!("{cert} {fate}"))
+        .collect();
+    if reused > 0 {
+        parts.push("the others reused".to_owned());
+    }
+    parts.join("; ")
+}
+
+/// What happened to one certificate, as the build summary says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CertificateFate {
+    New,
+    /// Stored and shipped as before.
+    Reused,
+    /// Stored, still right, but not what the node's bundle in the output holds: replaced
+    /// since the last build into this output (`certs renew`).
+    Renewed,
+    Reissued(String),
+}
+
+impl CertificateFate {
+    /// `shipped`: whether the node's bundle in the output holds this exact certificate
+    /// (`None` without such a bundle).
+    fn of(decision: &Decision, shipped: Option<bool>) -> Self {
+        match (decision, shipped) {
+            (Decision::New, _) => Self::New,
+            (Decision::Reissue(reason), _) => Self::Reissued(reason.clone()),
+            (Decision::Reuse | Decision::External, Some(false)) => Self::Renewed,
+            (Decision::Reuse | Decision::External, _) => Self::Reused,
+        }
+    }
+}
+
+impl std::fmt::Display for CertificateFate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::New => f.write_str("new"),
+            Self::Reused => f.write_str("reused"),
+            Self::Renewed => f.write_str("renewed"),
+            Self::Reissued(reason) => write!(f, "re-issued ({reason})"),
+        }
     }
 }
 

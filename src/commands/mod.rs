@@ -7,17 +7,19 @@
 
 mod build;
 mod certs;
+mod guards;
 mod init;
 mod inspect;
 mod kubeconfig;
 mod preview;
+mod progress;
 mod rotate;
 mod shell;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Command, ConfigArgs, EncryptionCommand, KubeconfigCommand};
+use crate::cli::{Command, ConfigArgs, EncryptionCommand, KubeconfigCommand, Verbosity};
 use crate::diagnostics;
 use crate::error::Error;
 use crate::model::Cluster;
@@ -29,7 +31,12 @@ use crate::validate::{Severity, ValidateOptions, Validated};
 pub use init::EXAMPLE_CLUSTER_YAML;
 
 /// Runs one command. `out` receives the command's result, `err` its warnings.
-pub fn run(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
+pub fn run(
+    command: Command,
+    verbosity: Verbosity,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
     match command {
         Command::Init { dir } => init::init(&dir, out),
         Command::Schema => write_out(out, &crate::schema::schema_json()),
@@ -39,7 +46,7 @@ pub fn run(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result
             secrets,
             output,
         } => preview::plan(&config, secrets, output, out, err),
-        Command::Build(args) => build::build(&args, out, err),
+        Command::Build(args) => build::build(&args, verbosity, out, err),
         Command::Certs { command } => certs::certs(command, out, err),
         Command::Encryption {
             command:
@@ -47,8 +54,15 @@ pub fn run(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result
                     config,
                     secrets,
                     confirm_rewritten,
+                    start_new_rotation,
                 },
-        } => rotate::rotate(&config, secrets, confirm_rewritten, out, err),
+        } => {
+            let consent = crate::encryption::RotationConsent {
+                rewritten: confirm_rewritten,
+                new_rotation: start_new_rotation,
+            };
+            rotate::rotate(&config, secrets, consent, out, err)
+        }
         Command::Diff {
             old,
             new,

@@ -14,7 +14,7 @@ use crate::error::Error;
 pub(super) fn rotate(
     config: &ConfigArgs,
     secrets: Option<PathBuf>,
-    confirm_rewritten: bool,
+    consent: encryption::RotationConsent,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
@@ -23,7 +23,7 @@ pub(super) fn rotate(
     let cluster = &validated.cluster;
     let dir = secrets_folder(&config.config, cluster, secrets.as_deref())?;
     let store = open_built_store(&dir, err)?;
-    let step = encryption::rotate(cluster, &store, confirm_rewritten)?;
+    let step = encryption::rotate(cluster, &store, consent)?;
     let masters: Vec<&str> = cluster.masters.iter().map(|m| m.name.as_str()).collect();
     let automatic_reload = crate::versions::flag("encryption-provider-config-automatic-reload")
         .is_some_and(|f| f.accepted_in(cluster.kubernetes_version.minor()));
@@ -55,7 +55,9 @@ pub(super) fn rotate(
                 "phase 3/3: old key {} removed from the config (kept in secrets/ as retired)",
                 step.old_key
             ),
-            "the rotation is complete once every master runs it".to_owned(),
+            "the rotation is complete once every master runs it; rotating again starts a new \
+             rotation, which asks for --start-new-rotation"
+                .to_owned(),
         ),
     };
     write_out(

@@ -376,12 +376,31 @@ pub fn provision(
     store: &SecretStore,
     now: OffsetDateTime,
 ) -> Result<Pki, Error> {
+    provision_reporting(cluster, plan, store, now, &|| {})
+}
+
+/// [`provision`], calling `key_made` (from any thread) each time a new private key exists:
+/// key generation is what a first build waits for, and someone watching wants the count.
+pub fn provision_reporting(
+    cluster: &Cluster,
+    plan: &Plan,
+    store: &SecretStore,
+    now: OffsetDateTime,
+    key_made: &(dyn Fn() + Sync),
+) -> Result<Pki, Error> {
     let Survey {
         mut cas,
         mut reusable,
         assessment: decisions,
     } = survey(cluster, plan, store, now)?;
-    let service_account = ensure_cluster_secrets(cluster, store, &mut cas, now)?;
+    let service_account = ensure_cluster_secrets(cluster, store, &mut cas, now, key_made)?;
+    let issuing = Issuing {
+        cluster,
+        store,
+        cas: &cas,
+        now,
+        key_made,
+    };
     // Each node takes its own reusable leaves, so the nodes can be provisioned in parallel.
     let pending: Vec<_> = plan
         .nodes
@@ -391,7 +410,7 @@ pub fn provision(
     let nodes = pending
         .into_par_iter()
         .map(|(node, node_plan, reused)| {
-            let leaves = node_leaves(cluster, store, &cas, node, node_plan, reused, now)?;
+            let leaves = issuing.node_leaves(node, node_plan, reused)?;
             Ok((node.clone(), leaves))
         })
         .collect::<Result<BTreeMap<_, _>, Error>>()?;
@@ -419,6 +438,7 @@ fn ensure_cluster_secrets(
     store: &SecretStore,
     cas: &mut BTreeMap<CaName, Credential>,
     now: OffsetDateTime,
+    key_made: &(dyn Fn() + Sync),
 ) -> Result<PrivateKey, Error> {
     let missing: Vec<CaName> = needed_cas(cluster)
         .into_iter()
@@ -431,7 +451,14 @@ fn ensure_cluster_secrets(
         || {
             missing
                 .par_iter()
-                .map(|&name| create_ca(cluster, name, now).map(|ca| (name, ca)))
+                .map(|&name| {
+                    let ca = create_ca(cluster, name, now)?;
+                    let imported = name == CaName::Cluster && cluster.pki.import_ca.is_some();
+                    if !imported {
+                        key_made();
+                    }
+                    Ok((name, ca))
+                })
                 .collect::<Result<Vec<_>, Error>>()
         },
         || -> Result<(PrivateKey, bool), Error> {
@@ -439,7 +466,11 @@ fn ensure_cluster_secrets(
                 Some(text) => parse_key_file(&text)
                     .map(|key| (key, false))
                     .map_err(|why| corrupt(store, SERVICE_ACCOUNT_FILE, &why)),
-                None => Ok((PrivateKey::generate(cluster.pki.key_algorithm)?, true)),
+                None => {
+                    let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
+                    key_made();
+                    Ok((key, true))
+                }
             }
         },
     );
@@ -455,45 +486,61 @@ fn ensure_cluster_secrets(
     Ok(service_account)
 }
 
-/// One node's leaves: the `reused` ones as stored, the others issued and stored now, and
-/// on a master the external etcd client certificate when etcd is external.
-fn node_leaves(
-    cluster: &Cluster,
-    store: &SecretStore,
-    cas: &BTreeMap<CaName, Credential>,
-    node: &str,
-    node_plan: &NodePlan,
-    mut reused: BTreeMap<LeafName, Credential>,
+/// What issuing a node's leaves needs from the build: the same for every node.
+struct Issuing<'a> {
+    cluster: &'a Cluster,
+    store: &'a SecretStore,
+    cas: &'a BTreeMap<CaName, Credential>,
     now: OffsetDateTime,
-) -> Result<BTreeMap<LeafName, Credential>, Error> {
-    let mut leaves = BTreeMap::new();
-    for (cert, spec) in &node_plan.certificates {
-        let leaf = match reused.remove(cert) {
-            Some(leaf) => leaf,
-            None => {
-                let ca = cas.get(&spec.issuer).ok_or_else(|| {
-                    Error::Internal(format!(
-                        "{cert} wants CA {:?}, which this cluster lacks",
-                        spec.issuer
-                    ))
-                })?;
-                let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
-                let leaf = issue_leaf(spec, ca, key, cluster.pki.cert_validity, now)?;
-                store.write(&leaf_file(node, *cert), leaf.stored_form().as_bytes())?;
-                leaf
-            }
-        };
-        leaves.insert(*cert, leaf);
+    key_made: &'a (dyn Fn() + Sync),
+}
+
+impl Issuing<'_> {
+    /// One node's leaves: the `reused` ones as stored, the others issued and stored now, and
+    /// on a master the external etcd client certificate when etcd is external.
+    fn node_leaves(
+        &self,
+        node: &str,
+        node_plan: &NodePlan,
+        mut reused: BTreeMap<LeafName, Credential>,
+    ) -> Result<BTreeMap<LeafName, Credential>, Error> {
+        let Self {
+            cluster,
+            store,
+            cas,
+            now,
+            key_made,
+        } = *self;
+        let mut leaves = BTreeMap::new();
+        for (cert, spec) in &node_plan.certificates {
+            let leaf = match reused.remove(cert) {
+                Some(leaf) => leaf,
+                None => {
+                    let ca = cas.get(&spec.issuer).ok_or_else(|| {
+                        Error::Internal(format!(
+                            "{cert} wants CA {:?}, which this cluster lacks",
+                            spec.issuer
+                        ))
+                    })?;
+                    let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
+                    key_made();
+                    let leaf = issue_leaf(spec, ca, key, cluster.pki.cert_validity, now)?;
+                    store.write(&leaf_file(node, *cert), leaf.stored_form().as_bytes())?;
+                    leaf
+                }
+            };
+            leaves.insert(*cert, leaf);
+        }
+        if let EtcdCa::External { cert, key, .. } = &cluster.etcd.ca
+            && node_plan.role == Role::Master
+        {
+            leaves.insert(
+                LeafName::ApiserverEtcdClient,
+                load_external_client(cert, key)?,
+            );
+        }
+        Ok(leaves)
     }
-    if let EtcdCa::External { cert, key, .. } = &cluster.etcd.ca
-        && node_plan.role == Role::Master
-    {
-        leaves.insert(
-            LeafName::ApiserverEtcdClient,
-            load_external_client(cert, key)?,
-        );
-    }
-    Ok(leaves)
 }
 
 /// rcgen refused to build or sign a certificate kube-bundle described from a validated

@@ -178,7 +178,7 @@ fn changing_one_masters_ip_changes_only_what_it_should() {
     );
     let run = project.build();
     assert!(
-        run.stdout().contains("apiserver: re-issue: SANs changed"),
+        run.stdout().contains("apiserver re-issued (SANs changed"),
         "{}",
         run.stdout()
     );

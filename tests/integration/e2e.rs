@@ -625,7 +625,14 @@ impl Cluster {
     /// A new generation: `build` with the same secrets, verified, and extracted on every
     /// master (not installed). Returns what `build` printed.
     fn rebuild(&mut self) -> String {
-        let build = self.kube_bundle(&["build"]);
+        self.rebuild_with(&[])
+    }
+
+    /// [`Self::rebuild`] with more `build` options.
+    fn rebuild_with(&mut self, options: &[&str]) -> String {
+        let mut args = vec!["build"];
+        args.extend_from_slice(options);
+        let build = self.kube_bundle(&args);
         build.code(0);
         assert_eq!(build.signing_fingerprint(), self.fingerprint);
         self.verify_bundles();
@@ -1258,6 +1265,10 @@ fn a_running_cluster_rotates_its_key_renews_a_certificate_and_upgrades_master_by
             "{node} is not {change}:\n{build}"
         );
     }
+    assert!(
+        build.contains("(apiserver renewed; the others reused)"),
+        "m2's renewal is not reported:\n{build}"
+    );
     let stop = AtomicBool::new(false);
     let (reads, out) = std::thread::scope(|scope| {
         // Reads through m1's and m3's own apiservers for as long as m2's install runs; at
@@ -1301,7 +1312,11 @@ fn a_running_cluster_rotates_its_key_renews_a_certificate_and_upgrades_master_by
     let upgraded = cluster_yaml(&newest);
     assert_ne!(yaml, upgraded);
     fs::write(project.join("cluster.yaml"), upgraded).unwrap();
-    cluster.rebuild();
+    // The oldest and newest pinned releases are several minors apart, a step upstream does
+    // not support and `build` refuses without the flag. This test checks that its Secrets
+    // still read back after it; every minor in between would mean building each of those
+    // releases from source as well.
+    cluster.rebuild_with(&["--allow-version-skew"]);
     for index in 0..cluster.masters.len() {
         cluster.install(index, &newest);
         let name = cluster.masters[index].name;

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{Project, Run, kube_bundle};
+use crate::harness::{Project, Run, kube_bundle, snapshot};
 
 fn cert_text(pem: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -301,8 +301,27 @@ fn a_rotation_walks_three_phases_and_refuses_steps_out_of_order() {
         stored["retired"][0]["name"], "key1",
         "the old key is never thrown away"
     );
-    // Built phase 3: the next call starts a new rotation with a fresh name.
-    rotate(&[]).code(0).stdout_has("new key key3 added second");
+    // Built phase 3: another call would start a new rotation, which must be asked for.
+    let secrets = project.path().join("secrets");
+    let before = snapshot(&secrets);
+    rotate(&[])
+        .code(1)
+        .stderr_has("starts a NEW rotation")
+        .stderr_has("--start-new-rotation");
+    assert_eq!(
+        snapshot(&secrets),
+        before,
+        "a refused rotation changes nothing"
+    );
+    // Asked for, it starts one with a fresh name; the flag does not skip its phases.
+    rotate(&["--start-new-rotation"])
+        .code(0)
+        .stdout_has("new key key3 added second");
+    project.build();
+    rotate(&["--start-new-rotation"])
+        .code(1)
+        .stderr_has("at phase 1 of 3 and must finish first");
+    rotate(&[]).code(0).stdout_has("phase 2/3");
 }
 
 #[test]

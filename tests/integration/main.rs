@@ -6,6 +6,7 @@ mod cli;
 mod e2e;
 mod front;
 mod fuzz;
+mod guards;
 mod harness;
 mod hostile;
 mod install;
