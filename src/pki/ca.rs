@@ -93,6 +93,78 @@ pub(super) fn create_ca(
     Ok(ca)
 }
 
+/// Creates an intermediate CA (the CSR signer) under `parent`: it may sign leaves only
+/// (path length 0), and never outlives its parent, so what it signs chains to the cluster
+/// CA for as long as both are valid.
+pub(super) fn create_intermediate(
+    cluster: &Cluster,
+    name: CaName,
+    parent: &Credential,
+    now: OffsetDateTime,
+) -> Result<Credential, Error> {
+    let what = format!("CA {}", name.file_stem());
+    let parent_cert = parse_cert(&parent.cert_der).map_err(Error::Input)?;
+    // A root limited to path length 0 may sign no CA: an intermediate under it would not
+    // verify anywhere.
+    if let Ok(Some(constraints)) = parent_cert.basic_constraints()
+        && constraints.value.path_len_constraint == Some(0)
+    {
+        return Err(Error::Input(format!(
+            "the cluster CA allows no intermediate CA (pathlen:0), and the controller manager \
+             signs with one ({}); import a CA without a path length limit, or turn the \
+             controller manager off",
+            name.file_stem()
+        )));
+    }
+    let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
+    let mut params = base_params(name.common_name(), None, now, cluster.pki.ca_validity)?;
+    params.not_after = params
+        .not_after
+        .min(parent_cert.validity().not_after.to_datetime());
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    let issuer = rcgen::Issuer::from_ca_cert_der(&parent.cert_der.clone().into(), &parent.key)
+        .map_err(|e| Error::Input(format!("{what}: {e}")))?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .map_err(|e| certificate_failed(&what, e))?;
+    Ok(Credential {
+        cert_pem: cert_pem(cert.der()),
+        cert_der: cert.der().to_vec(),
+        key,
+    })
+}
+
+/// A stored intermediate must still be signed by the stored parent: after the cluster CA
+/// changed, it would sign certificates nothing trusts. Never replaced silently.
+pub(super) fn check_signed_by(
+    store: &SecretStore,
+    name: CaName,
+    ca: &Credential,
+    parent: &Credential,
+) -> Result<(), Error> {
+    let cert = parse_cert(&ca.cert_der).map_err(Error::Input)?;
+    let parent_cert = parse_cert(&parent.cert_der).map_err(Error::Input)?;
+    if cert
+        .verify_signature(Some(parent_cert.public_key()))
+        .is_ok()
+    {
+        return Ok(());
+    }
+    Err(Error::Input(format!(
+        "{} was not signed by the stored cluster CA, so nothing it signs would be trusted; \
+         kube-bundle never replaces a CA silently: move the file away and build again to \
+         issue a new {} under the cluster CA",
+        store.path(&ca_file(name)).display(),
+        name.file_stem()
+    )))
+}
+
 /// Adopts an existing CA (cfssl's ca.pem + ca-key.pem, or openssl's) as the cluster CA.
 fn import_ca(import: &ImportCa, now: OffsetDateTime) -> Result<Credential, Error> {
     let named = |path: &Path, why: String| Error::Input(format!("{}: {why}", path.display()));

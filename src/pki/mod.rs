@@ -33,7 +33,10 @@ use crate::model::{Cluster, EtcdCa};
 use crate::plan::{CaName, LeafName, NodePlan, Plan, Role};
 use crate::secrets::SecretStore;
 
-use ca::{check_import_matches, create_ca, load_ca, load_external_ca};
+use ca::{
+    check_import_matches, check_signed_by, create_ca, create_intermediate, load_ca,
+    load_external_ca,
+};
 use leaf::{issue_leaf, judge_leaf, load_external_client, load_leaf};
 pub use lifecycle::{CertificateStatus, RenewTarget, UserCredential, inventory, issue_user, renew};
 
@@ -143,6 +146,9 @@ pub struct Pki {
     /// Every CA certificate the bundles carry: the cluster's and the front proxy's always,
     /// etcd's when it is not the cluster CA (kube-bundle's own, or the operator's file).
     ca_certs: BTreeMap<CaName, String>,
+    /// The CSR signer's key, when the controller manager runs; no other CA key leaves
+    /// secrets/.
+    pub cluster_signer_key_pem: Option<String>,
     pub service_account_key_pem: String,
     pub service_account_pub_pem: String,
     /// Per node, per certificate name (plan's names), the leaf and its key.
@@ -280,6 +286,9 @@ fn needed_cas(cluster: &Cluster) -> Vec<CaName> {
     if cluster.etcd.ca == EtcdCa::Separate {
         cas.push(CaName::Etcd);
     }
+    if cluster.controller_manager.is_some() {
+        cas.push(CaName::ClusterSigner);
+    }
     cas
 }
 
@@ -323,6 +332,11 @@ fn survey(
     }
     if let Some(import) = &cluster.pki.import_ca {
         check_import_matches(store, cas.get(&CaName::Cluster), import)?;
+    }
+    for (name, ca) in &cas {
+        if let Some(parent) = name.parent().and_then(|parent| cas.get(&parent)) {
+            check_signed_by(store, *name, ca, parent)?;
+        }
     }
     // Parsing keys and checking signatures dominates a build that reuses everything:
     // nodes are judged in parallel.
@@ -415,6 +429,8 @@ pub fn provision_reporting(
         })
         .collect::<Result<BTreeMap<_, _>, Error>>()?;
 
+    // The one CA key a bundle carries: the CSR signer's, for the controller manager.
+    let cluster_signer_key_pem = cas.get(&CaName::ClusterSigner).map(|ca| ca.key.to_pem());
     let mut ca_certs: BTreeMap<CaName, String> = cas
         .into_iter()
         .map(|(name, ca)| (name, ca.cert_pem))
@@ -424,6 +440,7 @@ pub fn provision_reporting(
     }
     Ok(Pki {
         ca_certs,
+        cluster_signer_key_pem,
         service_account_pub_pem: service_account.public_key_pem(),
         service_account_key_pem: service_account.to_pem(),
         nodes,
@@ -440,10 +457,11 @@ fn ensure_cluster_secrets(
     now: OffsetDateTime,
     key_made: &(dyn Fn() + Sync),
 ) -> Result<PrivateKey, Error> {
-    let missing: Vec<CaName> = needed_cas(cluster)
+    // Roots first (in parallel), then the intermediates their parents sign.
+    let (missing, missing_intermediates): (Vec<CaName>, Vec<CaName>) = needed_cas(cluster)
         .into_iter()
         .filter(|name| !cas.contains_key(name))
-        .collect();
+        .partition(|name| name.parent().is_none());
     // New keys are the slow part of a first build (RSA-2048 takes ~100 ms): make them in
     // parallel, the service-account key beside the CAs. Nothing is stored until every one
     // exists, so a CA that fails to import leaves secrets/ untouched.
@@ -474,8 +492,20 @@ fn ensure_cluster_secrets(
             }
         },
     );
-    let created = created?;
     let (service_account, is_new) = service_account?;
+    let mut created = created?;
+    for name in missing_intermediates {
+        let parent = name
+            .parent()
+            .and_then(|parent| {
+                cas.get(&parent)
+                    .or_else(|| created.iter().find(|(n, _)| *n == parent).map(|(_, ca)| ca))
+            })
+            .ok_or_else(|| Error::Internal(format!("{name:?} has no parent CA")))?;
+        let ca = create_intermediate(cluster, name, parent, now)?;
+        key_made();
+        created.push((name, ca));
+    }
     for (name, ca) in created {
         store.write(&ca_file(name), ca.stored_form().as_bytes())?;
         cas.insert(name, ca);

@@ -39,10 +39,19 @@ pub enum CaName {
     Cluster,
     FrontProxy,
     Etcd,
+    /// The controller manager's CSR signer: an intermediate under the cluster CA, so the
+    /// certificates it signs chain to the cluster CA while the root key stays on the build
+    /// host. Its key is the one CA key a bundle carries.
+    ClusterSigner,
 }
 
 impl CaName {
-    pub const ALL: [CaName; 3] = [CaName::Cluster, CaName::FrontProxy, CaName::Etcd];
+    pub const ALL: [CaName; 4] = [
+        CaName::Cluster,
+        CaName::FrontProxy,
+        CaName::Etcd,
+        CaName::ClusterSigner,
+    ];
 
     /// kubeadm's name for the CA, which is also its secrets/ file stem.
     pub fn file_stem(self) -> &'static str {
@@ -50,6 +59,15 @@ impl CaName {
             Self::Cluster => "ca",
             Self::FrontProxy => "front-proxy-ca",
             Self::Etcd => "etcd-ca",
+            Self::ClusterSigner => "cluster-signer-ca",
+        }
+    }
+
+    /// The CA whose key signs this one; None for a self-signed root.
+    pub fn parent(self) -> Option<CaName> {
+        match self {
+            Self::ClusterSigner => Some(Self::Cluster),
+            Self::Cluster | Self::FrontProxy | Self::Etcd => None,
         }
     }
 
@@ -59,6 +77,7 @@ impl CaName {
             Self::Cluster => "kubernetes",
             Self::FrontProxy => "front-proxy-ca",
             Self::Etcd => "etcd-ca",
+            Self::ClusterSigner => "kube-bundle-cluster-signer",
         }
     }
 }
@@ -73,16 +92,26 @@ pub enum LeafName {
     Apiserver,
     ApiserverEtcdClient,
     ApiserverKubeletClient,
+    /// The controller manager's client identity toward the apiserver.
+    ControllerManager,
+    /// The controller manager's serving certificate (its secure port).
+    ControllerManagerServer,
     FrontProxyClient,
+    Scheduler,
+    SchedulerServer,
 }
 
 impl LeafName {
-    pub const ALL: [LeafName; 5] = [
+    pub const ALL: [LeafName; 9] = [
         Self::Admin,
         Self::Apiserver,
         Self::ApiserverEtcdClient,
         Self::ApiserverKubeletClient,
+        Self::ControllerManager,
+        Self::ControllerManagerServer,
         Self::FrontProxyClient,
+        Self::Scheduler,
+        Self::SchedulerServer,
     ];
 
     /// kubeadm's name: the plan output's and the secrets/nodes/<node>/ file stem.
@@ -92,7 +121,11 @@ impl LeafName {
             Self::Apiserver => "apiserver",
             Self::ApiserverEtcdClient => "apiserver-etcd-client",
             Self::ApiserverKubeletClient => "apiserver-kubelet-client",
+            Self::ControllerManager => "controller-manager",
+            Self::ControllerManagerServer => "controller-manager-server",
             Self::FrontProxyClient => "front-proxy-client",
+            Self::Scheduler => "scheduler",
+            Self::SchedulerServer => "scheduler-server",
         }
     }
 
@@ -117,6 +150,10 @@ impl Serialize for LeafName {
 /// The identity the apiserver presents to kubelets; bound to system:kubelet-api-admin by
 /// the rendered RBAC, never a member of system:masters.
 pub const KUBELET_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
+/// The identities the apiserver's RBAC bootstrap policy grants the controller manager's and
+/// the scheduler's rights to.
+pub const CONTROLLER_MANAGER_CN: &str = "system:kube-controller-manager";
+pub const SCHEDULER_CN: &str = "system:kube-scheduler";
 /// The bundle's admin kubeconfig identity.
 pub const ADMIN_CN: &str = "kubernetes-admin";
 /// The group of the admin credential from `versions::REVOCABLE_ADMIN_GROUP_FROM`: cluster-admin
@@ -149,7 +186,11 @@ pub struct Sans {
 
 /// kubeadm's leaf inventory for one node. With external
 /// etcd the user's own client certificate is shipped instead of one kube-bundle issues.
-pub(super) fn certificates(cluster: &Cluster, sans: &Sans) -> BTreeMap<LeafName, CertSpec> {
+pub(super) fn certificates(
+    cluster: &Cluster,
+    master: &Master,
+    sans: &Sans,
+) -> BTreeMap<LeafName, CertSpec> {
     let spec = |cn: &str, purpose, issuer| CertSpec {
         common_name: cn.to_owned(),
         organization: None,
@@ -195,7 +236,51 @@ pub(super) fn certificates(cluster: &Cluster, sans: &Sans) -> BTreeMap<LeafName,
             ..spec(ADMIN_CN, Purpose::ClientAuth, CaName::Cluster)
         },
     );
+    // A client identity the bootstrap RBAC policy knows, and a serving certificate the
+    // cluster CA vouches for (instead of the self-signed one the binary would make up), so
+    // its secure port can be health-checked and scraped with TLS verified.
+    let components = [
+        (
+            cluster.controller_manager.is_some(),
+            LeafName::ControllerManager,
+            CONTROLLER_MANAGER_CN,
+            LeafName::ControllerManagerServer,
+            "kube-controller-manager",
+        ),
+        (
+            cluster.scheduler.is_some(),
+            LeafName::Scheduler,
+            SCHEDULER_CN,
+            LeafName::SchedulerServer,
+            "kube-scheduler",
+        ),
+    ];
+    for (runs, client, client_cn, server, server_cn) in components {
+        if !runs {
+            continue;
+        }
+        certs.insert(
+            client,
+            spec(client_cn, Purpose::ClientAuth, CaName::Cluster),
+        );
+        certs.insert(
+            server,
+            CertSpec {
+                sans: Some(component_serving_sans(master)),
+                ..spec(server_cn, Purpose::ServerAuth, CaName::Cluster)
+            },
+        );
+    }
     certs
+}
+
+/// Where a component's secure port is reached: loopback (it binds 127.0.0.1, and
+/// install.sh checks it there) and the node's own name and address.
+fn component_serving_sans(master: &Master) -> Sans {
+    Sans {
+        dns: vec!["localhost".into(), master.name.to_string()],
+        ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST), master.ip],
+    }
 }
 
 /// kubeadm's apiserver SANs plus what the seed adds:

@@ -9,6 +9,8 @@ use crate::model::Cluster;
 
 /// Where systemd looks for administrator units.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
+pub const CONTROLLER_MANAGER_UNIT: &str = "kube-controller-manager.service";
+pub const SCHEDULER_UNIT: &str = "kube-scheduler.service";
 /// Where Debian and RHEL install keepalived; the bundle ships only its config.
 pub const KEEPALIVED_PROGRAM: &str = "/usr/sbin/keepalived";
 
@@ -43,6 +45,23 @@ pub struct NodeLayout {
     pub etcd_client: CredentialPaths,
     pub front_proxy_client: CredentialPaths,
     pub admin: CredentialPaths,
+    pub controller_manager: CredentialPaths,
+    pub controller_manager_server: CredentialPaths,
+    pub scheduler: CredentialPaths,
+    pub scheduler_server: CredentialPaths,
+    /// The CSR signer's certificate and key (the controller manager signs with them).
+    pub cluster_signer: CredentialPaths,
+    /// The cluster CA and the CSR signer in one file: the client certificates the
+    /// apiserver accepts (and the kubelet serving certificates it verifies) chain to either.
+    pub client_ca_bundle: String,
+    pub controller_manager_kubeconfig: String,
+    pub scheduler_kubeconfig: String,
+    /// The KubeSchedulerConfiguration file.
+    pub scheduler_config: String,
+    pub controller_manager_unit: String,
+    pub scheduler_unit: String,
+    pub controller_manager_binary: String,
+    pub scheduler_binary: String,
     pub service_account_key: String,
     pub service_account_pub: String,
     pub encryption_config: String,
@@ -85,6 +104,19 @@ impl NodeLayout {
             etcd_client: credential("apiserver-etcd-client"),
             front_proxy_client: credential("front-proxy-client"),
             admin: credential("admin"),
+            controller_manager: credential("controller-manager"),
+            controller_manager_server: credential("controller-manager-server"),
+            scheduler: credential("scheduler"),
+            scheduler_server: credential("scheduler-server"),
+            cluster_signer: credential("cluster-signer"),
+            client_ca_bundle: cert("client-ca.crt"),
+            controller_manager_kubeconfig: paths.config_dir.join("controller-manager.kubeconfig"),
+            scheduler_kubeconfig: paths.config_dir.join("scheduler.kubeconfig"),
+            scheduler_config: paths.config_dir.join("kube-scheduler.yaml"),
+            controller_manager_unit: format!("{UNIT_DIR}/{CONTROLLER_MANAGER_UNIT}"),
+            scheduler_unit: format!("{UNIT_DIR}/{SCHEDULER_UNIT}"),
+            controller_manager_binary: paths.bin_dir.join("kube-controller-manager"),
+            scheduler_binary: paths.bin_dir.join("kube-scheduler"),
             service_account_key: cert("sa.key"),
             service_account_pub: cert("sa.pub"),
             encryption_config: paths.config_dir.join("encryption-config.yaml"),
@@ -105,6 +137,7 @@ impl NodeLayout {
             CaName::Cluster => &self.ca_cert,
             CaName::FrontProxy => &self.front_proxy_ca_cert,
             CaName::Etcd => &self.etcd_ca_cert,
+            CaName::ClusterSigner => &self.cluster_signer.cert,
         }
     }
 
@@ -115,7 +148,11 @@ impl NodeLayout {
             LeafName::Apiserver => &self.apiserver,
             LeafName::ApiserverEtcdClient => &self.etcd_client,
             LeafName::ApiserverKubeletClient => &self.kubelet_client,
+            LeafName::ControllerManager => &self.controller_manager,
+            LeafName::ControllerManagerServer => &self.controller_manager_server,
             LeafName::FrontProxyClient => &self.front_proxy_client,
+            LeafName::Scheduler => &self.scheduler,
+            LeafName::SchedulerServer => &self.scheduler_server,
         }
     }
 

@@ -230,7 +230,7 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
         name: master.name.to_string(),
         ip: master.ip,
         role: Role::Master,
-        certificates: credentials::certificates(cluster, &sans),
+        certificates: credentials::certificates(cluster, master, &sans),
         serving_cert_sans: sans,
         directories,
         files,

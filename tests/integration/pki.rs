@@ -67,6 +67,11 @@ impl Issued {
         if let Some(etcd) = self.pki.ca_cert_pem(CaName::Etcd) {
             fs::write(out.join("etcd-ca.crt"), etcd).unwrap();
         }
+        if let Some(signer) = self.pki.ca_cert_pem(CaName::ClusterSigner) {
+            fs::write(out.join("cluster-signer-ca.crt"), signer).unwrap();
+            let key = self.pki.cluster_signer_key_pem.as_ref().unwrap();
+            fs::write(out.join("cluster-signer-ca.key"), key).unwrap();
+        }
         fs::write(out.join("sa.key"), &self.pki.service_account_key_pem).unwrap();
         fs::write(out.join("sa.pub"), &self.pki.service_account_pub_pem).unwrap();
         for (node, leaves) in &self.pki.nodes {
@@ -144,7 +149,7 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn every_leaf_verifies_strictly_against_its_ca_for_its_purpose() {
-    let issued = Issued::from_yaml(&example("cluster.yaml"));
+    let issued = Issued::from_yaml(&whole_master_example());
     let dir = issued.dir.path();
     for (node, leaves) in &issued.pki.nodes {
         for (name, spec) in &issued.plan.nodes[node].certificates {
@@ -153,6 +158,7 @@ fn every_leaf_verifies_strictly_against_its_ca_for_its_purpose() {
                 plan::CaName::Cluster => "out/ca.crt",
                 plan::CaName::FrontProxy => "out/front-proxy-ca.crt",
                 plan::CaName::Etcd => "out/etcd-ca.crt",
+                plan::CaName::ClusterSigner => "out/cluster-signer-ca.crt",
             };
             let purpose = match spec.purpose {
                 plan::Purpose::ServerAuth => "sslserver",
@@ -1240,4 +1246,229 @@ fn the_admin_group_is_revocable_from_1_29_and_install_sh_bootstraps_its_binding(
             );
         }
     }
+}
+
+/// The example with the controller manager and the scheduler on every master.
+fn whole_master_example() -> String {
+    example("cluster.yaml").replacen(
+        "binaries:",
+        "controllerManager: {}\nscheduler: {}\nbinaries:",
+        1,
+    )
+}
+
+#[test]
+fn the_csr_signer_is_an_intermediate_under_the_cluster_ca_and_signs_what_it_trusts() {
+    let issued = Issued::from_yaml(&whole_master_example());
+    let out = issued.dir.path().join("out");
+    openssl_ok(
+        &[
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            "ca.crt",
+            "cluster-signer-ca.crt",
+        ],
+        &out,
+    );
+    let text = openssl_ok(
+        &["x509", "-in", "cluster-signer-ca.crt", "-noout", "-text"],
+        &out,
+    );
+    assert!(text.contains("CA:TRUE, pathlen:0"), "{text}");
+    // What the controller manager signs (a kubelet's client CSR, say) chains to the
+    // cluster CA through the signer, which is all a verifier holding ca.crt needs.
+    openssl_ok(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "node.key",
+            "-subj",
+            "/O=system:nodes/CN=system:node:w1",
+            "-out",
+            "node.csr",
+        ],
+        &out,
+    );
+    fs::write(
+        out.join("client.ext"),
+        "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n",
+    )
+    .unwrap();
+    openssl_ok(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "node.csr",
+            "-CA",
+            "cluster-signer-ca.crt",
+            "-CAkey",
+            "cluster-signer-ca.key",
+            "-set_serial",
+            "7",
+            "-days",
+            "1",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "node.crt",
+        ],
+        &out,
+    );
+    openssl_ok(
+        &[
+            "verify",
+            "-x509_strict",
+            "-purpose",
+            "sslclient",
+            "-CAfile",
+            "ca.crt",
+            "-untrusted",
+            "cluster-signer-ca.crt",
+            "node.crt",
+        ],
+        &out,
+    );
+    // The signer's key is the one CA key the build hands out; the cluster CA's stays in
+    // secrets/.
+    let root = fs::read_to_string(issued.secrets().join("ca.pem")).unwrap();
+    let signer_key = issued.pki.cluster_signer_key_pem.as_deref().unwrap();
+    assert!(!root.contains(signer_key.trim()));
+    for node in ["cp1", "cp2", "cp3"] {
+        let client = openssl_ok(
+            &[
+                "x509",
+                "-in",
+                &format!("{node}/controller-manager.crt"),
+                "-noout",
+                "-subject",
+                "-nameopt",
+                "RFC2253",
+            ],
+            &out,
+        );
+        assert_eq!(client.trim(), "subject=CN=system:kube-controller-manager");
+        let client = openssl_ok(
+            &[
+                "x509",
+                "-in",
+                &format!("{node}/scheduler.crt"),
+                "-noout",
+                "-subject",
+                "-nameopt",
+                "RFC2253",
+            ],
+            &out,
+        );
+        assert_eq!(client.trim(), "subject=CN=system:kube-scheduler");
+        for server in ["controller-manager-server", "scheduler-server"] {
+            openssl_ok(
+                &[
+                    "verify",
+                    "-x509_strict",
+                    "-purpose",
+                    "sslserver",
+                    "-verify_ip",
+                    "127.0.0.1",
+                    "-CAfile",
+                    "ca.crt",
+                    &format!("{node}/{server}.crt"),
+                ],
+                &out,
+            );
+            openssl_ok(
+                &[
+                    "verify",
+                    "-x509_strict",
+                    "-purpose",
+                    "sslserver",
+                    "-verify_hostname",
+                    node,
+                    "-CAfile",
+                    "ca.crt",
+                    &format!("{node}/{server}.crt"),
+                ],
+                &out,
+            );
+        }
+    }
+}
+
+#[test]
+fn an_apiserver_only_cluster_has_no_signer_and_no_component_certificates() {
+    let issued = Issued::from_yaml(&example("cluster.yaml"));
+    assert!(issued.pki.ca_cert_pem(CaName::ClusterSigner).is_none());
+    assert!(issued.pki.cluster_signer_key_pem.is_none());
+    assert!(!issued.secrets().join("cluster-signer-ca.pem").exists());
+    for leaves in issued.pki.nodes.values() {
+        assert!(!leaves.contains_key(&LeafName::ControllerManager));
+        assert!(!leaves.contains_key(&LeafName::SchedulerServer));
+    }
+}
+
+#[test]
+fn a_signer_the_cluster_ca_did_not_sign_is_refused_never_replaced() {
+    let issued = Issued::from_yaml(&whole_master_example());
+    // Another cluster's signer dropped into this store.
+    let other = Issued::from_yaml(&whole_master_example());
+    let stranger = fs::read(other.secrets().join("cluster-signer-ca.pem")).unwrap();
+    let stored = issued.secrets().join("cluster-signer-ca.pem");
+    fs::write(&stored, &stranger).unwrap();
+    let failed = provision(issued.dir.path(), OffsetDateTime::now_utc()).unwrap_err();
+    assert!(
+        failed.contains("was not signed by the stored cluster CA"),
+        "{failed}"
+    );
+    assert_eq!(
+        fs::read(&stored).unwrap(),
+        stranger,
+        "the file is the operator's to move"
+    );
+}
+
+#[test]
+fn a_cluster_ca_that_allows_no_intermediate_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=pathlen0-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE,pathlen:0",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+        ],
+        dir.path(),
+    );
+    let yaml = whole_master_example().replace(
+        "# importCA: { cert: ca.pem, key: ca-key.pem }",
+        "importCA: { cert: ca.pem, key: ca-key.pem }",
+    );
+    fs::write(dir.path().join("cluster.yaml"), &yaml).unwrap();
+    let failed = provision(dir.path(), OffsetDateTime::now_utc()).unwrap_err();
+    assert!(
+        failed.contains("allows no intermediate CA (pathlen:0)"),
+        "{failed}"
+    );
 }
