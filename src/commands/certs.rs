@@ -9,14 +9,16 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
+use super::progress::Progress;
 use super::{load_and_plan, open_built_store, prepare, secrets_folder, to_json, write_out};
-use crate::cli::{CertSelector, CertsCommand, ConfigArgs, OutputFormat, RenewArgs};
+use crate::cli::{CertSelector, CertsCommand, ConfigArgs, OutputFormat, RenewArgs, Verbosity};
 use crate::error::Error;
 use crate::pki::{self, RenewTarget};
 use crate::plan::{LeafName, Plan};
 
 pub(super) fn certs(
     command: CertsCommand,
+    verbosity: Verbosity,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), Error> {
@@ -27,7 +29,7 @@ pub(super) fn certs(
             fail_under,
             output,
         } => expiry(&config, secrets, fail_under, output, out, err),
-        CertsCommand::Renew(args) => renew(&args, out, err),
+        CertsCommand::Renew(args) => renew(&args, verbosity, out, err),
     }
 }
 
@@ -91,7 +93,12 @@ fn expiry_table(certs: &[pki::CertificateStatus]) -> String {
 /// Re-issues the named leaves (or all with `--all`, which clap makes the only other
 /// choice) in a secrets folder a build created. Names are checked against the plan before
 /// the folder is opened.
-fn renew(args: &RenewArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
+fn renew(
+    args: &RenewArgs,
+    verbosity: Verbosity,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), Error> {
     let config = ConfigArgs {
         config: args.config.clone(),
         allow_untested_version: args.allow_untested_version,
@@ -101,14 +108,27 @@ fn renew(args: &RenewArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     let cluster = &validated.cluster;
     let dir = secrets_folder(&config.config, cluster, args.secrets.as_deref())?;
     let store = open_built_store(&dir, err)?;
-    let renewed = pki::renew(
+    let leaves = plan
+        .nodes
+        .values()
+        .flat_map(|node| {
+            node.certificates
+                .keys()
+                .map(move |leaf| (&node.name, *leaf))
+        })
+        .filter(|(node, leaf)| targets.is_empty() || targets.iter().any(|t| t.selects(node, *leaf)))
+        .count();
+    let stage = Progress::new(verbosity).stage(format!("renewing {leaves} certificates"), leaves);
+    let renewed = pki::renew_reporting(
         cluster,
         &plan,
         &store,
         &targets,
         args.reuse_keys,
         OffsetDateTime::now_utc(),
+        &|name| stage.step(name),
     )?;
+    stage.finish();
     let mut text: String = renewed
         .iter()
         .map(|name| format!("renewed {name}\n"))

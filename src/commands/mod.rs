@@ -47,7 +47,7 @@ pub fn run(
             output,
         } => preview::plan(&config, secrets, output, out, err),
         Command::Build(args) => build::build(&args, verbosity, out, err),
-        Command::Certs { command } => certs::certs(command, out, err),
+        Command::Certs { command } => certs::certs(command, verbosity, out, err),
         Command::Encryption {
             command:
                 EncryptionCommand::Rotate {

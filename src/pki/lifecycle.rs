@@ -73,7 +73,7 @@ pub struct RenewTarget {
 }
 
 impl RenewTarget {
-    fn selects(&self, node: &str, leaf: LeafName) -> bool {
+    pub fn selects(&self, node: &str, leaf: LeafName) -> bool {
         self.leaf == leaf && self.node.as_deref().is_none_or(|n| n == node)
     }
 }
@@ -88,6 +88,20 @@ pub fn renew(
     selection: &[RenewTarget],
     reuse_keys: bool,
     now: OffsetDateTime,
+) -> Result<Vec<String>, Error> {
+    renew_reporting(cluster, plan, store, selection, reuse_keys, now, &|_| {})
+}
+
+/// [`renew`], calling `renewed_one` with `node/name` after each leaf is stored: with new
+/// RSA keys a renewal of every leaf takes seconds, and someone watching wants the count.
+pub fn renew_reporting(
+    cluster: &Cluster,
+    plan: &Plan,
+    store: &SecretStore,
+    selection: &[RenewTarget],
+    reuse_keys: bool,
+    now: OffsetDateTime,
+    renewed_one: &dyn Fn(&str),
 ) -> Result<Vec<String>, Error> {
     let mut renewed = Vec::new();
     for (node, node_plan) in &plan.nodes {
@@ -109,7 +123,9 @@ pub fn renew(
             };
             let leaf = issue_leaf(spec, &ca, key, cluster.pki.cert_validity, now)?;
             store.write(&leaf_file(node, cert), leaf.stored_form().as_bytes())?;
-            renewed.push(format!("{node}/{cert}"));
+            let name = format!("{node}/{cert}");
+            renewed_one(&name);
+            renewed.push(name);
         }
     }
     Ok(renewed)

@@ -38,7 +38,9 @@ use ca::{
     load_external_ca,
 };
 use leaf::{issue_leaf, judge_leaf, load_external_client, load_leaf};
-pub use lifecycle::{CertificateStatus, RenewTarget, UserCredential, inventory, issue_user, renew};
+pub use lifecycle::{
+    CertificateStatus, RenewTarget, UserCredential, inventory, issue_user, renew, renew_reporting,
+};
 
 /// Re-exported because `sign` and the benchmarks import the key type from here.
 pub use crate::keys::PrivateKey;

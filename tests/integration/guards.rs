@@ -288,3 +288,19 @@ fn progress_is_logged_with_verbose_and_silent_otherwise() {
         .code(2)
         .stderr_has("cannot be used with");
 }
+
+#[test]
+fn certs_renew_counts_what_it_renews_with_verbose() {
+    let dir = tempfile::tempdir().unwrap();
+    fresh(dir.path());
+    kube_bundle(dir.path(), &["build"]).code(0);
+    let verbose = kube_bundle(dir.path(), &["certs", "renew", "--all", "--verbose"]);
+    verbose
+        .code(0)
+        .stderr_has("renewing 15 certificates…\n")
+        .stderr_has("  cp2/apiserver (")
+        .stderr_has("renewing 15 certificates: done in ");
+    let quiet = kube_bundle(dir.path(), &["certs", "renew", "apiserver"]);
+    quiet.code(0).stdout_has("renewed cp1/apiserver");
+    assert!(!quiet.stderr().contains("renewing"), "{}", quiet.stderr());
+}
