@@ -175,17 +175,20 @@ fn record(file: &BundleFile, shared: &SharedFiles) -> Result<FileRecord, Error> 
     })
 }
 
-/// The apiserver unit's flags as its program receives them; none for a client bundle.
+/// Each control-plane unit's flags as its program receives them; none for a client bundle
+/// or a component the node does not run.
 fn unit_flags(node: &crate::plan::NodePlan) -> BTreeMap<String, BTreeMap<String, String>> {
-    if node.flags.is_empty() {
-        return BTreeMap::new();
-    }
-    let flags = node
-        .flags
-        .iter()
-        .map(|(name, flag)| (name.clone(), flag.value.clone()))
-        .collect();
-    BTreeMap::from([(format::APISERVER_UNIT.to_owned(), flags)])
+    crate::plan::Component::ALL
+        .into_iter()
+        .filter_map(|component| {
+            let flags = node.component_flags(component);
+            let values = flags
+                .iter()
+                .map(|(name, flag)| (name.clone(), flag.value.clone()))
+                .collect();
+            (!flags.is_empty()).then(|| (component.unit().to_owned(), values))
+        })
+        .collect()
 }
 
 /// The hosts any file of this cluster's bundles may name, from the config alone: the

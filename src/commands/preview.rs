@@ -127,6 +127,10 @@ struct NodeReport<'a> {
     certificates: BTreeMap<plan::LeafName, CertificateReport<'a>>,
     flags: &'a BTreeMap<String, plan::PlannedFlag>,
     dropped_seed_flags: &'a BTreeMap<String, plan::DroppedFlag>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    controller_manager_flags: &'a BTreeMap<String, plan::PlannedFlag>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    scheduler_flags: &'a BTreeMap<String, plan::PlannedFlag>,
 }
 
 #[derive(Serialize)]
@@ -181,6 +185,8 @@ impl<'a> NodeReport<'a> {
             certificates,
             flags,
             dropped_seed_flags,
+            controller_manager_flags,
+            scheduler_flags,
         } = node;
         let mut reports: BTreeMap<plan::LeafName, CertificateReport<'_>> = certificates
             .iter()
@@ -210,6 +216,8 @@ impl<'a> NodeReport<'a> {
             certificates: reports,
             flags,
             dropped_seed_flags,
+            controller_manager_flags,
+            scheduler_flags,
         }
     }
 }
@@ -283,15 +291,7 @@ fn node_text(
     if client {
         return;
     }
-    let _ = writeln!(text, "  kube-apiserver flags:");
-    for (name, flag) in &node.flags {
-        let _ = writeln!(
-            text,
-            "    --{name}={}  [{}]",
-            flag.value,
-            flag_reason(&flag.reason)
-        );
-    }
+    flags_text(text, plan::Component::Apiserver, &node.flags);
     if !node.dropped_seed_flags.is_empty() {
         let _ = writeln!(text, "  seed flags left out:");
         for (name, dropped) in &node.dropped_seed_flags {
@@ -300,6 +300,15 @@ fn node_text(
                 "    --{name}={}  ({})",
                 dropped.seed_value, dropped.why
             );
+        }
+    }
+    for component in [
+        plan::Component::ControllerManager,
+        plan::Component::Scheduler,
+    ] {
+        let flags = node.component_flags(component);
+        if !flags.is_empty() {
+            flags_text(text, component, flags);
         }
     }
     let _ = writeln!(text, "  certificates:");
@@ -323,7 +332,25 @@ fn node_text(
     }
 }
 
-fn flag_reason(reason: &plan::FlagReason) -> String {
+/// One component's command line, a flag a line with its reason.
+fn flags_text(
+    text: &mut String,
+    component: plan::Component,
+    flags: &BTreeMap<String, plan::PlannedFlag>,
+) {
+    use std::fmt::Write as _;
+    let _ = writeln!(text, "  {} flags:", component.program());
+    for (name, flag) in flags {
+        let _ = writeln!(
+            text,
+            "    --{name}={}  [{}]",
+            flag.value,
+            flag_reason(component, &flag.reason)
+        );
+    }
+}
+
+fn flag_reason(component: plan::Component, reason: &plan::FlagReason) -> String {
     use plan::FlagReason;
     match reason {
         FlagReason::Seed => "seed".into(),
@@ -331,6 +358,15 @@ fn flag_reason(reason: &plan::FlagReason) -> String {
         FlagReason::Kubeadm => "kubeadm default".into(),
         FlagReason::Required(why) => format!("required: {why}"),
         FlagReason::KubeBundle(why) => format!("kube-bundle: {why}"),
-        FlagReason::User => "apiserver.extraArgs".into(),
+        FlagReason::User => format!("{}.extraArgs", section(component)),
+    }
+}
+
+/// The cluster.yaml section of a component.
+fn section(component: plan::Component) -> &'static str {
+    match component {
+        plan::Component::Apiserver => "apiserver",
+        plan::Component::ControllerManager => "controllerManager",
+        plan::Component::Scheduler => "scheduler",
     }
 }

@@ -1,13 +1,14 @@
 //! Stage 3, the kube-apiserver part: every flag of a master's unit with the reason it is
 //! there, and the seed guide's flags the unit leaves out with the reason why. Which flags a
 //! minor accepts comes from the version table (`crate::versions`); this module decides the
-//! values.
+//! values. The rule machinery here (a rule per flag, gated by a component's table) also
+//! renders the controller manager's and the scheduler's flags (`components`).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{NodeLayout, working_directory};
+use super::{Component, NodeLayout, working_directory};
 use crate::model::{Audit, CIS_AUDIT_MAX_BACKUP, Cluster, EtcdCa, Master, SEED_AUDIT_MAX_BACKUP};
 use crate::values::SECURE_PORT;
 use crate::versions::{self, Flag};
@@ -33,7 +34,7 @@ pub enum FlagReason {
     Required(String),
     /// kube-bundle's own choice, and why.
     KubeBundle(String),
-    /// From apiserver.extraArgs.
+    /// From the component's extraArgs in cluster.yaml.
     User,
 }
 
@@ -126,18 +127,10 @@ pub fn apiserver_flags(
         master,
         layout,
         minor: cluster.kubernetes_version.minor(),
+        component: Component::Apiserver,
     };
-    let mut flags: BTreeMap<String, PlannedFlag> = RULES
-        .iter()
-        .filter(|rule| rule.admitted_in(context.minor))
-        .filter_map(|rule| Some((rule.name.to_owned(), (rule.value)(&context)?)))
-        .collect();
     let extra_args = &cluster.apiserver.extra_args;
-    for (name, value) in extra_args {
-        let reason = FlagReason::User;
-        let value = value.clone();
-        flags.insert(name.clone(), PlannedFlag { value, reason });
-    }
+    let mut flags = rendered_flags(RULES, versions::flag, &context, extra_args);
     // --authorization-config and --authorization-mode cannot be combined.
     if extra_args.contains_key("authorization-config") {
         flags.remove("authorization-mode");
@@ -156,15 +149,52 @@ pub fn apiserver_flags(
     (flags, dropped)
 }
 
+/// Every rule of `rules` whose flag `table` lets the context's minor have (and whose gate
+/// admits it), with its value; then `extra_args`, which override or add.
+pub(super) fn rendered_flags(
+    rules: &[Rule],
+    table: FlagTable,
+    context: &FlagContext,
+    extra_args: &BTreeMap<String, String>,
+) -> BTreeMap<String, PlannedFlag> {
+    let mut flags: BTreeMap<String, PlannedFlag> = rules
+        .iter()
+        .filter(|rule| rule.admitted(table, context.minor))
+        .filter_map(|rule| Some((rule.name.to_owned(), (rule.value)(context)?)))
+        .collect();
+    for (name, value) in extra_args {
+        let reason = FlagReason::User;
+        let value = value.clone();
+        flags.insert(name.clone(), PlannedFlag { value, reason });
+    }
+    flags
+}
+
+/// A component's version table: its row for a flag name.
+pub(super) type FlagTable = fn(&str) -> Option<&'static Flag>;
+
 /// What a rule reads to decide its flag's value: one master of one cluster, at one minor.
-struct FlagContext<'a> {
-    cluster: &'a Cluster,
-    master: &'a Master,
-    layout: &'a NodeLayout,
-    minor: u64,
+pub(super) struct FlagContext<'a> {
+    pub cluster: &'a Cluster,
+    pub master: &'a Master,
+    pub layout: &'a NodeLayout,
+    pub minor: u64,
+    /// Whose command line the rules decide.
+    pub component: Component,
 }
 
 impl FlagContext<'_> {
+    /// The client CAs every component verifies client certificates against: the cluster CA,
+    /// and with the controller manager the CSR signer too (it signs kubelets' client
+    /// certificates, which carry no chain).
+    pub fn client_ca(&self) -> &str {
+        if self.cluster.controller_manager.is_some() {
+            &self.layout.client_ca_bundle
+        } else {
+            &self.layout.ca_cert
+        }
+    }
+
     /// The audit settings, when the cluster keeps an audit log.
     fn audit(&self) -> Option<&Audit> {
         let audit = &self.cluster.apiserver.audit;
@@ -175,7 +205,7 @@ impl FlagContext<'_> {
 /// Where a rule's flag appears, beyond the version table saying the minor accepts it and
 /// it still does something there.
 #[derive(Debug, Clone, Copy)]
-enum Gate {
+pub(super) enum Gate {
     /// Wherever the table says it is effective.
     Effective,
     /// Only where the apiserver refuses to start without it: the minors before keep the
@@ -190,14 +220,14 @@ enum Gate {
 
 /// One flag kube-bundle renders: where ([`Gate`]), and its value and reason for a node,
 /// `None` where the cluster does not ask for it.
-struct Rule {
-    name: &'static str,
+pub(super) struct Rule {
+    pub name: &'static str,
     gate: Gate,
     value: fn(&FlagContext) -> Option<PlannedFlag>,
 }
 
 impl Rule {
-    const fn new(name: &'static str, value: fn(&FlagContext) -> Option<PlannedFlag>) -> Self {
+    pub const fn new(name: &'static str, value: fn(&FlagContext) -> Option<PlannedFlag>) -> Self {
         Self {
             name,
             gate: Gate::Effective,
@@ -205,13 +235,19 @@ impl Rule {
         }
     }
 
-    const fn gated(self, gate: Gate) -> Self {
+    pub const fn gated(self, gate: Gate) -> Self {
         Self { gate, ..self }
     }
 
+    #[cfg(test)]
     fn admitted_in(&self, minor: u64) -> bool {
+        self.admitted(versions::flag, minor)
+    }
+
+    /// Whether `table` lets `minor` have the flag and the gate admits it there.
+    pub fn admitted(&self, table: FlagTable, minor: u64) -> bool {
         // A test checks that every rule's flag is in the table.
-        let Some(row) = versions::flag(self.name) else {
+        let Some(row) = table(self.name) else {
             return false;
         };
         row.effective_in(minor)
@@ -226,24 +262,24 @@ impl Rule {
 
 // A rule's value and reason, one builder per kind of reason.
 
-fn planned(value: impl Into<String>, reason: FlagReason) -> Option<PlannedFlag> {
+pub(super) fn planned(value: impl Into<String>, reason: FlagReason) -> Option<PlannedFlag> {
     let value = value.into();
     Some(PlannedFlag { value, reason })
 }
 
-fn seed(value: impl Into<String>) -> Option<PlannedFlag> {
+pub(super) fn seed(value: impl Into<String>) -> Option<PlannedFlag> {
     planned(value, FlagReason::Seed)
 }
 
-fn kubeadm(value: impl Into<String>) -> Option<PlannedFlag> {
+pub(super) fn kubeadm(value: impl Into<String>) -> Option<PlannedFlag> {
     planned(value, FlagReason::Kubeadm)
 }
 
-fn translated(value: impl Into<String>, why: impl Into<String>) -> Option<PlannedFlag> {
+pub(super) fn translated(value: impl Into<String>, why: impl Into<String>) -> Option<PlannedFlag> {
     planned(value, FlagReason::Translated(why.into()))
 }
 
-fn kube_bundle(value: impl Into<String>, why: impl Into<String>) -> Option<PlannedFlag> {
+pub(super) fn kube_bundle(value: impl Into<String>, why: impl Into<String>) -> Option<PlannedFlag> {
     planned(value, FlagReason::KubeBundle(why.into()))
 }
 
@@ -255,7 +291,7 @@ fn required(value: impl Into<String>) -> Option<PlannedFlag> {
     planned(value, FlagReason::Required(why))
 }
 
-const OWN_FILE: &str = "this bundle's own file";
+pub(super) const OWN_FILE: &str = "this bundle's own file";
 const KUBELET_CLIENT: &str =
     "a clientAuth-only identity bound to system:kubelet-api-admin instead of the serving cert";
 const ETCD_CLIENT: &str = "a clientAuth cert of its own instead of the serving cert";
@@ -288,9 +324,7 @@ const RULES: &[Rule] = &[
     }),
     Rule::new("authorization-mode", |_| seed("Node,RBAC")),
     Rule::new("bind-address", bind_address),
-    Rule::new("client-ca-file", |c| {
-        translated(&c.layout.ca_cert, OWN_FILE)
-    }),
+    Rule::new("client-ca-file", client_ca_file),
     Rule::new("enable-admission-plugins", admission_plugins),
     Rule::new("enable-bootstrap-token-auth", |_| seed("true")),
     Rule::new("enable-swagger-ui", |_| seed("true")),
@@ -468,9 +502,32 @@ fn etcd_servers(context: &FlagContext) -> Option<PlannedFlag> {
     seed(endpoints.join(","))
 }
 
+/// The CSR signer's certificates chain to the cluster CA but carry no chain themselves: a
+/// verifier needs the signer in its trust store too.
+const SIGNER_IN_BUNDLE: &str = "this bundle's own file: the cluster CA and the controller \
+     manager's CSR signer, which signs kubelets' client certificates (they carry no chain, \
+     so the signer itself must be trusted)";
+
+fn client_ca_file(context: &FlagContext) -> Option<PlannedFlag> {
+    if context.cluster.controller_manager.is_some() {
+        return translated(context.client_ca(), SIGNER_IN_BUNDLE);
+    }
+    translated(context.client_ca(), OWN_FILE)
+}
+
 fn kubelet_certificate_authority(context: &FlagContext) -> Option<PlannedFlag> {
     if !context.cluster.apiserver.verify_kubelet_serving_certs {
         return None;
+    }
+    if context.cluster.controller_manager.is_some() {
+        return translated(
+            context.client_ca(),
+            "the cluster CA and the controller manager's CSR signer: kubelets' serving \
+             certificates must be signed by either (kubelet serverTLSBootstrap: true with its \
+             CSRs approved, which the signer signs, or a certificate issued from the cluster \
+             CA); against a self-signed kubelet certificate exec, logs and port-forward fail. \
+             CIS API-server item; apiserver.verifyKubeletServingCerts: false turns it off",
+        );
     }
     let ca = &context.layout.ca_cert;
     // The seed's own release keeps the seed's plan, word for word.

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Artifact, CaName, KEEPALIVED_CONFIG_PATH, LeafName, front_unit_name};
+use super::{Artifact, CaName, Component, KEEPALIVED_CONFIG_PATH, LeafName, front_unit_name};
 use crate::model::Cluster;
 
 /// Where systemd looks for administrator units.
@@ -156,7 +156,35 @@ impl NodeLayout {
         }
     }
 
-    /// The path of `artifact`; `None` only for a front file in a cluster without a front.
+    /// Where `component`'s systemd unit is installed.
+    pub fn unit(&self, component: Component) -> &str {
+        match component {
+            Component::Apiserver => &self.apiserver_unit,
+            Component::ControllerManager => &self.controller_manager_unit,
+            Component::Scheduler => &self.scheduler_unit,
+        }
+    }
+
+    /// Where `component`'s binary is, shipped or the node's own.
+    pub fn binary(&self, component: Component) -> &str {
+        match component {
+            Component::Apiserver => &self.apiserver_binary,
+            Component::ControllerManager => &self.controller_manager_binary,
+            Component::Scheduler => &self.scheduler_binary,
+        }
+    }
+
+    /// Where `component`'s kubeconfig is; None for the apiserver, which needs none.
+    pub fn kubeconfig(&self, component: Component) -> Option<&str> {
+        match component {
+            Component::Apiserver => None,
+            Component::ControllerManager => Some(&self.controller_manager_kubeconfig),
+            Component::Scheduler => Some(&self.scheduler_kubeconfig),
+        }
+    }
+
+    /// The path of `artifact`; `None` only for a front file in a cluster without a front,
+    /// and for the apiserver's kubeconfig, which does not exist.
     pub fn path(&self, artifact: Artifact) -> Option<&str> {
         let front = self.front.as_ref();
         Some(match artifact {
@@ -168,8 +196,12 @@ impl NodeLayout {
             Artifact::EncryptionConfig => &self.encryption_config,
             Artifact::AuditPolicy => &self.audit_policy,
             Artifact::AdminKubeconfig => &self.admin_kubeconfig,
-            Artifact::ApiserverUnit => &self.apiserver_unit,
-            Artifact::ApiserverBinary => &self.apiserver_binary,
+            Artifact::Unit(component) => self.unit(component),
+            Artifact::Binary(component) => self.binary(component),
+            Artifact::Kubeconfig(component) => self.kubeconfig(component)?,
+            Artifact::SchedulerConfig => &self.scheduler_config,
+            Artifact::ClientCaBundle => &self.client_ca_bundle,
+            Artifact::ClusterSignerKey => &self.cluster_signer.key,
             Artifact::KeepalivedConfig => &self.keepalived_config,
             Artifact::FrontConfig => &front?.config,
             Artifact::FrontUnit => &front?.unit,

@@ -6,7 +6,8 @@
 //! is the most stable snapshot of what kube-bundle will do.
 //!
 //! This module decides the nodes and their files; `credentials` the certificates each node
-//! needs, `flags` the kube-apiserver command line, `layout` where every file lives.
+//! needs, `flags` the kube-apiserver command line, `components` the controller manager's and
+//! the scheduler's, `layout` where every file lives.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -14,20 +15,24 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::model::{Cluster, EtcdCa, Master};
+use crate::versions;
 
 /// Bumped whenever the JSON shape of the plan changes incompatibly.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
+mod components;
 mod credentials;
 mod flags;
 pub mod layout;
 
+pub use components::{controller_manager_flags, scheduler_flags};
 pub use credentials::{
-    ADMIN_CN, CLUSTER_ADMINS_GROUP, CaName, CertSpec, INSTALLER_USER, KUBELET_CLIENT_CN, LeafName,
-    Purpose, SUPERUSER_GROUP, Sans, admin_group, serving_cert_sans,
+    ADMIN_CN, CLUSTER_ADMINS_GROUP, CONTROLLER_MANAGER_CN, CaName, CertSpec, INSTALLER_USER,
+    KUBELET_CLIENT_CN, LeafName, Purpose, SCHEDULER_CN, SUPERUSER_GROUP, Sans, admin_group,
+    serving_cert_sans,
 };
 pub use flags::{DroppedFlag, FlagReason, PlannedFlag, SEED_UNIT_FLAGS, apiserver_flags};
-pub use layout::NodeLayout;
+pub use layout::{CONTROLLER_MANAGER_UNIT, NodeLayout, SCHEDULER_UNIT};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -60,6 +65,23 @@ pub struct NodePlan {
     pub flags: BTreeMap<String, PlannedFlag>,
     /// The seed unit's flags this version's unit leaves out, and why.
     pub dropped_seed_flags: BTreeMap<String, DroppedFlag>,
+    /// The kube-controller-manager command line; empty when it does not run.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub controller_manager_flags: BTreeMap<String, PlannedFlag>,
+    /// The kube-scheduler command line; empty when it does not run.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub scheduler_flags: BTreeMap<String, PlannedFlag>,
+}
+
+impl NodePlan {
+    /// The command line of `component`'s unit; empty for a component this node does not run.
+    pub fn component_flags(&self, component: Component) -> &BTreeMap<String, PlannedFlag> {
+        match component {
+            Component::Apiserver => &self.flags,
+            Component::ControllerManager => &self.controller_manager_flags,
+            Component::Scheduler => &self.scheduler_flags,
+        }
+    }
 }
 
 /// A master runs an apiserver (and the front); a client runs only the front.
@@ -79,10 +101,78 @@ pub struct PlannedFile {
     pub artifact: Artifact,
 }
 
+/// A control-plane program a master runs: each has its own unit, binary and command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Component {
+    Apiserver,
+    ControllerManager,
+    Scheduler,
+}
+
+impl Component {
+    pub const ALL: [Component; 3] = [
+        Component::Apiserver,
+        Component::ControllerManager,
+        Component::Scheduler,
+    ];
+
+    /// The name artifacts are shown with: `apiserver-unit`, `scheduler-kubeconfig`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Apiserver => "apiserver",
+            Self::ControllerManager => "controller-manager",
+            Self::Scheduler => "scheduler",
+        }
+    }
+
+    /// The program's name, which is also its binary's file name.
+    pub fn program(self) -> &'static str {
+        match self {
+            Self::Apiserver => "kube-apiserver",
+            Self::ControllerManager => "kube-controller-manager",
+            Self::Scheduler => "kube-scheduler",
+        }
+    }
+
+    /// The systemd unit that runs it.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Self::Apiserver => APISERVER_UNIT,
+            Self::ControllerManager => CONTROLLER_MANAGER_UNIT,
+            Self::Scheduler => SCHEDULER_UNIT,
+        }
+    }
+
+    /// Whether the cluster runs it on its masters: the apiserver always, the others when
+    /// their cluster.yaml section says so.
+    pub fn runs_in(self, cluster: &Cluster) -> bool {
+        self.config(cluster).is_some() || self == Self::Apiserver
+    }
+
+    /// Its cluster.yaml section; None for the apiserver (whose section has more) and for a
+    /// component that does not run.
+    pub fn config(self, cluster: &Cluster) -> Option<&crate::model::Component> {
+        match self {
+            Self::Apiserver => None,
+            Self::ControllerManager => cluster.controller_manager.as_ref(),
+            Self::Scheduler => cluster.scheduler.as_ref(),
+        }
+    }
+
+    /// The binary cluster.yaml ships for it, if any.
+    pub fn shipped_binary(self, cluster: &Cluster) -> Option<&std::path::PathBuf> {
+        match self {
+            Self::Apiserver => cluster.kube_apiserver_binary.as_ref(),
+            Self::ControllerManager | Self::Scheduler => self.config(cluster)?.binary.as_ref(),
+        }
+    }
+}
+
 /// What produces a file's bytes; later stages dispatch on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Artifact {
-    /// A CA's certificate (never its key: CA keys stay in secrets/).
+    /// A CA's certificate (never its key: CA keys stay in secrets/, but for the signer's).
     CaCert(CaName),
     /// A leaf's certificate, and its private key.
     Cert(LeafName),
@@ -92,8 +182,17 @@ pub enum Artifact {
     EncryptionConfig,
     AuditPolicy,
     AdminKubeconfig,
-    ApiserverUnit,
-    ApiserverBinary,
+    /// A component's systemd unit and its shipped binary.
+    Unit(Component),
+    Binary(Component),
+    /// The credential a component reaches the apiserver with; the apiserver has none.
+    Kubeconfig(Component),
+    /// The KubeSchedulerConfiguration file.
+    SchedulerConfig,
+    /// The cluster CA and the CSR signer in one file: the client CAs every component trusts.
+    ClientCaBundle,
+    /// The CSR signer's private key: the one CA key a bundle carries.
+    ClusterSignerKey,
     FrontConfig,
     FrontUnit,
     FrontBinary,
@@ -114,8 +213,18 @@ impl Serialize for Artifact {
             Self::EncryptionConfig => "encryption-config",
             Self::AuditPolicy => "audit-policy",
             Self::AdminKubeconfig => "admin-kubeconfig",
-            Self::ApiserverUnit => "apiserver-unit",
-            Self::ApiserverBinary => "apiserver-binary",
+            Self::Unit(component) => {
+                return serializer.collect_str(&format_args!("{}-unit", component.as_str()));
+            }
+            Self::Binary(component) => {
+                return serializer.collect_str(&format_args!("{}-binary", component.as_str()));
+            }
+            Self::Kubeconfig(component) => {
+                return serializer.collect_str(&format_args!("{}-kubeconfig", component.as_str()));
+            }
+            Self::SchedulerConfig => "scheduler-config",
+            Self::ClientCaBundle => "client-ca-bundle",
+            Self::ClusterSignerKey => "cluster-signer-key",
             Self::FrontConfig => "front-config",
             Self::FrontUnit => "front-unit",
             Self::FrontBinary => "front-binary",
@@ -126,14 +235,37 @@ impl Serialize for Artifact {
 }
 
 impl Artifact {
-    /// The systemd unit that must restart when this file changes.
+    /// The systemd unit that must restart when this file changes: its owner's. A file
+    /// several components read (the CAs, the service-account key, the client-CA bundle)
+    /// belongs to the apiserver.
     pub fn unit(self, front: Option<&crate::model::HaFront>) -> &'static str {
         match (self, front) {
             (Self::FrontConfig | Self::FrontUnit | Self::FrontBinary, Some(front)) => {
                 front_unit_name(front)
             }
             (Self::KeepalivedConfig, _) => KEEPALIVED_UNIT,
-            _ => APISERVER_UNIT,
+            _ => self.owner().unit(),
+        }
+    }
+
+    /// The component whose unit restarts when this file changes (the apiserver for the
+    /// front's and keepalived's files, which `unit` maps to their own units).
+    pub fn owner(self) -> Component {
+        use Component::*;
+        match self {
+            Self::Unit(component) | Self::Binary(component) | Self::Kubeconfig(component) => {
+                component
+            }
+            Self::SchedulerConfig
+            | Self::Cert(LeafName::Scheduler | LeafName::SchedulerServer)
+            | Self::Key(LeafName::Scheduler | LeafName::SchedulerServer) => Scheduler,
+            Self::CaCert(CaName::ClusterSigner)
+            | Self::ClusterSignerKey
+            | Self::Cert(LeafName::ControllerManager | LeafName::ControllerManagerServer)
+            | Self::Key(LeafName::ControllerManager | LeafName::ControllerManagerServer) => {
+                ControllerManager
+            }
+            _ => Apiserver,
         }
     }
 }
@@ -179,11 +311,41 @@ pub fn plan(cluster: &Cluster) -> Plan {
 }
 
 fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
-    use Artifact::*;
     let layout = NodeLayout::new(cluster);
+    let mut installed = master_files(cluster);
+    installed.extend(component_files(cluster));
+    let files = planned_files(&layout, &installed);
+    let mut directories = vec![working_directory(cluster)];
+    if cluster.ha_front.is_some() {
+        directories.push(front_prefix(cluster));
+    }
+    let sans = serving_cert_sans(cluster, master);
+    let (flags, dropped_seed_flags) = apiserver_flags(cluster, master, &layout);
+    NodePlan {
+        flags,
+        dropped_seed_flags,
+        controller_manager_flags: controller_manager_flags(cluster, master, &layout),
+        scheduler_flags: scheduler_flags(cluster, master, &layout),
+        layout,
+        name: master.name.to_string(),
+        ip: master.ip,
+        role: Role::Master,
+        certificates: credentials::certificates(cluster, master, &sans),
+        serving_cert_sans: sans,
+        directories,
+        files,
+    }
+}
+
+/// A file of a node (artifact, mode) and whether this cluster ships it.
+type Installed = (Artifact, u32, bool);
+
+/// What every master installs: the apiserver's files, the front's and keepalived's.
+fn master_files(cluster: &Cluster) -> Vec<Installed> {
+    use Artifact::*;
     // With `ca: cluster` etcd trusts the cluster CA (the seed's layout): no separate file.
     let separate_etcd_ca = !matches!(cluster.etcd.ca, EtcdCa::Cluster);
-    let installed = [
+    vec![
         (CaCert(CaName::Cluster), PUBLIC, true),
         (CaCert(CaName::FrontProxy), PUBLIC, true),
         (CaCert(CaName::Etcd), PUBLIC, separate_etcd_ca),
@@ -205,9 +367,9 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
         (EncryptionConfig, PRIVATE, true),
         (AuditPolicy, PUBLIC, cluster.apiserver.audit.enabled),
         (AdminKubeconfig, PRIVATE, true),
-        (ApiserverUnit, PUBLIC, true),
+        (Unit(Component::Apiserver), PUBLIC, true),
         (
-            ApiserverBinary,
+            Binary(Component::Apiserver),
             EXECUTABLE,
             cluster.kube_apiserver_binary.is_some(),
         ),
@@ -215,34 +377,46 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
         (FrontConfig, PUBLIC, true),
         (FrontUnit, PUBLIC, true),
         (FrontBinary, EXECUTABLE, cluster.front_binary.is_some()),
+    ]
+}
+
+/// The controller manager's and the scheduler's files, where they run. Their client
+/// identities travel only inside their kubeconfigs (nothing else reads them); their serving
+/// certificates are files, named by --tls-cert-file.
+fn component_files(cluster: &Cluster) -> Vec<Installed> {
+    use Artifact::*;
+    use Component::{ControllerManager, Scheduler};
+    let manager = cluster.controller_manager.is_some();
+    let scheduler = cluster.scheduler.is_some();
+    // The 1.12 scheduler has no secure port, so no serving certificate to read.
+    let scheduler_serves =
+        scheduler && cluster.kubernetes_version.minor() >= versions::scheduler::SECURE_PORT_FROM;
+    let mut files = vec![
+        // The signer exists only where the controller manager runs to sign with it.
+        (CaCert(CaName::ClusterSigner), PUBLIC, manager),
+        (ClusterSignerKey, PRIVATE, manager),
+        (ClientCaBundle, PUBLIC, manager),
+        (Cert(LeafName::ControllerManagerServer), PUBLIC, manager),
+        (Key(LeafName::ControllerManagerServer), PRIVATE, manager),
+        (Cert(LeafName::SchedulerServer), PUBLIC, scheduler_serves),
+        (Key(LeafName::SchedulerServer), PRIVATE, scheduler_serves),
+        (SchedulerConfig, PUBLIC, scheduler),
     ];
-    let files = planned_files(&layout, &installed);
-    let mut directories = vec![working_directory(cluster)];
-    if cluster.ha_front.is_some() {
-        directories.push(front_prefix(cluster));
+    for component in [ControllerManager, Scheduler] {
+        let runs = component.runs_in(cluster);
+        let shipped = component.shipped_binary(cluster).is_some();
+        files.extend([
+            (Kubeconfig(component), PRIVATE, runs),
+            (Unit(component), PUBLIC, runs),
+            (Binary(component), EXECUTABLE, runs && shipped),
+        ]);
     }
-    let sans = serving_cert_sans(cluster, master);
-    let (flags, dropped_seed_flags) = apiserver_flags(cluster, master, &layout);
-    NodePlan {
-        layout,
-        flags,
-        dropped_seed_flags,
-        name: master.name.to_string(),
-        ip: master.ip,
-        role: Role::Master,
-        certificates: credentials::certificates(cluster, master, &sans),
-        serving_cert_sans: sans,
-        directories,
-        files,
-    }
+    files
 }
 
 /// The files of `installed` (artifact, mode, whether this cluster ships it) at their
 /// layout paths; front files only when the cluster has a front.
-fn planned_files(
-    layout: &NodeLayout,
-    installed: &[(Artifact, u32, bool)],
-) -> BTreeMap<String, PlannedFile> {
+fn planned_files(layout: &NodeLayout, installed: &[Installed]) -> BTreeMap<String, PlannedFile> {
     installed
         .iter()
         .filter(|(_, _, shipped)| *shipped)
@@ -286,6 +460,8 @@ fn plan_client(cluster: &Cluster, client: &Master) -> NodePlan {
         certificates: BTreeMap::new(),
         flags: BTreeMap::new(),
         dropped_seed_flags: BTreeMap::new(),
+        controller_manager_flags: BTreeMap::new(),
+        scheduler_flags: BTreeMap::new(),
     }
 }
 

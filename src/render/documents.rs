@@ -8,7 +8,7 @@ use super::{node_api_url, render, shell_quote};
 use crate::error::Error;
 use crate::model::Cluster;
 use crate::plan::layout::UNIT_DIR;
-use crate::plan::{NodeLayout, NodePlan, Role};
+use crate::plan::{Component, NodeLayout, NodePlan, Role};
 use crate::values::SECURE_PORT;
 
 /// The documents of a node's bundle, rendered once its contents have an id.
@@ -217,13 +217,15 @@ impl Installer {
             healthz_url: q(&format!("{api_url}/healthz")),
             api_url: q(&api_url),
             apiserver_port: q(&SECURE_PORT.to_string()),
-            units: std::iter::once(crate::plan::APISERVER_UNIT)
+            // The apiserver first, then what needs it, then the front and keepalived.
+            units: running_components(cluster)
+                .map(Component::unit)
                 .chain(front_unit)
                 .chain(keepalived.then_some(crate::plan::KEEPALIVED_UNIT))
                 .map(q)
                 .collect(),
-            programs: front_program(layout)
-                .into_iter()
+            programs: component_programs(cluster, layout)
+                .chain(front_program(layout))
                 .chain(keepalived.then(|| format!("keepalived {}", layout.keepalived_program)))
                 .map(|p| q(&p))
                 .collect(),
@@ -240,6 +242,24 @@ impl Installer {
             ..self
         }
     }
+}
+
+/// The control-plane components the masters run, the apiserver first.
+fn running_components(cluster: &Cluster) -> impl Iterator<Item = Component> + '_ {
+    Component::ALL
+        .into_iter()
+        .filter(|component| component.runs_in(cluster))
+}
+
+/// The controller manager's and the scheduler's programs as install.sh's pre-flight names
+/// them (the apiserver's binary has a check of its own, with its version).
+fn component_programs<'a>(
+    cluster: &'a Cluster,
+    layout: &'a NodeLayout,
+) -> impl Iterator<Item = String> + 'a {
+    running_components(cluster)
+        .filter(|component| *component != Component::Apiserver)
+        .map(|component| format!("{} {}", component.program(), layout.binary(component)))
 }
 
 /// The front's program as install.sh's pre-flight names it, when the cluster has a front.

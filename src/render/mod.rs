@@ -8,11 +8,13 @@
 //!
 //! Every on-node path comes from the plan (`NodePlan.layout`), so a path is named once;
 //! the cluster supplies only settings (names, versions, addresses). `apiserver` renders
-//! the apiserver's files, `front` the node-local proxy's and keepalived's, `documents`
+//! the apiserver's files, `components` the controller manager's and the scheduler's,
+//! `front` the node-local proxy's and keepalived's, `documents`
 //! install.sh and the READMEs; this module maps the plan's artifacts onto them and holds
 //! the quoting the templates rely on.
 
 mod apiserver;
+mod components;
 mod documents;
 mod front;
 
@@ -26,7 +28,7 @@ use crate::encryption::EncryptionKeys;
 use crate::error::Error;
 use crate::model::Cluster;
 use crate::pki::{Credential, Pki};
-use crate::plan::{Artifact, CaName, LeafName, NodePlan, Role};
+use crate::plan::{Artifact, CaName, Component, LeafName, NodePlan, Role};
 use crate::values::{Host, SECURE_PORT};
 
 pub use apiserver::{
@@ -34,6 +36,10 @@ pub use apiserver::{
     client_kubeconfig, encryption_config, kubeconfig_server,
 };
 use apiserver::{admin_kubeconfig, rbac_manifests};
+pub use components::{
+    client_ca_bundle, component_kubeconfig, controller_manager_unit, scheduler_config,
+    scheduler_unit,
+};
 pub use documents::{
     BundleFacts, Documents, MANIFEST_COLLECTION, documents, install_guide, installer, node_readme,
 };
@@ -127,12 +133,29 @@ impl Sources<'_> {
                 &self.ca(CaName::Cluster)?,
                 self.leaf(LeafName::Admin)?,
             )?,
-            ApiserverUnit => apiserver_unit(cluster, node)?,
+            Unit(Component::Apiserver) => apiserver_unit(cluster, node)?,
+            Unit(Component::ControllerManager) => controller_manager_unit(cluster, node)?,
+            Unit(Component::Scheduler) => scheduler_unit(cluster, node)?,
+            Kubeconfig(component) => component_kubeconfig(
+                cluster,
+                node,
+                component,
+                &self.ca(CaName::Cluster)?,
+                self.leaf(client_identity(component)?)?,
+            )?,
+            SchedulerConfig => scheduler_config(cluster, node)?,
+            ClientCaBundle => {
+                client_ca_bundle(&self.ca(CaName::Cluster)?, &self.ca(CaName::ClusterSigner)?)
+            }
+            ClusterSignerKey => pki
+                .cluster_signer_key_pem
+                .clone()
+                .ok_or_else(|| Error::Internal("no CSR signer key".into()))?,
             FrontConfig => front_config(cluster, node)?,
             FrontUnit => front_unit(cluster, node)?,
             KeepalivedConfig => keepalived_config(cluster, node)?,
             // Binaries are not read here: the bundle streams them from where cluster.yaml says.
-            ApiserverBinary => return shipped(cluster.kube_apiserver_binary.as_ref()),
+            Binary(component) => return shipped(component.shipped_binary(cluster)),
             FrontBinary => return shipped(cluster.front_binary.as_ref()),
         };
         Ok(Content::Bytes(text.into_bytes()))
@@ -149,6 +172,15 @@ impl Sources<'_> {
         self.leaves
             .get(&name)
             .ok_or_else(|| Error::Internal(format!("{} lacks {name}", self.node.name)))
+    }
+}
+
+/// The client certificate in `component`'s kubeconfig.
+fn client_identity(component: Component) -> Result<LeafName, Error> {
+    match component {
+        Component::ControllerManager => Ok(LeafName::ControllerManager),
+        Component::Scheduler => Ok(LeafName::Scheduler),
+        Component::Apiserver => Err(Error::Internal("the apiserver has no kubeconfig".into())),
     }
 }
 

@@ -15,6 +15,8 @@ use super::{Flag, OLDEST_MINOR, always, since, until};
 pub const SECURE_PORT_FROM: u64 = 13;
 /// The secure port's default, from [`SECURE_PORT_FROM`].
 pub const SECURE_PORT: u16 = 10259;
+/// The insecure HTTP server's port (health and metrics), while it runs.
+pub const INSECURE_PORT: u16 = 10251;
 /// Until this minor the insecure HTTP server (10251) runs, configured only by the file's
 /// `healthzBindAddress`/`metricsBindAddress` when `--config` is given; a zero port there
 /// fails validation from 1.18, so kube-bundle pins it to loopback instead.
