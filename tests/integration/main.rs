@@ -12,6 +12,7 @@ mod hostile;
 mod install;
 mod keepalived;
 mod lifecycle;
+mod master;
 mod oracle;
 mod pki;
 mod render;

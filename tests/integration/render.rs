@@ -17,18 +17,46 @@ use kube_bundle::versions;
 
 use crate::harness::repo_root;
 
-/// (golden directory, example file, kubernetesVersion to substitute)
-const MATRIX: &[(&str, &str, Option<&str>)] = &[
-    ("seed-ha-v1.12.3", "seed-ha.yaml", None),
-    ("cluster-v1.19.16", "cluster.yaml", Some("v1.19.16")),
-    ("cluster-v1.23.17", "cluster.yaml", Some("v1.23.17")),
-    ("cluster-v1.24.17", "cluster.yaml", Some("v1.24.17")),
-    ("cluster-v1.26.15", "cluster.yaml", Some("v1.26.15")),
-    ("cluster-v1.29.15", "cluster.yaml", Some("v1.29.15")),
-    ("cluster-v1.33.12", "cluster.yaml", Some("v1.33.12")),
-    ("cluster-v1.36.1", "cluster.yaml", Some("v1.36.1")),
-    ("cluster-v1.37.2", "cluster.yaml", Some("v1.37.2")),
+/// (golden directory, example file, kubernetesVersion to substitute, whether the masters
+/// run the controller manager and the scheduler too)
+const MATRIX: &[(&str, &str, Option<&str>, bool)] = &[
+    ("seed-ha-v1.12.3", "seed-ha.yaml", None, false),
+    ("cluster-v1.19.16", "cluster.yaml", Some("v1.19.16"), false),
+    ("cluster-v1.23.17", "cluster.yaml", Some("v1.23.17"), false),
+    ("cluster-v1.24.17", "cluster.yaml", Some("v1.24.17"), false),
+    ("cluster-v1.26.15", "cluster.yaml", Some("v1.26.15"), false),
+    ("cluster-v1.29.15", "cluster.yaml", Some("v1.29.15"), false),
+    ("cluster-v1.33.12", "cluster.yaml", Some("v1.33.12"), false),
+    ("cluster-v1.36.1", "cluster.yaml", Some("v1.36.1"), false),
+    ("cluster-v1.37.2", "cluster.yaml", Some("v1.37.2"), false),
+    ("seed-ha-whole-master-v1.12.3", "seed-ha.yaml", None, true),
+    (
+        "whole-master-v1.33.13",
+        "cluster.yaml",
+        Some("v1.33.13"),
+        true,
+    ),
+    (
+        "whole-master-v1.37.2",
+        "cluster.yaml",
+        Some("v1.37.2"),
+        true,
+    ),
 ];
+
+/// The sections that make a bundle a whole master, as cluster.yaml writes them.
+pub(crate) const WHOLE_MASTER: &str = "controllerManager: {}\nscheduler: {}\n";
+
+/// One case of the matrix: the example at its version, with or without the whole master.
+fn load_case(example: &str, version: Option<&str>, whole_master: bool) -> Cluster {
+    let appended = if whole_master { WHOLE_MASTER } else { "" };
+    load_text(example, version, &[], appended)
+}
+
+/// `example` at `version` with the controller manager and the scheduler.
+pub(crate) fn load_whole_master(example: &str, version: Option<&str>) -> Cluster {
+    load_case(example, version, true)
+}
 
 /// Fixed key material, so the encryption config can be a golden file.
 fn fixture_keys(provider: EncryptionProvider) -> EncryptionKeys {
@@ -49,6 +77,16 @@ fn load(example: &str, version: Option<&str>) -> Cluster {
 
 /// An example at `version`, with each `(old, new)` edit applied (each `old` must be there).
 fn load_edited(example: &str, version: Option<&str>, edits: &[(&str, &str)]) -> Cluster {
+    load_text(example, version, edits, "")
+}
+
+/// An example at `version`, edited, with `appended` added at its end.
+pub(crate) fn load_text(
+    example: &str,
+    version: Option<&str>,
+    edits: &[(&str, &str)],
+    appended: &str,
+) -> Cluster {
     let mut text = fs::read_to_string(repo_root().join("examples").join(example)).unwrap();
     if let Some(version) = version {
         let line = text
@@ -62,6 +100,7 @@ fn load_edited(example: &str, version: Option<&str>, edits: &[(&str, &str)]) -> 
         assert!(text.contains(old), "{example} lacks {old:?}");
         text = text.replacen(old, new, 1);
     }
+    text.push_str(appended);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cluster.yaml");
     fs::write(&path, text).unwrap();
@@ -70,17 +109,37 @@ fn load_edited(example: &str, version: Option<&str>, edits: &[(&str, &str)]) -> 
         .cluster
 }
 
-fn first_node(cluster: &Cluster) -> NodePlan {
+pub(crate) fn first_node(cluster: &Cluster) -> NodePlan {
     let plan = plan::plan(cluster);
     plan.nodes[cluster.masters[0].name.as_str()].clone()
 }
 
-/// The rendered files of one case that do not depend on generated keys.
+/// The rendered files of one case that do not depend on generated keys; the controller
+/// manager's and the scheduler's where the cluster runs them.
 fn rendered(cluster: &Cluster) -> BTreeMap<&'static str, String> {
     let node = first_node(cluster);
-    let flags =
+    let mut flags =
         serde_json::json!({ "flags": node.flags, "droppedSeedFlags": node.dropped_seed_flags });
-    BTreeMap::from([
+    let mut files = BTreeMap::new();
+    if cluster.controller_manager.is_some() {
+        flags["controllerManagerFlags"] = serde_json::json!(node.controller_manager_flags);
+        files.insert(
+            "kube-controller-manager.service",
+            render::controller_manager_unit(cluster, &node).unwrap(),
+        );
+    }
+    if cluster.scheduler.is_some() {
+        flags["schedulerFlags"] = serde_json::json!(node.scheduler_flags);
+        files.insert(
+            "kube-scheduler.service",
+            render::scheduler_unit(cluster, &node).unwrap(),
+        );
+        files.insert(
+            "kube-scheduler.yaml",
+            render::scheduler_config(cluster, &node).unwrap(),
+        );
+    }
+    files.extend([
         (
             "kube-apiserver.service",
             render::apiserver_unit(cluster, &node).unwrap(),
@@ -94,15 +153,16 @@ fn rendered(cluster: &Cluster) -> BTreeMap<&'static str, String> {
             "flags.json",
             serde_json::to_string_pretty(&flags).unwrap() + "\n",
         ),
-    ])
+    ]);
+    files
 }
 
 #[test]
 fn golden_files_match_across_the_version_matrix() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut mismatches = Vec::new();
-    for (case, example, version) in MATRIX {
-        let cluster = load(example, *version);
+    for (case, example, version, whole_master) in MATRIX {
+        let cluster = load_case(example, *version, *whole_master);
         let dir = repo_root().join("tests/golden").join(case);
         for (name, text) in rendered(&cluster) {
             let path = dir.join(name);
@@ -262,13 +322,32 @@ fn extra_args_are_merged_last() {
     assert_eq!(node.flags["profiling"].reason, plan::FlagReason::User);
 }
 
-/// systemd-analyze verify in a sandbox root that holds the host's system units (for the
-/// default dependencies) and a stub binary; any output on stderr fails.
-fn systemd_verify(unit: &str, bin_dir: &str) -> (bool, String) {
+/// systemd-analyze verify of `unit` (installed as `name`, running `program` from `bin_dir`)
+/// in a sandbox root that holds the host's system units (for the default dependencies), a
+/// stub of every component's binary and a stand-in apiserver unit the others may want; any
+/// output on stderr fails.
+pub(crate) fn systemd_verify(name: &str, unit: &str, bin_dir: &str) -> (bool, String) {
     let root = tempfile::tempdir().unwrap();
     let units = root.path().join("etc/systemd/system");
     fs::create_dir_all(&units).unwrap();
-    fs::write(units.join("kube-apiserver.service"), unit).unwrap();
+    let bin = root.path().join(bin_dir.trim_start_matches('/'));
+    fs::create_dir_all(&bin).unwrap();
+    for program in [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ] {
+        let binary = bin.join(program);
+        fs::write(&binary, "#!/bin/sh\nexit 0\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let apiserver = format!(
+        "[Service]\nExecStart={}\n",
+        bin.join("kube-apiserver").display()
+    );
+    fs::write(units.join("kube-apiserver.service"), apiserver).unwrap();
+    fs::write(units.join(name), unit).unwrap();
     let lib = root.path().join("usr/lib/systemd/system");
     fs::create_dir_all(&lib).unwrap();
     for source in ["/lib/systemd/system", "/usr/lib/systemd/system"] {
@@ -278,20 +357,12 @@ fn systemd_verify(unit: &str, bin_dir: &str) -> (bool, String) {
             }
         }
     }
-    let binary = root
-        .path()
-        .join(bin_dir.trim_start_matches('/'))
-        .join("kube-apiserver");
-    fs::create_dir_all(binary.parent().unwrap()).unwrap();
-    fs::write(&binary, "#!/bin/sh\nexit 0\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
     let output = Command::new("systemd-analyze")
         .args([
             "verify",
             "--man=no",
             &format!("--root={}", root.path().display()),
-            "/etc/systemd/system/kube-apiserver.service",
+            &format!("/etc/systemd/system/{name}"),
         ])
         .output()
         .expect("systemd-analyze must be installed (.ci/run installs systemd)");
@@ -301,26 +372,31 @@ fn systemd_verify(unit: &str, bin_dir: &str) -> (bool, String) {
 
 #[test]
 fn every_rendered_unit_passes_systemd_analyze_verify() {
-    for (case, example, version) in MATRIX {
-        let cluster = load(example, *version);
-        let unit = rendered(&cluster)["kube-apiserver.service"].clone();
-        let (ok, stderr) = systemd_verify(&unit, cluster.paths.bin_dir.as_str());
-        assert!(ok, "{case}: systemd-analyze verify:\n{stderr}");
+    for (case, example, version, whole_master) in MATRIX {
+        let cluster = load_case(example, *version, *whole_master);
+        for (name, text) in rendered(&cluster) {
+            if !name.ends_with(".service") {
+                continue;
+            }
+            let (ok, stderr) = systemd_verify(name, &text, cluster.paths.bin_dir.as_str());
+            assert!(ok, "{case}/{name}: systemd-analyze verify:\n{stderr}");
+        }
     }
     // The check itself must be able to fail.
-    let cluster = load("cluster.yaml", None);
-    let broken = rendered(&cluster)["kube-apiserver.service"]
-        .replace("Type=notify", "Type=notify\nBogusKey=1");
-    assert!(
-        !systemd_verify(&broken, cluster.paths.bin_dir.as_str()).0,
-        "a bad unit passed"
-    );
+    let cluster = load_whole_master("cluster.yaml", None);
+    for name in ["kube-apiserver.service", "kube-scheduler.service"] {
+        let broken = rendered(&cluster)[name].replace("[Service]", "[Service]\nBogusKey=1");
+        assert!(
+            !systemd_verify(name, &broken, cluster.paths.bin_dir.as_str()).0,
+            "a bad {name} passed"
+        );
+    }
 }
 
 #[test]
 fn every_rendered_yaml_file_parses() {
-    for (case, example, version) in MATRIX {
-        let cluster = load(example, *version);
+    for (case, example, version, whole_master) in MATRIX {
+        let cluster = load_case(example, *version, *whole_master);
         for (name, text) in rendered(&cluster) {
             if name.ends_with(".yaml") {
                 let value: Result<serde_json::Value, _> = serde_saphyr::from_str(&text);
