@@ -13,6 +13,11 @@
 //! - its cipher suites must be among the suites `--help` lists as preferred, and its minimum TLS
 //!   version among the possible ones (the parser checks those only when the server starts).
 //!
+//! The same for kube-controller-manager and kube-scheduler, with their own tables
+//! (`versions::controller_manager`, `versions::scheduler`) and the units rendered for
+//! examples/cluster.yaml with both sections; the scheduler also loads the rendered
+//! KubeSchedulerConfiguration (strictly decoded) and writes back what it made of it.
+//!
 //! A missing binary is a failure, never a skip: run tests/e2e/build-kube.sh.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,10 +25,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kube_bundle::plan;
+use kube_bundle::model::Cluster;
+use kube_bundle::plan::{self, Component, NodePlan};
 use kube_bundle::render;
 use kube_bundle::validate::ValidateOptions;
-use kube_bundle::versions::{self, FLAGS};
+use kube_bundle::versions::{self, FLAGS, Flag};
 
 use crate::harness::{binary_cache, pinned_kube_versions, repo_root};
 
@@ -42,12 +48,16 @@ fn text(bytes: &[u8]) -> String {
 /// The cached kube-apiserver for `version`; panics, saying how to build it, when it is
 /// missing or is another release.
 fn apiserver(version: &str) -> PathBuf {
-    let path = binary_cache()
-        .join("kube")
-        .join(version)
-        .join("kube-apiserver");
+    kube_binary(version, Component::Apiserver)
+}
+
+/// The cached binary of `component` for `version`; panics, saying how to build it, when it
+/// is missing or is another release.
+fn kube_binary(version: &str, component: Component) -> PathBuf {
+    let program = component.program();
+    let path = binary_cache().join("kube").join(version).join(program);
     let fix = format!(
-        "\n\n*** The version-table oracle needs a real kube-apiserver {version}.\n\
+        "\n\n*** The version-table oracle needs a real {program} {version}.\n\
          *** Build it (≈3–7 min cold, cached afterwards):  tests/e2e/build-kube.sh {version}\n\
          *** (cache: $KUBE_BUNDLE_CACHE, default ~/.cache/kube-bundle). This test never skips.\n"
     );
@@ -66,8 +76,9 @@ fn apiserver(version: &str) -> PathBuf {
     path
 }
 
-/// Flag name (no dashes) → its line in `--help`.
-fn help_flags(binary: &Path) -> BTreeMap<String, String> {
+/// Flag name (no dashes) → its line in `--help`; `sentinel` is a flag the program always
+/// has, proof that the help was read.
+fn help_flags(binary: &Path, sentinel: &str) -> BTreeMap<String, String> {
     let out = Command::new(binary).arg("--help").output().unwrap();
     assert!(
         out.status.success(),
@@ -95,7 +106,7 @@ fn help_flags(binary: &Path) -> BTreeMap<String, String> {
         }
     }
     assert!(
-        flags.len() > 50 && flags.contains_key("etcd-servers"),
+        flags.len() > 30 && flags.contains_key(sentinel),
         "could not read the flags of {} --help:\n{help}",
         binary.display()
     );
@@ -160,13 +171,20 @@ fn probe(binary: &Path, name: &str) -> Result<String, String> {
 /// examples/cluster.yaml with kubernetesVersion set to `version`, through the public
 /// pipeline: load_cluster → plan → render::apiserver_unit of the first master.
 fn rendered_unit(version: &str) -> String {
+    let (cluster, node) = planned(version, "");
+    render::apiserver_unit(&cluster, &node).unwrap()
+}
+
+/// examples/cluster.yaml with kubernetesVersion set to `version` and `appended` added,
+/// through load_cluster and plan: the cluster and its first master's plan.
+fn planned(version: &str, appended: &str) -> (Cluster, NodePlan) {
     let example = repo_root().join("examples/cluster.yaml");
     let yaml = fs::read_to_string(&example).unwrap();
     let line = yaml
         .lines()
         .find(|l| l.starts_with("kubernetesVersion:"))
         .expect("examples/cluster.yaml has a kubernetesVersion line");
-    let yaml = yaml.replace(line, &format!("kubernetesVersion: {version}"));
+    let yaml = yaml.replace(line, &format!("kubernetesVersion: {version}")) + appended;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cluster.yaml");
     fs::write(&path, yaml).unwrap();
@@ -177,8 +195,8 @@ fn rendered_unit(version: &str) -> String {
         .unwrap_or_else(|e| panic!("examples/cluster.yaml at {version}: {e:?}"))
         .cluster;
     let plan = plan::plan(&cluster);
-    let node = &plan.nodes[cluster.masters[0].name.as_str()];
-    render::apiserver_unit(&cluster, node).unwrap()
+    let node = plan.nodes[cluster.masters[0].name.as_str()].clone();
+    (cluster, node)
 }
 
 /// The `--name=value` arguments of the unit's ExecStart, in order.
@@ -205,42 +223,11 @@ fn exec_start_args(unit: &str) -> Vec<String> {
 fn check(version: &str) {
     let minor = minor_of(version);
     let binary = apiserver(version);
-    let help = help_flags(&binary);
-    let mut problems = Vec::new();
+    let help = help_flags(&binary, "etcd-servers");
     let mut notes = Vec::new();
 
     // 1. The table against --help.
-    for row in FLAGS {
-        let listed = help.get(row.name);
-        if row.accepted_in(minor) {
-            if listed.is_some() {
-                continue;
-            }
-            match probe(&binary, row.name) {
-                Ok(stderr) => notes.push(format!(
-                    "--{}: accepted but hidden from --help: {stderr:?}",
-                    row.name
-                )),
-                Err(unknown) => problems.push(format!(
-                    "--{}: the table says 1.{minor} accepts it (first 1.{}, last {:?}), but \
-                     --help does not list it and the binary refuses it: {unknown:?}",
-                    row.name, row.first, row.last
-                )),
-            }
-        } else if let Some(line) = listed {
-            problems.push(format!(
-                "--{}: the table says 1.{minor} does not accept it (first 1.{}, last {:?}; {}), \
-                 but --help lists it: {line:?}",
-                row.name, row.first, row.last, row.note
-            ));
-        } else if let Ok(stderr) = probe(&binary, row.name) {
-            problems.push(format!(
-                "--{}: the table says 1.{minor} does not accept it (first 1.{}, last {:?}; {}); \
-                 --help hides it but the binary still accepts it: {stderr:?}",
-                row.name, row.first, row.last, row.note
-            ));
-        }
-    }
+    let mut problems = table_problems(&binary, &help, FLAGS, minor, &mut notes);
 
     // The feature gates the table knows: refused exactly where it says they do not exist.
     for gate in versions::CHECKED_FEATURE_GATES {
@@ -263,68 +250,13 @@ fn check(version: &str) {
     // 2. The rendered unit against --help, then its command line against the parser.
     let unit = rendered_unit(version);
     let args = exec_start_args(&unit);
-    let names: BTreeSet<&str> = args
-        .iter()
-        .map(|a| a[2..].split('=').next().unwrap())
-        .collect();
-    for name in &names {
-        if !help.contains_key(*name) {
-            problems.push(format!(
-                "rendered unit uses --{name}, which {version} --help does not list ({})",
-                match probe(&binary, name) {
-                    Ok(stderr) => format!("hidden but accepted: {stderr:?}"),
-                    Err(unknown) => format!("refused: {unknown:?}"),
-                }
-            ));
-        }
-    }
-    // 3. Values the parser takes as plain strings and checks only at startup: each cipher
-    // suite must be one the binary lists as preferred (not insecure, not unknown), and the
-    // minimum TLS version one it lists as possible.
-    let value_of = |name: &str| {
-        args.iter()
-            .find_map(|arg| arg.strip_prefix(&format!("--{name}=")))
-            .map(str::to_owned)
-    };
-    if let Some(suites) = value_of("tls-cipher-suites") {
-        let preferred = help_values(&binary, "tls-cipher-suites", "Preferred values:");
-        for suite in suites.split(',') {
-            if !preferred.contains(suite) {
-                problems.push(format!(
-                    "rendered --tls-cipher-suites names {suite}, which {version} --help does not \
-                     list among its preferred suites: {preferred:?}"
-                ));
-            }
-        }
-    }
-    if let Some(min_version) = value_of("tls-min-version") {
-        let possible = help_values(&binary, "tls-min-version", "Possible values:");
-        if !possible.contains(&min_version) {
-            problems.push(format!(
-                "rendered --tls-min-version={min_version} is not among {version}'s {possible:?}"
-            ));
-        }
-    }
-
-    let mut parse = args.clone();
-    parse.push("--version".into());
-    let out = run(&binary, &parse);
-    let stderr = text(&out.stderr);
-    if !out.status.success() || text(&out.stdout).trim() != format!("Kubernetes {version}") {
-        problems.push(format!(
-            "the rendered command line does not parse: exit {:?}, stderr:\n{stderr}",
-            out.status.code()
-        ));
-    }
-    for line in stderr.lines().filter(|l| l.contains("deprecated")) {
-        notes.push(format!("rendered unit: {}", line.trim()));
-    }
+    let names = rendered_problems(&binary, &help, version, &args, &mut problems, &mut notes);
 
     eprintln!(
         "oracle {version}: {} table rows, {} flags in --help, {} flags in the rendered unit",
         FLAGS.len(),
         help.len(),
-        names.len()
+        names
     );
     for note in &notes {
         eprintln!("oracle {version}: note: {note}");
@@ -338,15 +270,251 @@ fn check(version: &str) {
     );
 }
 
-/// One test per pinned release; `every_pinned_version_has_a_test` keeps this list equal to
-/// tests/e2e/kube-versions.
+/// Every row of `table` against `--help` (and, for a row it does not list, the parser):
+/// accepted exactly in the minors the row says.
+fn table_problems(
+    binary: &Path,
+    help: &BTreeMap<String, String>,
+    table: &[Flag],
+    minor: u64,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for row in table {
+        let listed = help.get(row.name);
+        if row.accepted_in(minor) {
+            if listed.is_some() {
+                continue;
+            }
+            match probe(binary, row.name) {
+                Ok(stderr) => notes.push(format!(
+                    "--{}: accepted but hidden from --help: {stderr:?}",
+                    row.name
+                )),
+                Err(unknown) => problems.push(format!(
+                    "--{}: the table says 1.{minor} accepts it (first 1.{}, last {:?}), but \
+                     --help does not list it and the binary refuses it: {unknown:?}",
+                    row.name, row.first, row.last
+                )),
+            }
+        } else if let Some(line) = listed {
+            problems.push(format!(
+                "--{}: the table says 1.{minor} does not accept it (first 1.{}, last {:?}; {}), \
+                 but --help lists it: {line:?}",
+                row.name, row.first, row.last, row.note
+            ));
+        } else if let Ok(stderr) = probe(binary, row.name) {
+            problems.push(format!(
+                "--{}: the table says 1.{minor} does not accept it (first 1.{}, last {:?}; {}); \
+                 --help hides it but the binary still accepts it: {stderr:?}",
+                row.name, row.first, row.last, row.note
+            ));
+        }
+    }
+    problems
+}
+
+/// A rendered command line against the binary: every flag listed in `--help`, the TLS
+/// values among those it lists, the whole line parsed (`… --version` exits 0). Returns how
+/// many flags the line has.
+fn rendered_problems(
+    binary: &Path,
+    help: &BTreeMap<String, String>,
+    version: &str,
+    args: &[String],
+    problems: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> usize {
+    let names: BTreeSet<&str> = args
+        .iter()
+        .map(|a| a[2..].split('=').next().unwrap())
+        .collect();
+    for name in &names {
+        if !help.contains_key(*name) {
+            problems.push(format!(
+                "rendered unit uses --{name}, which {version} --help does not list ({})",
+                match probe(binary, name) {
+                    Ok(stderr) => format!("hidden but accepted: {stderr:?}"),
+                    Err(unknown) => format!("refused: {unknown:?}"),
+                }
+            ));
+        }
+    }
+    // Values the parser takes as plain strings and checks only at startup: each cipher
+    // suite must be one the binary lists as preferred (not insecure, not unknown), and the
+    // minimum TLS version one it lists as possible.
+    let value_of = |name: &str| {
+        args.iter()
+            .find_map(|arg| arg.strip_prefix(&format!("--{name}=")))
+            .map(str::to_owned)
+    };
+    if let Some(suites) = value_of("tls-cipher-suites") {
+        let preferred = help_values(binary, "tls-cipher-suites", "Preferred values:");
+        for suite in suites.split(',') {
+            if !preferred.contains(suite) {
+                problems.push(format!(
+                    "rendered --tls-cipher-suites names {suite}, which {version} --help does not \
+                     list among its preferred suites: {preferred:?}"
+                ));
+            }
+        }
+    }
+    if let Some(min_version) = value_of("tls-min-version") {
+        let possible = help_values(binary, "tls-min-version", "Possible values:");
+        if !possible.contains(&min_version) {
+            problems.push(format!(
+                "rendered --tls-min-version={min_version} is not among {version}'s {possible:?}"
+            ));
+        }
+    }
+
+    let mut parse = args.to_vec();
+    parse.push("--version".into());
+    let out = run(binary, &parse);
+    let stderr = text(&out.stderr);
+    if !out.status.success() || text(&out.stdout).trim() != format!("Kubernetes {version}") {
+        problems.push(format!(
+            "the rendered command line does not parse: exit {:?}, stderr:\n{stderr}",
+            out.status.code()
+        ));
+    }
+    for line in stderr.lines().filter(|l| l.contains("deprecated")) {
+        notes.push(format!("rendered unit: {}", line.trim()));
+    }
+    names.len()
+}
+
+/// The controller manager or the scheduler of `version` against its table and against the
+/// unit rendered for examples/cluster.yaml with both sections.
+fn check_component(version: &str, component: Component) {
+    let minor = minor_of(version);
+    let binary = kube_binary(version, component);
+    let (table, table_file, sentinel): (&[Flag], &str, &str) = match component {
+        Component::ControllerManager => (
+            versions::controller_manager::FLAGS,
+            "src/versions/controller_manager.rs",
+            "controllers",
+        ),
+        Component::Scheduler => (
+            versions::scheduler::FLAGS,
+            "src/versions/scheduler.rs",
+            "config",
+        ),
+        Component::Apiserver => unreachable!("the apiserver has check()"),
+    };
+    let help = help_flags(&binary, sentinel);
+    let mut notes = Vec::new();
+    let mut problems = table_problems(&binary, &help, table, minor, &mut notes);
+
+    let (cluster, node) = planned(version, "controllerManager: {}\nscheduler: {}\n");
+    let unit = match component {
+        Component::ControllerManager => render::controller_manager_unit(&cluster, &node),
+        Component::Scheduler => render::scheduler_unit(&cluster, &node),
+        Component::Apiserver => unreachable!("the apiserver has check()"),
+    }
+    .unwrap();
+    let args = exec_start_args(&unit);
+    let names = rendered_problems(&binary, &help, version, &args, &mut problems, &mut notes);
+    if component == Component::Scheduler {
+        problems.extend(scheduler_config_problems(&binary, &cluster, &node, minor));
+    }
+
+    let program = component.program();
+    eprintln!(
+        "oracle {version} {program}: {} table rows, {} flags in --help, {names} flags in the \
+         rendered unit",
+        table.len(),
+        help.len(),
+    );
+    for note in &notes {
+        eprintln!("oracle {version} {program}: note: {note}");
+    }
+    assert!(
+        problems.is_empty(),
+        "{program} {version} disagrees with {table_file} / the rendered unit ({} problems):\n  \
+         - {}\n",
+        problems.len(),
+        problems.join("\n  - ")
+    );
+}
+
+/// The rendered KubeSchedulerConfiguration through the real scheduler's loader (strict from
+/// 1.17: an unknown field fails): `--write-config-to` loads it, validates it and writes back
+/// the effective configuration, which must keep kube-bundle's settings. Its kubeconfig is
+/// pointed at a stand-in, since the rendered one is only on the node.
+fn scheduler_config_problems(
+    binary: &Path,
+    cluster: &Cluster,
+    node: &NodePlan,
+    minor: u64,
+) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("scheduler.kubeconfig");
+    fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: { server: \
+         'https://127.0.0.1:6443' }\nusers:\n- name: u\n  user: {}\ncontexts:\n- name: x\n  \
+         context: { cluster: c, user: u }\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let rendered = render::scheduler_config(cluster, node).unwrap().replace(
+        &node.layout.scheduler_kubeconfig,
+        kubeconfig.to_str().unwrap(),
+    );
+    let config = dir.path().join("kube-scheduler.yaml");
+    fs::write(&config, &rendered).unwrap();
+    let written = dir.path().join("written.yaml");
+    let out = Command::new(binary)
+        .arg(format!("--config={}", config.display()))
+        .arg(format!("--write-config-to={}", written.display()))
+        .output()
+        .unwrap();
+    let Ok(effective) = fs::read_to_string(&written) else {
+        return vec![format!(
+            "the rendered KubeSchedulerConfiguration does not load: exit {:?}, stderr:\n{}\n\
+             the file:\n{rendered}",
+            out.status.code(),
+            text(&out.stderr)
+        )];
+    };
+    let lock = versions::leader_election::rendered_lock(minor);
+    [
+        format!("kubeconfig: {}", kubeconfig.display()),
+        "leaderElect: true".to_owned(),
+        format!("resourceLock: {lock}"),
+        "enableProfiling: false".to_owned(),
+    ]
+    .into_iter()
+    .filter(|setting| !effective.contains(setting.as_str()))
+    .map(|setting| {
+        format!("the scheduler's effective configuration lacks `{setting}`:\n{effective}")
+    })
+    .collect()
+}
+
+/// One module per pinned release, a test per component; `every_pinned_version_has_a_test`
+/// keeps this list equal to tests/e2e/kube-versions.
 macro_rules! oracle_tests {
     ($($test:ident => $version:literal,)*) => {
         const TESTED: &[&str] = &[$($version),*];
         $(
-            #[test]
-            fn $test() {
-                check($version);
+            mod $test {
+                use kube_bundle::plan::Component;
+
+                #[test]
+                fn apiserver() {
+                    super::check($version);
+                }
+
+                #[test]
+                fn controller_manager() {
+                    super::check_component($version, Component::ControllerManager);
+                }
+
+                #[test]
+                fn scheduler() {
+                    super::check_component($version, Component::Scheduler);
+                }
             }
         )*
     };
