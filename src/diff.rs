@@ -13,7 +13,7 @@ use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::bundle::format::{
-    APISERVER_UNIT, FORMAT_VERSION_1, PROVENANCE_FILE, Provenance, ROOTFS,
+    APISERVER_UNIT, FORMAT_VERSION_1, PROVENANCE_FILE, Provenance, ROOTFS, RestartUnits,
 };
 use crate::error::Error;
 use crate::verify::reader::{Entry, read_entries};
@@ -27,7 +27,7 @@ pub struct BundleDiff {
     pub files: Vec<FileChange>,
     /// Whether install.sh restarts anything.
     pub restart: bool,
-    /// The units install.sh restarts: those owning a changed file (its FILES list).
+    /// The units install.sh restarts: every unit a changed file names (its FILES list).
     pub restart_units: Vec<String>,
 }
 
@@ -104,7 +104,8 @@ pub fn diff(old: &Path, new: &Path) -> Result<BundleDiff, Error> {
             encryption_keys,
         });
     }
-    let owners: BTreeMap<String, String> = old_units
+    // The newer bundle's record wins: its installer is the one that restarts.
+    let readers: BTreeMap<String, Vec<String>> = old_units
         .restarts
         .into_iter()
         .chain(new_units.restarts)
@@ -112,11 +113,11 @@ pub fn diff(old: &Path, new: &Path) -> Result<BundleDiff, Error> {
     let restart_units: BTreeSet<String> = files
         .iter()
         .filter_map(|f| f.path.strip_prefix(ROOTFS))
-        .map(|path| {
-            owners
+        .flat_map(|path| {
+            readers
                 .get(path)
                 .cloned()
-                .unwrap_or_else(|| APISERVER_UNIT.to_owned())
+                .unwrap_or_else(|| vec![APISERVER_UNIT.to_owned()])
         })
         .collect();
     Ok(BundleDiff {
@@ -129,10 +130,10 @@ pub fn diff(old: &Path, new: &Path) -> Result<BundleDiff, Error> {
     })
 }
 
-/// What a bundle says about its units: which unit each installed file restarts, and each
+/// What a bundle says about its units: which units each installed file restarts, and each
 /// unit's flags.
 struct Units {
-    restarts: BTreeMap<String, String>,
+    restarts: BTreeMap<String, Vec<String>>,
     flags: BTreeMap<String, BTreeMap<String, String>>,
 }
 
@@ -150,8 +151,13 @@ fn units(entries: &BTreeMap<String, Entry>) -> Result<Units, Error> {
             flags: BTreeMap::from([(APISERVER_UNIT.to_owned(), format_1::unit_flags(entries))]),
         });
     }
+    let restarts = provenance
+        .restarts
+        .iter()
+        .map(|(path, units)| (path.clone(), RestartUnits::units(units).to_vec()))
+        .collect();
     Ok(Units {
-        restarts: provenance.restarts,
+        restarts,
         flags: provenance.unit_flags,
     })
 }
@@ -167,7 +173,7 @@ mod format_1 {
 
     /// Installed path → the unit install.sh restarts when it changes, from the installer's
     /// `FILES` entries (`'mode path unit'`).
-    pub fn file_units(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
+    pub fn file_units(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, Vec<String>> {
         let Some(installer) = entries.get("install.sh").and_then(|e| e.text.as_deref()) else {
             return BTreeMap::new();
         };
@@ -179,7 +185,7 @@ mod format_1 {
             .filter_map(|line| {
                 let words: Vec<&str> = line.trim().trim_matches('\'').split(' ').collect();
                 match words.as_slice() {
-                    [_mode, path, unit] => Some(((*path).to_owned(), (*unit).to_owned())),
+                    [_mode, path, unit] => Some(((*path).to_owned(), vec![(*unit).to_owned()])),
                     _ => None,
                 }
             })

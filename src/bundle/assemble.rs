@@ -2,8 +2,8 @@
 //!
 //! In: what render produced for a node (rootfs files, RBAC manifests), then its installer
 //! and README. Out: the [`Tree`] the tarball holds: `rootfs/…` at the node's paths,
-//! `manifests/…`, `install.sh`, `README.md`, `bundle.json` (what every file is, which unit
-//! it restarts, the unit's flags, the hosts the air gap allows) and `SHA256SUMS`. Two steps
+//! `manifests/…`, `install.sh`, `README.md`, `bundle.json` (what every file is, which units
+//! it restarts, the units' flags, the hosts the air gap allows) and `SHA256SUMS`. Two steps
 //! because the installer and README carry the bundle id, which names the hashed contents.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,10 +124,11 @@ pub fn assemble(
         files: records,
         restarts: node
             .files
-            .iter()
-            .map(|(path, file)| {
-                let unit = file.artifact.unit(cluster.ha_front.as_ref());
-                (path.clone(), unit.to_owned())
+            .keys()
+            .map(|path| {
+                let units = node.restart_units(path, cluster.ha_front.as_ref());
+                let units = units.into_iter().map(str::to_owned).collect();
+                (path.clone(), format::RestartUnits::Several(units))
             })
             .collect(),
         unit_flags: unit_flags(node),

@@ -1,13 +1,17 @@
 //! The bundle's data format, read by `verify` and `diff` and written by `assemble`: a
 //! leaf module, so that the readers depend on the format and never on the builder.
 //!
-//! Format 2 adds what `diff` used to recover from rendered text: the unit each installed
-//! file restarts, and every unit's flags. Format 1 bundles (earlier releases) still verify.
+//! Format 2 added what `diff` used to recover from rendered text: the unit each installed
+//! file restarts, and every unit's flags. Format 3 names every unit a file restarts, since
+//! one file (a CA, the service-account key) can be read by several components. Format 1
+//! and 2 bundles (earlier releases) still verify.
 
 use std::collections::BTreeMap;
 
 /// What this release writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+/// Bundles of an earlier release: one restart unit per file.
+pub const FORMAT_VERSION_2: u32 = 2;
 /// Bundles of an earlier release: no `restarts`, no `unitFlags`.
 pub const FORMAT_VERSION_1: u32 = 1;
 
@@ -29,14 +33,32 @@ pub struct Provenance {
     pub allowed_hosts: Vec<String>,
     /// Every file but bundle.json and SHA256SUMS, by path under the node directory.
     pub files: BTreeMap<String, FileRecord>,
-    /// Format 2: every installed file (its path on the node) → the unit install.sh restarts
-    /// when the file changes.
+    /// From format 2: every installed file (its path on the node) → what install.sh
+    /// restarts when the file changes: one unit in format 2, every unit in format 3.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub restarts: BTreeMap<String, String>,
-    /// Format 2: every unit kube-bundle renders a command line for → its flags, by name,
+    pub restarts: BTreeMap<String, RestartUnits>,
+    /// From format 2: every unit kube-bundle renders a command line for → its flags, by name,
     /// unquoted (as the program receives them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unit_flags: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// The units one file restarts, as bundle.json records them: a name in format 2, the sorted
+/// list of names in format 3 (one shape per format, which `verify` checks).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum RestartUnits {
+    One(String),
+    Several(Vec<String>),
+}
+
+impl RestartUnits {
+    pub fn units(&self) -> &[String] {
+        match self {
+            Self::One(unit) => std::slice::from_ref(unit),
+            Self::Several(units) => units,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

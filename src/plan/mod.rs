@@ -74,6 +74,30 @@ pub struct NodePlan {
 }
 
 impl NodePlan {
+    /// The units install.sh restarts when the file at `path` changes, sorted: its owner's,
+    /// and every component's whose command line names it (a CA, the front-proxy CA, the
+    /// service-account key and the client-CA bundle are read by several). Empty for a path
+    /// this node does not install.
+    pub fn restart_units(
+        &self,
+        path: &str,
+        front: Option<&crate::model::HaFront>,
+    ) -> Vec<&'static str> {
+        let Some(file) = self.files.get(path) else {
+            return Vec::new();
+        };
+        let readers = Component::ALL.into_iter().filter(|component| {
+            self.component_flags(*component)
+                .values()
+                .any(|flag| flag.value.split(',').any(|value| value == path))
+        });
+        let units: std::collections::BTreeSet<&'static str> =
+            std::iter::once(file.artifact.unit(front))
+                .chain(readers.map(Component::unit))
+                .collect();
+        units.into_iter().collect()
+    }
+
     /// The command line of `component`'s unit; empty for a component this node does not run.
     pub fn component_flags(&self, component: Component) -> &BTreeMap<String, PlannedFlag> {
         match component {

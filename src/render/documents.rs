@@ -148,8 +148,8 @@ impl Installer {
             .files
             .iter()
             .map(|(path, file)| {
-                let unit = file.artifact.unit(front);
-                q(&format!("{:04o} {path} {unit}", file.mode))
+                let units = node.restart_units(path, front).join(",");
+                q(&format!("{:04o} {path} {units}", file.mode))
             })
             .collect();
         Self {

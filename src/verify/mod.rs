@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::bundle::format::{
-    CHECKSUM_FILE, FORMAT_VERSION, FORMAT_VERSION_1, FileRecord, PROVENANCE_FILE, Provenance,
-    ROOTFS,
+    CHECKSUM_FILE, FORMAT_VERSION, FORMAT_VERSION_1, FORMAT_VERSION_2, FileRecord, PROVENANCE_FILE,
+    Provenance, ROOTFS, RestartUnits,
 };
 use crate::error::Error;
 
@@ -142,24 +142,42 @@ fn check_provenance(node: &str, entries: &BTreeMap<String, Entry>) -> Result<Pro
     Ok(provenance)
 }
 
-/// The format's unit facts, exactly as the writer writes them: none in format 1; in format
-/// 2 a restart unit for every installed file and for nothing else, and flags only for units
-/// that some file restarts.
+/// The format's unit facts, exactly as the writer of each format writes them: none in
+/// format 1; from format 2 restart units for every installed file and for nothing else, one
+/// name per file in format 2, a sorted list of distinct names in format 3; flags only for
+/// units that some file restarts.
 fn check_units(provenance: &Provenance) -> Result<(), Error> {
-    match provenance.format_version {
+    let shape_ok: fn(&RestartUnits) -> bool = match provenance.format_version {
         FORMAT_VERSION_1 => {
             if !provenance.restarts.is_empty() || !provenance.unit_flags.is_empty() {
                 return Err(fail("bundle.json of format 1 carries format 2 fields"));
             }
             return Ok(());
         }
-        FORMAT_VERSION => {}
+        FORMAT_VERSION_2 => |units| matches!(units, RestartUnits::One(_)),
+        FORMAT_VERSION => |units| match units {
+            RestartUnits::Several(names) => {
+                !names.is_empty() && names.windows(2).all(|pair| pair[0] < pair[1])
+            }
+            RestartUnits::One(_) => false,
+        },
         other => {
             return Err(fail(format!(
-                "bundle.json format {other} is unknown to this kube-bundle (it reads 1 and \
+                "bundle.json format {other} is unknown to this kube-bundle (it reads 1 to \
                  {FORMAT_VERSION}); verify with the release that built the bundle"
             )));
         }
+    };
+    if let Some((path, units)) = provenance
+        .restarts
+        .iter()
+        .find(|(_, units)| !shape_ok(units))
+    {
+        return Err(fail(format!(
+            "bundle.json of format {} records the restart units of {path} as {units:?}, which \
+             that format does not write",
+            provenance.format_version
+        )));
     }
     let installed: BTreeSet<String> = provenance
         .files
@@ -175,7 +193,11 @@ fn check_units(provenance: &Provenance) -> Result<(), Error> {
             shorten(&format!("{installed:?}"))
         )));
     }
-    let units: BTreeSet<&String> = provenance.restarts.values().collect();
+    let units: BTreeSet<&String> = provenance
+        .restarts
+        .values()
+        .flat_map(RestartUnits::units)
+        .collect();
     if let Some(unit) = provenance.unit_flags.keys().find(|u| !units.contains(u)) {
         return Err(fail(format!(
             "bundle.json has flags for {unit}, which no installed file belongs to"
@@ -409,36 +431,74 @@ mod tests {
 
     #[test]
     fn unit_facts_are_read_exactly_as_the_writer_writes_them() {
-        let mut v2 = provenance(FORMAT_VERSION);
-        v2.restarts.insert("/etc/a.conf".into(), "a.service".into());
-        v2.unit_flags.insert(
-            "a.service".into(),
+        let one = |unit: &str| RestartUnits::One(unit.into());
+        let several =
+            |units: &[&str]| RestartUnits::Several(units.iter().map(|u| (*u).into()).collect());
+        let mut v3 = provenance(FORMAT_VERSION);
+        v3.restarts
+            .insert("/etc/a.conf".into(), several(&["a.service", "b.service"]));
+        v3.unit_flags.insert(
+            "b.service".into(),
             BTreeMap::from([("v".into(), "2".into())]),
         );
+        check_units(&v3).unwrap();
+
+        let mut v2 = provenance(FORMAT_VERSION_2);
+        v2.restarts.insert("/etc/a.conf".into(), one("a.service"));
+        v2.unit_flags.insert("a.service".into(), BTreeMap::new());
         check_units(&v2).unwrap();
 
-        let mut flags_without_files = provenance(FORMAT_VERSION);
-        flags_without_files.restarts = v2.restarts.clone();
+        // Each format's own shape only: a list in format 2, a single name, an empty, an
+        // unsorted or a repeated list in format 3.
+        let mut v2_with_list = v2.clone_shallow();
+        v2_with_list
+            .restarts
+            .insert("/etc/a.conf".into(), several(&["a.service"]));
+        assert!(check_units(&v2_with_list).is_err());
+        for bad in [
+            one("a.service"),
+            several(&[]),
+            several(&["b.service", "a.service"]),
+            several(&["a.service", "a.service"]),
+        ] {
+            let mut v3_bad = v3.clone_shallow();
+            v3_bad.restarts.insert("/etc/a.conf".into(), bad.clone());
+            assert!(check_units(&v3_bad).is_err(), "{bad:?}");
+        }
+
+        let mut flags_without_files = v3.clone_shallow();
         flags_without_files
             .unit_flags
-            .insert("b.service".into(), BTreeMap::new());
+            .insert("c.service".into(), BTreeMap::new());
         assert!(check_units(&flags_without_files).is_err());
 
-        let mut unit_for_nothing = provenance(FORMAT_VERSION);
-        unit_for_nothing.restarts = v2.restarts.clone();
+        let mut unit_for_nothing = v3.clone_shallow();
         unit_for_nothing
             .restarts
-            .insert("/etc/b.conf".into(), "a.service".into());
+            .insert("/etc/b.conf".into(), several(&["a.service"]));
         assert!(check_units(&unit_for_nothing).is_err());
         // A file installed with no restart unit recorded.
         assert!(check_units(&provenance(FORMAT_VERSION)).is_err());
+        assert!(check_units(&provenance(FORMAT_VERSION_2)).is_err());
 
         check_units(&provenance(FORMAT_VERSION_1)).unwrap();
         let mut v1_with_v2_fields = provenance(FORMAT_VERSION_1);
         v1_with_v2_fields.restarts = v2.restarts.clone();
         assert!(check_units(&v1_with_v2_fields).is_err());
 
-        let future = check_units(&provenance(3)).unwrap_err().to_string();
-        assert!(future.contains("format 3 is unknown"), "{future}");
+        let future = check_units(&provenance(4)).unwrap_err().to_string();
+        assert!(future.contains("format 4 is unknown"), "{future}");
+    }
+
+    impl Provenance {
+        /// A copy for a test to change (Provenance is not Clone: the writer never copies it).
+        fn clone_shallow(&self) -> Provenance {
+            Provenance {
+                files: self.files.clone(),
+                restarts: self.restarts.clone(),
+                unit_flags: self.unit_flags.clone(),
+                ..provenance(self.format_version)
+            }
+        }
     }
 }

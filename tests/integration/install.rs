@@ -502,6 +502,69 @@ fn a_changed_master_list_restarts_only_the_front() {
     assert_eq!(restarts, ["restart kube-nginx.service"]);
 }
 
+/// A whole master: install.sh starts the controller manager and the scheduler after the
+/// apiserver, and a file several units read (the client-CA bundle) restarts every one of
+/// them when it changes, a file one unit reads (the scheduler's config) only that one.
+#[test]
+fn a_whole_master_starts_its_units_in_order_and_a_shared_file_restarts_every_reader() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("cluster.yaml");
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str("controllerManager: {}\nscheduler: {}\n");
+    fs::write(&config, text).unwrap();
+    for program in ["kube-controller-manager", "kube-scheduler"] {
+        let binary = sandbox.root().join("usr/local/bin").join(program);
+        fs::write(&binary, "#!/bin/sh\nexit 0\n").unwrap();
+        fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let bundle = sandbox.build_and_extract("b1");
+    let first = succeeded(&sandbox.install(&bundle, &[]));
+    assert!(
+        first.contains("check  kube-controller-manager") && first.contains("check  kube-scheduler"),
+        "the pre-flight checks the programs: {first}"
+    );
+    let starts: Vec<String> = sandbox
+        .systemctl_log()
+        .into_iter()
+        .filter(|c| c.starts_with("restart") || c.starts_with("start"))
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "restart kube-apiserver.service",
+            "restart kube-controller-manager.service",
+            "restart kube-scheduler.service",
+            "restart kube-nginx.service",
+        ]
+    );
+
+    let restarts_after = |path: &str| {
+        let installed = sandbox.root().join(path.trim_start_matches('/'));
+        let mut bytes = fs::read(&installed).unwrap();
+        bytes.extend_from_slice(b"\n");
+        fs::write(&installed, bytes).unwrap();
+        sandbox.clear_logs();
+        succeeded(&sandbox.install(&bundle, &[]));
+        sandbox
+            .systemctl_log()
+            .into_iter()
+            .filter(|c| c.starts_with("restart"))
+            .collect::<Vec<String>>()
+    };
+    assert_eq!(
+        restarts_after("/etc/kubernetes/pki/client-ca.crt"),
+        [
+            "restart kube-apiserver.service",
+            "restart kube-controller-manager.service",
+            "restart kube-scheduler.service",
+        ]
+    );
+    assert_eq!(
+        restarts_after("/etc/kubernetes/kube-scheduler.yaml"),
+        ["restart kube-scheduler.service"]
+    );
+}
+
 /// A client bundle installs the front alone, reaches an apiserver through it with a
 /// TLS handshake verified against the cluster CA and no credentials, and a second run
 /// changes and restarts nothing.

@@ -193,7 +193,7 @@ fn bundle_entry(project: &Project, node: &str, path: &str) -> Vec<u8> {
 }
 
 #[test]
-fn a_whole_master_bundle_verifies_and_each_file_restarts_its_owner() {
+fn a_whole_master_bundle_verifies_and_each_file_restarts_every_reader() {
     let project = Project::new();
     let config = project.path().join("cluster.yaml");
     let mut text = fs::read_to_string(&config).unwrap();
@@ -208,28 +208,35 @@ fn a_whole_master_bundle_verifies_and_each_file_restarts_its_owner() {
 
     let provenance: serde_json::Value =
         serde_json::from_slice(&bundle_entry(&project, "cp1", "bundle.json")).unwrap();
-    let restarts: BTreeMap<String, String> =
+    let restarts: BTreeMap<String, Vec<String>> =
         serde_json::from_value(provenance["restarts"].clone()).unwrap();
-    for (path, unit) in [
-        ("/etc/kubernetes/pki/ca.crt", plan::APISERVER_UNIT),
-        ("/etc/kubernetes/pki/client-ca.crt", plan::APISERVER_UNIT),
-        ("/etc/kubernetes/pki/sa.key", plan::APISERVER_UNIT),
+    let (apiserver, manager, scheduler) = (
+        plan::APISERVER_UNIT,
+        plan::CONTROLLER_MANAGER_UNIT,
+        plan::SCHEDULER_UNIT,
+    );
+    // Every unit whose command line names a file restarts with it; its owner's always.
+    for (path, units) in [
+        ("/etc/kubernetes/pki/ca.crt", &[apiserver, manager][..]),
         (
-            "/etc/kubernetes/pki/cluster-signer.key",
-            plan::CONTROLLER_MANAGER_UNIT,
+            "/etc/kubernetes/pki/client-ca.crt",
+            &[apiserver, manager, scheduler],
         ),
         (
-            "/etc/kubernetes/controller-manager.kubeconfig",
-            plan::CONTROLLER_MANAGER_UNIT,
+            "/etc/kubernetes/pki/front-proxy-ca.crt",
+            &[apiserver, manager, scheduler],
         ),
-        ("/etc/kubernetes/kube-scheduler.yaml", plan::SCHEDULER_UNIT),
-        (
-            "/etc/systemd/system/kube-scheduler.service",
-            plan::SCHEDULER_UNIT,
-        ),
+        ("/etc/kubernetes/pki/sa.key", &[apiserver, manager]),
+        ("/etc/kubernetes/pki/sa.pub", &[apiserver]),
+        ("/etc/kubernetes/pki/cluster-signer.key", &[manager]),
+        ("/etc/kubernetes/controller-manager.kubeconfig", &[manager]),
+        ("/etc/kubernetes/kube-scheduler.yaml", &[scheduler]),
+        ("/etc/systemd/system/kube-scheduler.service", &[scheduler]),
+        ("/etc/kubernetes/kube-nginx.conf", &["kube-nginx.service"]),
     ] {
-        assert_eq!(restarts[path], unit, "{path}");
+        assert_eq!(restarts[path], units, "{path}");
     }
+    let installer_entry = |path: &str| format!("{path} {}'", restarts[path].join(","));
     let unit_flags = provenance["unitFlags"].as_object().unwrap();
     let units: Vec<&String> = unit_flags.keys().collect();
     assert_eq!(
@@ -247,6 +254,10 @@ fn a_whole_master_bundle_verifies_and_each_file_restarts_its_owner() {
 
     // install.sh starts the apiserver first, then what needs it.
     let installer = String::from_utf8(bundle_entry(&project, "cp1", "install.sh")).unwrap();
+    // install.sh's FILES entries name the same units, comma-separated.
+    for path in restarts.keys() {
+        assert!(installer.contains(&installer_entry(path)), "{path}");
+    }
     let units_block: String = installer
         .lines()
         .skip_while(|line| !line.starts_with("UNITS=("))

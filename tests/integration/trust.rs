@@ -608,59 +608,73 @@ fn diff_verifies_both_bundles_and_labels_unverified_output() {
     .code(3);
 }
 
-/// Bundles of an earlier release (bundle.json format 1, without the restart units and
-/// flags that format 2 records) still verify, and `diff` against one reads its flags and
-/// restart units from its own installer and unit: nothing but the format changed here.
+/// Bundles of earlier releases still verify, and `diff` against one reads its flags and
+/// restart units as that release recorded them: format 1 (without the restart units and
+/// flags, read from its own installer and unit) and format 2 (one restart unit per file).
+/// Nothing but the format changed since: no flag, no installed file, no restart.
 #[test]
-fn a_format_1_bundle_of_an_earlier_release_still_verifies_and_diffs() {
+fn bundles_of_earlier_formats_still_verify_and_diff() {
     let project = Project::new();
     let pinned = fingerprint(&project);
-    let fixture = repo_root().join("tests/fixtures/format-1");
-    fs::create_dir(project.path().join("old")).unwrap();
-    for file in ["cp1.tar.gz", "cp1.tar.gz.sig", "signing.pub"] {
-        fs::copy(fixture.join(file), project.path().join("old").join(file)).unwrap();
-    }
-    kube_bundle(
-        project.path(),
-        &["verify", "old/cp1.tar.gz", "--fingerprint", &pinned],
-    )
-    .code(0)
-    .stdout_has("OK");
     let (_, entries) = kube_bundle::verify::read_entries(&project.bundle("cp1")).unwrap();
     let written: serde_json::Value =
         serde_json::from_str(entries["bundle.json"].text.as_deref().unwrap()).unwrap();
-    assert_eq!(written["formatVersion"], 2);
+    assert_eq!(written["formatVersion"], 3);
     assert_eq!(
         written["restarts"]["/etc/kubernetes/kube-nginx.conf"],
-        "kube-nginx.service"
+        serde_json::json!(["kube-nginx.service"])
     );
     assert_eq!(
         written["unitFlags"]["kube-apiserver.service"]["secure-port"],
         "6443"
     );
-    let diff = kube_bundle(
-        project.path(),
-        &[
-            "diff",
-            "old/cp1.tar.gz",
-            "bundles/prod-eu1/cp1.tar.gz",
-            "--fingerprint",
-            &pinned,
-            "--output",
-            "json",
-        ],
-    );
-    diff.code(0);
-    let diff: serde_json::Value = serde_json::from_str(&diff.stdout()).unwrap();
-    for kind in ["added", "removed", "changed"] {
-        assert_eq!(diff["flags"][kind], serde_json::json!({}), "{diff}");
+    for format in ["format-1", "format-2"] {
+        let fixture = repo_root().join("tests/fixtures").join(format);
+        let old = project.path().join(format);
+        fs::create_dir(&old).unwrap();
+        for file in ["cp1.tar.gz", "cp1.tar.gz.sig", "signing.pub"] {
+            fs::copy(fixture.join(file), old.join(file)).unwrap();
+        }
+        let old_bundle = format!("{format}/cp1.tar.gz");
+        kube_bundle(
+            project.path(),
+            &["verify", &old_bundle, "--fingerprint", &pinned],
+        )
+        .code(0)
+        .stdout_has("OK");
+        let diff = kube_bundle(
+            project.path(),
+            &[
+                "diff",
+                &old_bundle,
+                "bundles/prod-eu1/cp1.tar.gz",
+                "--fingerprint",
+                &pinned,
+                "--output",
+                "json",
+            ],
+        );
+        diff.code(0);
+        let diff: serde_json::Value = serde_json::from_str(&diff.stdout()).unwrap();
+        for kind in ["added", "removed", "changed"] {
+            assert_eq!(
+                diff["flags"][kind],
+                serde_json::json!({}),
+                "{format}: {diff}"
+            );
+        }
+        let changed: Vec<&str> = diff["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
+        // install.sh reads format 3's lists of restart units.
+        assert_eq!(
+            changed,
+            ["SHA256SUMS", "bundle.json", "install.sh"],
+            "{format}: {diff}"
+        );
+        assert_eq!(diff["restart"], false, "{format}: {diff}");
     }
-    let changed: Vec<&str> = diff["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
-    assert_eq!(changed, ["SHA256SUMS", "bundle.json"], "{diff}");
-    assert_eq!(diff["restart"], false, "{diff}");
 }
