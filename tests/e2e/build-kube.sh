@@ -3,11 +3,11 @@
 #
 #   tests/e2e/build-kube.sh [VERSION...]      (no argument: every version in tests/e2e/kube-versions)
 #
-# Result: ${KUBE_BUNDLE_CACHE:-$HOME/.cache/kube-bundle}/kube/vX.Y.Z/kube-apiserver
-# plus kube-controller-manager and kube-scheduler when KUBE_BUNDLE_ALL_COMPONENTS=1.
+# Result: ${KUBE_BUNDLE_CACHE:-$HOME/.cache/kube-bundle}/kube/vX.Y.Z/{kube-apiserver,
+# kube-controller-manager,kube-scheduler}: the whole master the oracle and end-to-end tests run.
 # A cached binary whose --version prints "Kubernetes vX.Y.Z" is kept, so a warm run builds nothing.
 #
-# Recipe (docs/kubernetes-reference.md §3.3): a throw-away module requiring k8s.io/kubernetes vX.Y.Z,
+# Recipe: a throw-away module requiring k8s.io/kubernetes vX.Y.Z,
 # with one `replace k8s.io/<staging> => k8s.io/<staging> v0.Y.Z` for every staging module that
 # k8s.io/kubernetes's own go.mod replaces; CGO_ENABLED=0 go build -tags providerless with the
 # k8s.io/component-base/version ldflags so that --version is right.
@@ -19,10 +19,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${KUBE_BUNDLE_CACHE:-$HOME/.cache/kube-bundle}
 
-components=(kube-apiserver)
-if [[ ${KUBE_BUNDLE_ALL_COMPONENTS:-0} == 1 ]]; then
-	components+=(kube-controller-manager kube-scheduler)
-fi
+components=(kube-apiserver kube-controller-manager kube-scheduler)
 
 die() {
 	printf '\n*** build-kube.sh: FAILED: %s\n*** The E2E and oracle tests need these binaries; they are never skipped.\n\n' "$*" >&2
@@ -97,13 +94,17 @@ build_version() {
 	local ldflags="-X k8s.io/component-base/version.gitVersion=$version"
 	ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
 	ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+	local built
 	for c in "${missing[@]}"; do
+		built=$SECONDS
 		(cd "$work/mod" && CGO_ENABLED=0 go build -tags providerless -trimpath -ldflags "$ldflags" \
 			-o "$work/$c" "k8s.io/kubernetes/cmd/$c") ||
 			die "go build of k8s.io/kubernetes/cmd/$c@$version failed"
 		is_good "$work/$c" "$version" ||
 			die "$c $version built, but --version prints '$("$work/$c" --version 2>&1 || true)'"
 		mv -f "$work/$c" "$dest/$c"
+		# Per binary, because the first one pays for the packages the others share.
+		echo "kubernetes $version: $c built in $((SECONDS - built)) s"
 	done
 	rm -rf "$work"
 	work=
