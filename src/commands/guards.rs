@@ -177,7 +177,8 @@ const MAX_SCANNED_BYTES: u64 = 16 * 1024 * 1024;
 /// entries, so it comes before the large files.
 fn read_provenance(tarball: &Path, node: &str) -> Result<RecordedProvenance, String> {
     // A FIFO or a device named like a bundle would block or never end.
-    let metadata = std::fs::metadata(tarball).map_err(|e| e.to_string())?;
+    // Nor is a link followed: it may point anywhere, secrets/ included.
+    let metadata = std::fs::symlink_metadata(tarball).map_err(|e| e.to_string())?;
     if !metadata.is_file() {
         return Err("it is not a regular file".into());
     }

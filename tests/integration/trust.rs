@@ -610,7 +610,8 @@ fn diff_verifies_both_bundles_and_labels_unverified_output() {
 
 /// Bundles of an earlier release (bundle.json format 1, without the restart units and
 /// flags that format 2 records) still verify, and `diff` against one reads its flags and
-/// restart units from its own installer and unit: nothing but the format changed here.
+/// restart units from its own installer and unit. Since that release only the format and
+/// the admin kubeconfig's quoting changed (with the bundle id, which hashes the content).
 #[test]
 fn a_format_1_bundle_of_an_earlier_release_still_verifies_and_diffs() {
     let project = Project::new();
@@ -661,6 +662,20 @@ fn a_format_1_bundle_of_an_earlier_release_still_verifies_and_diffs() {
         .iter()
         .map(|f| f["path"].as_str().unwrap())
         .collect();
-    assert_eq!(changed, ["SHA256SUMS", "bundle.json"], "{diff}");
-    assert_eq!(diff["restart"], false, "{diff}");
+    assert_eq!(
+        changed,
+        [
+            "README.md",
+            "SHA256SUMS",
+            "bundle.json",
+            "install.sh",
+            "rootfs/etc/kubernetes/admin.kubeconfig"
+        ],
+        "{diff}"
+    );
+    assert_eq!(
+        diff["restartUnits"],
+        serde_json::json!(["kube-apiserver.service"]),
+        "{diff}"
+    );
 }
