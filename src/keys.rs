@@ -93,13 +93,13 @@ impl PrivateKey {
         let kind = match block.tag() {
             PEM_PRIVATE_KEY => match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der)
             {
-                Ok(pair) => ecdsa(&pair)?,
+                Ok(pair) => parsed_ecdsa(&pair)?,
                 Err(_) => rsa(PrivateKeyDer::Pkcs8(der.to_vec().into()))?,
             },
             PEM_EC_PRIVATE_KEY => {
                 let pair = EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_ASN1_SIGNING, der)
                     .map_err(|_| "not a P-256 EC key (only P-256 ECDSA keys are supported)")?;
-                ecdsa(&pair)?
+                parsed_ecdsa(&pair)?
             }
             PEM_RSA_PRIVATE_KEY => rsa(PrivateKeyDer::Pkcs1(der.to_vec().into()))?,
             other => return Err(format!("a '{other}' PEM block is not a private key")),
@@ -197,7 +197,7 @@ fn generate_ecdsa_p256() -> Result<PrivateKey, Error> {
 /// A parsed P-256 key as we keep it. aws-lc checked, while parsing, that the public point
 /// stored with the key belongs to its scalar (or derived it, when none was stored): the
 /// one derivation a stored key costs.
-fn ecdsa(pair: &EcdsaKeyPair) -> Result<KeyKind, String> {
+fn parsed_ecdsa(pair: &EcdsaKeyPair) -> Result<KeyKind, String> {
     let damaged = || "a damaged P-256 key".to_owned();
     let scalar: EcPrivateKeyBin<'static> =
         pair.private_key().as_be_bytes().map_err(|_| damaged())?;
