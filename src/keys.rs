@@ -5,15 +5,25 @@
 //! signing key). ECDSA signatures use RFC 6979 and RSA uses PKCS#1 v1.5, both
 //! deterministic, so the only randomness is in key generation: signing the same bytes
 //! twice gives the same signature, and rebuilds stay byte-identical.
+//!
+//! Where the time goes, and so which library does what: an ECDSA key is 32 random bytes
+//! from the OS (getrandom), not from aws-lc's generator, whose first use in a process (and
+//! in each thread) pays a jitter-entropy start-up that costs far more than the keys a
+//! build needs. Its public point is derived once, by aws-lc (assembly P-256), when the key
+//! is made or read; p256 then signs from the bare scalar (RFC 6979) without deriving it
+//! again. RSA keys stay wholly on aws-lc, the fastest RSA key generator available here.
 
 use std::fmt;
 
-use p256::pkcs8::DecodePrivateKey;
+use aws_lc_rs::encoding::{AsBigEndian, AsDer, EcPrivateKeyBin, Pkcs8V1Der};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+use p256::NistP256;
 use rcgen::{
     KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, PublicKeyData, RsaKeySize,
     SignatureAlgorithm, SigningKey,
 };
 use rustls_pki_types::PrivateKeyDer;
+use sha2::{Digest, Sha256};
 
 use crate::config::KeyAlgorithm;
 use crate::error::Error;
@@ -32,8 +42,10 @@ pub struct PrivateKey {
 }
 
 enum KeyKind {
+    /// The secret scalar, which is all RFC 6979 signing needs, and the public point
+    /// (uncompressed SEC1), derived once when the key was made or read.
     EcdsaP256 {
-        key: p256::ecdsa::SigningKey,
+        secret: p256::NonZeroScalar,
         public_point: Vec<u8>,
     },
     Rsa(KeyPair),
@@ -47,19 +59,21 @@ impl fmt::Debug for PrivateKey {
 }
 
 impl PrivateKey {
-    /// Creates a fresh key from the OS random source (through aws-lc).
+    /// Creates a fresh key: ECDSA from the OS random source directly, RSA through aws-lc.
     pub fn generate(algorithm: KeyAlgorithm) -> Result<Self, Error> {
         let failed = |e: rcgen::Error| Error::Crypto(format!("key generation failed: {e}"));
-        let pair = match algorithm {
-            KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256),
-            KeyAlgorithm::Rsa2048 => KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048),
-            KeyAlgorithm::Rsa3072 => KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_3072),
-            KeyAlgorithm::Rsa4096 => KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_4096),
-        }
-        .map_err(failed)?;
+        let rsa_size = match algorithm {
+            KeyAlgorithm::EcdsaP256 => return generate_ecdsa_p256(),
+            KeyAlgorithm::Rsa2048 => RsaKeySize::_2048,
+            KeyAlgorithm::Rsa3072 => RsaKeySize::_3072,
+            KeyAlgorithm::Rsa4096 => RsaKeySize::_4096,
+        };
+        let pair = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, rsa_size).map_err(failed)?;
         let block = pem::Pem::new(PEM_PRIVATE_KEY, pair.serialize_der());
-        Self::from_pem_block(&block)
-            .map_err(|why| Error::Internal(format!("a freshly generated key: {why}")))
+        Ok(Self {
+            kind: KeyKind::Rsa(pair),
+            pem: block,
+        })
     }
 
     /// Reads a PEM private key block: PKCS#8, SEC1 (EC) or PKCS#1 (RSA), unencrypted.
@@ -77,14 +91,15 @@ impl PrivateKey {
             );
         }
         let kind = match block.tag() {
-            PEM_PRIVATE_KEY => match p256::ecdsa::SigningKey::from_pkcs8_der(der) {
-                Ok(key) => ecdsa(key),
+            PEM_PRIVATE_KEY => match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der)
+            {
+                Ok(pair) => parsed_ecdsa(&pair)?,
                 Err(_) => rsa(PrivateKeyDer::Pkcs8(der.to_vec().into()))?,
             },
             PEM_EC_PRIVATE_KEY => {
-                let secret = p256::SecretKey::from_sec1_der(der)
+                let pair = EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_ASN1_SIGNING, der)
                     .map_err(|_| "not a P-256 EC key (only P-256 ECDSA keys are supported)")?;
-                ecdsa(secret.into())
+                parsed_ecdsa(&pair)?
             }
             PEM_RSA_PRIVATE_KEY => rsa(PrivateKeyDer::Pkcs1(der.to_vec().into()))?,
             other => return Err(format!("a '{other}' PEM block is not a private key")),
@@ -133,14 +148,8 @@ impl PrivateKey {
     /// Signs a SHA-256 digest computed elsewhere (a streamed file): ECDSA P-256 only,
     /// deterministic DER signature (RFC 6979).
     pub fn sign_sha256_prehash(&self, digest: &[u8]) -> Result<Vec<u8>, Error> {
-        use p256::ecdsa::signature::hazmat::PrehashSigner;
         match &self.kind {
-            KeyKind::EcdsaP256 { key, .. } => {
-                let signature: p256::ecdsa::DerSignature = key
-                    .sign_prehash(digest)
-                    .map_err(|e| Error::Crypto(format!("signing failed: {e}")))?;
-                Ok(signature.as_bytes().to_vec())
-            }
+            KeyKind::EcdsaP256 { secret, .. } => Ok(ecdsa_sign_prehash(secret, digest)),
             KeyKind::Rsa(_) => Err(Error::Internal("prehash signing needs an ECDSA key".into())),
         }
     }
@@ -152,9 +161,61 @@ impl PrivateKey {
     }
 }
 
-fn ecdsa(key: p256::ecdsa::SigningKey) -> KeyKind {
-    let public_point = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-    KeyKind::EcdsaP256 { key, public_point }
+/// A new P-256 key from 32 bytes of the OS random source: uniform over [1, n) by
+/// rejection (a draw is out of range with probability below 2^-32). aws-lc derives the
+/// public point and writes the PKCS#8 v1 document (public point included), the same
+/// encoding its own generator wrote; its random generator is never touched.
+fn generate_ecdsa_p256() -> Result<PrivateKey, Error> {
+    let failed = |what: &str| Error::Crypto(format!("key generation failed: {what}"));
+    let mut bytes = [0u8; 32];
+    let secret = loop {
+        crate::secrets::random_bytes(&mut bytes)?;
+        if let Ok(secret) = p256::NonZeroScalar::try_from(bytes.as_slice()) {
+            break secret;
+        }
+    };
+    // aws-lc's ECDH key type is its plain EC key: from a raw scalar it derives the point,
+    // and its PKCS#8 is the id-ecPublicKey document an ECDSA key has.
+    let pair = aws_lc_rs::agreement::PrivateKey::from_private_key(
+        &aws_lc_rs::agreement::ECDH_P256,
+        &bytes,
+    )
+    .map_err(|_| failed("aws-lc refused the scalar"))?;
+    let public = pair
+        .compute_public_key()
+        .map_err(|_| failed("no public point"))?;
+    let pkcs8: Pkcs8V1Der<'static> = pair.as_der().map_err(|_| failed("no PKCS#8"))?;
+    Ok(PrivateKey {
+        kind: KeyKind::EcdsaP256 {
+            secret,
+            public_point: public.as_ref().to_vec(),
+        },
+        pem: pem::Pem::new(PEM_PRIVATE_KEY, pkcs8.as_ref().to_vec()),
+    })
+}
+
+/// A parsed P-256 key as we keep it. aws-lc checked, while parsing, that the public point
+/// stored with the key belongs to its scalar (or derived it, when none was stored): the
+/// one derivation a stored key costs.
+fn parsed_ecdsa(pair: &EcdsaKeyPair) -> Result<KeyKind, String> {
+    let damaged = || "a damaged P-256 key".to_owned();
+    let scalar: EcPrivateKeyBin<'static> =
+        pair.private_key().as_be_bytes().map_err(|_| damaged())?;
+    let secret = p256::NonZeroScalar::try_from(scalar.as_ref()).map_err(|_| damaged())?;
+    Ok(KeyKind::EcdsaP256 {
+        secret,
+        public_point: pair.public_key().as_ref().to_vec(),
+    })
+}
+
+/// RFC 6979 signature of a SHA-256 digest, DER-encoded: what p256's `SigningKey` signs,
+/// without building one (which would derive the public point again).
+fn ecdsa_sign_prehash(secret: &p256::NonZeroScalar, digest: &[u8]) -> Vec<u8> {
+    let (signature, _) =
+        ecdsa::hazmat::sign_prehashed_rfc6979::<NistP256, Sha256>(secret, digest, &[]);
+    p256::ecdsa::DerSignature::from(signature)
+        .as_bytes()
+        .to_vec()
 }
 
 fn rsa(der: PrivateKeyDer<'_>) -> Result<KeyKind, String> {
@@ -182,10 +243,8 @@ impl PublicKeyData for PrivateKey {
 impl SigningKey for PrivateKey {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         match &self.kind {
-            KeyKind::EcdsaP256 { key, .. } => {
-                use p256::ecdsa::signature::Signer;
-                let signature: p256::ecdsa::DerSignature = key.sign(message);
-                Ok(signature.as_bytes().to_vec())
+            KeyKind::EcdsaP256 { secret, .. } => {
+                Ok(ecdsa_sign_prehash(secret, &Sha256::digest(message)))
             }
             KeyKind::Rsa(pair) => pair.sign(message),
         }
@@ -235,5 +294,85 @@ pub(crate) fn parse_key_file(text: &str) -> Result<PrivateKey, String> {
             "expected one private key, found {} PEM blocks",
             blocks.len()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh_ecdsa() -> PrivateKey {
+        PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap()
+    }
+
+    #[test]
+    fn a_generated_ecdsa_key_reads_back_as_the_same_key() {
+        let key = fresh_ecdsa();
+        assert_eq!(key.algorithm_name(), "ecdsa-p256");
+        let pem = key.to_pem();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
+        let again = PrivateKey::from_pem_text(&pem).unwrap();
+        assert_eq!(
+            again.subject_public_key_info(),
+            key.subject_public_key_info()
+        );
+        assert_eq!(again.to_pem(), pem);
+        assert_ne!(
+            fresh_ecdsa().subject_public_key_info(),
+            key.subject_public_key_info(),
+            "two keys drew the same bytes"
+        );
+    }
+
+    /// Signing from the bare scalar gives exactly what p256's own signing key gives (the
+    /// signatures before this path existed), for messages and for digests.
+    #[test]
+    fn signatures_match_p256_signing_keys_byte_for_byte() {
+        use p256::ecdsa::signature::Signer;
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        use p256::pkcs8::DecodePrivateKey;
+        let key = fresh_ecdsa();
+        let reference = p256::ecdsa::SigningKey::from_pkcs8_der(key.pem.contents()).unwrap();
+        let public = reference.verifying_key().to_sec1_point(false);
+        assert_eq!(key.der_bytes(), public.as_bytes());
+        for message in [&b""[..], b"kube-bundle", &[7u8; 4096]] {
+            let expected: p256::ecdsa::DerSignature = reference.sign(message);
+            assert_eq!(key.sign_sha256(message).unwrap(), expected.as_bytes());
+            let digest = Sha256::digest(message);
+            let expected: p256::ecdsa::DerSignature = reference.sign_prehash(&digest).unwrap();
+            assert_eq!(
+                key.sign_sha256_prehash(&digest).unwrap(),
+                expected.as_bytes()
+            );
+        }
+    }
+
+    /// The public point stored beside the scalar is checked against it while parsing:
+    /// a key whose two halves disagree is refused, not trusted.
+    #[test]
+    fn a_stored_public_point_that_does_not_match_the_scalar_is_refused() {
+        let key = fresh_ecdsa();
+        let mut der = key.pem.contents().to_vec();
+        // The PKCS#8 document ends with the uncompressed public point.
+        let last = der.len() - 1;
+        der[last] ^= 1;
+        let damaged = pem::Pem::new(PEM_PRIVATE_KEY, der);
+        assert!(PrivateKey::from_pem_block(&damaged).is_err());
+    }
+
+    /// SEC1 keys as openssl and cfssl write them (named curve, public point included).
+    #[test]
+    fn a_sec1_key_reads_as_the_same_key() {
+        use p256::elliptic_curve::sec1::ToSec1Point as _;
+        use p256::pkcs8::DecodePrivateKey;
+        let key = fresh_ecdsa();
+        let secret = p256::SecretKey::from_pkcs8_der(key.pem.contents()).unwrap();
+        let sec1 = pem::Pem::new(PEM_EC_PRIVATE_KEY, secret.to_sec1_der().unwrap().to_vec());
+        let again = PrivateKey::from_pem_text(&encode_pem(&sec1)).unwrap();
+        assert_eq!(
+            again.der_bytes(),
+            secret.public_key().to_sec1_point(false).as_bytes()
+        );
+        assert_eq!(again.der_bytes(), key.der_bytes());
     }
 }

@@ -47,6 +47,19 @@ pub fn shape_findings(source: &SourceFile) -> Vec<Finding> {
     let Some(document) = read_document(&source.text) else {
         return Vec::new();
     };
+    if let Some(second) = document.second {
+        // Checking the first document alone would report keys missing that the second holds.
+        let finding = Finding::error(
+            source,
+            "(document)",
+            "a second YAML document starts here; cluster.yaml is one document".into(),
+            "remove the `---` line and merge what follows into the cluster description (or \
+             drop it)"
+                .into(),
+            span_of(&source.text, second),
+        );
+        return vec![finding];
+    }
     let schema = cluster_schema();
     let mut walk = Walk {
         source,
@@ -73,6 +86,8 @@ struct Key {
 struct Document {
     node: Node,
     at: Span,
+    /// Where a second YAML document starts, if the file holds more than one.
+    second: Option<Span>,
 }
 
 fn read_document(text: &str) -> Option<Document> {
@@ -84,7 +99,10 @@ fn read_document(text: &str) -> Option<Document> {
         if matches!(event, Event::DocumentStart(..)) {
             let (first, _) = events.next()?;
             let node = read_node(first, &mut events, 0)?;
-            return Some(Document { node, at });
+            let second = events
+                .find(|(event, _)| matches!(event, Event::DocumentStart(..)))
+                .map(|(_, at)| at);
+            return Some(Document { node, at, second });
         }
     }
 }
@@ -334,6 +352,10 @@ fn span_of(text: &str, at: Span) -> Option<SourceSpan> {
     // At least the first character, whole, and never past the end of its line.
     let first = rest.chars().next()?.len_utf8();
     let line = rest.find('\n').unwrap_or(rest.len());
+    // A snippet of a huge line would flood the terminal; the message names the key.
+    if line > crate::source::MAX_SNIPPET_LINE {
+        return None;
+    }
     let wanted = at
         .end
         .byte_offset()
@@ -459,6 +481,12 @@ mod tests {
     #[test]
     fn a_document_that_does_not_scan_is_left_to_the_parser() {
         assert!(findings("a: [\n").is_empty());
+        let two = findings("apiVersion: x\n---\nkind: Cluster\n");
+        assert_eq!(two.len(), 1, "{two:?}");
+        assert!(
+            two[0].contains("a second YAML document starts here"),
+            "{two:?}"
+        );
         assert!(findings("").is_empty());
         let deep = "a: ".to_owned() + &"[".repeat(100) + &"]".repeat(100);
         assert_eq!(findings(&deep).len(), 0);

@@ -15,7 +15,7 @@ use serde_saphyr::{Budget, Location, Options};
 use crate::error::Error;
 
 /// Lines longer than this are not quoted in diagnostics.
-const MAX_SNIPPET_LINE: usize = 400;
+pub(crate) const MAX_SNIPPET_LINE: usize = 400;
 
 /// Config files are small; anything bigger is a mistake or an attack on the parser.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -161,6 +161,11 @@ fn parse_help(message: &str, line: &str) -> String {
     }
     if message.contains("unknown variant") {
         return "use one of the values the message lists, spelled as shown".into();
+    }
+    if message.contains("from_str_multiple") || message.contains("multiple documents") {
+        return "cluster.yaml holds one YAML document: remove the `---` line and what a \
+                second document adds"
+            .into();
     }
     if message.contains("duplicate") {
         return "keep one of the two entries; YAML gives a key one value".into();

@@ -59,12 +59,12 @@ pub(super) fn build(
         ),
     )?;
     let progress = Progress::new(verbosity);
-    let previous = PreviousGeneration::read(output.path(), cluster.name.as_str(), err)?;
-    progress.detail(&previous.describe());
     let overrides = guards::Overrides {
         allow_version_skew: args.allow_version_skew,
         allow_issuer_change: args.allow_issuer_change,
     };
+    let previous = PreviousGeneration::read(output.path(), cluster.name.as_str(), overrides, err)?;
+    progress.detail(&previous.describe());
     for warning in guards::check(&previous, cluster, &plan, overrides)? {
         write_err(err, &warning)?;
     }

@@ -71,24 +71,38 @@ struct RecordedFile {
 
 impl PreviousGeneration {
     /// Every bundle of cluster `cluster` in `output`. A bundle whose bundle.json cannot be
-    /// read is left out with a note: guarding is no reason to fail a build of a damaged
-    /// output, which the build is about to replace.
-    pub(super) fn read(output: &Path, cluster: &str, err: &mut dyn Write) -> Result<Self, Error> {
+    /// read fails closed: a truncated copy or a full disk must not let a downgrade through.
+    /// Only with both overrides, which say the guards are not wanted, is it left out with a
+    /// note.
+    pub(super) fn read(
+        output: &Path,
+        cluster: &str,
+        overrides: Overrides,
+        err: &mut dyn Write,
+    ) -> Result<Self, Error> {
         let mut nodes = BTreeMap::new();
         for node in bundled_nodes(output)? {
             let tarball = output.join(format!("{node}.tar.gz"));
             let recorded = match read_provenance(&tarball, &node) {
                 Ok(recorded) => recorded,
                 Err(why) => {
-                    write_err(
-                        err,
-                        &format!(
-                            "note: {}: its {PROVENANCE_FILE} cannot be read ({why}); this build \
-                             is not compared with it\n",
-                            tarball.display()
-                        ),
-                    )?;
-                    continue;
+                    let shown = tarball.display().to_string().escape_debug().to_string();
+                    if overrides.allow_version_skew && overrides.allow_issuer_change {
+                        write_err(
+                            err,
+                            &format!(
+                                "note: {shown}: its {PROVENANCE_FILE} cannot be read ({why}); \
+                                 this build is not compared with it\n"
+                            ),
+                        )?;
+                        continue;
+                    }
+                    return Err(Error::Input(format!(
+                        "{shown}: its {PROVENANCE_FILE} cannot be read ({why}), so this build \
+                         cannot be checked against it for a version skew or a new issuer; \
+                         move the file out of the output, or pass --allow-version-skew and \
+                         --allow-issuer-change to build without those checks"
+                    )));
                 }
             };
             // Another cluster's bundles are no previous generation of this one (the
@@ -126,7 +140,11 @@ impl PreviousGeneration {
         }
         let parts: Vec<String> = by_version
             .iter()
-            .map(|(version, nodes)| format!("{version} on {}", nodes.join(", ")))
+            .map(|(version, nodes)| {
+                let names: Vec<String> =
+                    nodes.iter().map(|n| n.escape_debug().to_string()).collect();
+                format!("{version} on {}", names.join(", "))
+            })
             .collect();
         format!("previous generation: {}", parts.join("; "))
     }
@@ -152,20 +170,36 @@ impl From<RecordedProvenance> for ShippedBundle {
     }
 }
 
+/// How much of a bundle's decompressed stream is read looking for its bundle.json.
+const MAX_SCANNED_BYTES: u64 = 16 * 1024 * 1024;
+
 /// `<node>/bundle.json` from a tarball, read only as far as that entry: the writer sorts
 /// entries, so it comes before the large files.
 fn read_provenance(tarball: &Path, node: &str) -> Result<RecordedProvenance, String> {
+    // A FIFO or a device named like a bundle would block or never end.
+    // Nor is a link followed: it may point anywhere, secrets/ included.
+    let metadata = std::fs::symlink_metadata(tarball).map_err(|e| e.to_string())?;
+    if !metadata.is_file() {
+        return Err("it is not a regular file".into());
+    }
     let file = std::fs::File::open(tarball).map_err(|e| e.to_string())?;
-    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
-        std::io::BufReader::new(file),
-    ));
+    // bundle.json comes within the first entries; a gzip bomb stops here.
+    let decompressed =
+        flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file)).take(MAX_SCANNED_BYTES);
+    let mut archive = tar::Archive::new(decompressed);
     let wanted = format!("{node}/{PROVENANCE_FILE}");
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let entry = entry.map_err(|e| e.to_string())?;
-        let is_provenance = entry
+        let path = entry
             .path()
-            .is_ok_and(|path| path.to_str() == Some(wanted.as_str()));
-        if !is_provenance {
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .into_owned();
+        // Entries are sorted: past the name, it is not there.
+        if path.as_str() > wanted.as_str() {
+            break;
+        }
+        if path != wanted {
             continue;
         }
         let size = entry.header().size().map_err(|e| e.to_string())?;

@@ -15,13 +15,18 @@ use super::{ConfigArgs, load_and_plan, secrets_folder, write_err, write_out};
 use crate::cli::UserArgs;
 use crate::error::Error;
 use crate::model::Cluster;
-use crate::plan::{CaName, CertSpec, Purpose};
+use crate::plan::{ADMIN_CN, CaName, CertSpec, KUBELET_CLIENT_CN, Purpose, SUPERUSER_GROUP};
 use crate::secrets::{Access, SecretStore};
 use crate::values::{Host, SECURE_PORT, parse_duration};
 use crate::{pki, render};
 
 /// Longer than a year is a credential nobody remembers handing out.
 const LONGEST_VALIDITY_HOURS: u64 = 8760;
+/// Shorter than this is spent before it is handed over (certificates are backdated a few
+/// minutes against clock skew, and that comes off their lifetime).
+const SHORTEST_VALIDITY_MINUTES: u64 = 15;
+/// The longest CN or O X.509 allows (RFC 5280's upper bound).
+const MAX_NAME_CHARS: usize = 64;
 
 pub(super) fn user(args: &UserArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Error> {
     check_identity(&args.user, "USER", args.allow_system_identity)?;
@@ -30,6 +35,13 @@ pub(super) fn user(args: &UserArgs, out: &mut dyn Write, err: &mut dyn Write) ->
     }
     let validity = parse_duration(&args.validity)
         .map_err(|why| Error::Usage(format!("--validity {}: {why}", args.validity)))?;
+    if validity.as_secs() < SHORTEST_VALIDITY_MINUTES * 60 {
+        return Err(Error::Usage(format!(
+            "--validity {}: at least {SHORTEST_VALIDITY_MINUTES}m, so the certificate is still \
+             valid when it reaches its holder",
+            args.validity
+        )));
+    }
     if validity.as_secs() > LONGEST_VALIDITY_HOURS * 3600 {
         return Err(Error::Usage(format!(
             "--validity {}: at most {LONGEST_VALIDITY_HOURS}h; a client certificate cannot be \
@@ -98,27 +110,41 @@ pub(super) fn user(args: &UserArgs, out: &mut dyn Write, err: &mut dyn Write) ->
     )
 }
 
-/// A user or group name goes into the certificate and, unquoted, into the kubeconfig:
-/// printable words only. `system:` names are Kubernetes' own.
+/// A user or group name goes into the certificate and, quoted, into the kubeconfig:
+/// printable words only. Names that already hold power are refused without the flag:
+/// Kubernetes' own `system:` names (system:masters above all, a superuser no RBAC change
+/// can take back) and kube-bundle's own identities, whose bindings install.sh restores on
+/// every run (so revoking them means breaking the bundles' own credentials).
 fn check_identity(name: &str, what: &str, allow_system: bool) -> Result<(), Error> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "._@:+-".contains(c);
-    if name.is_empty() || name.len() > 253 || !name.chars().all(allowed) || name.starts_with('-') {
+    if name.is_empty()
+        || name.len() > MAX_NAME_CHARS
+        || !name.chars().all(allowed)
+        || name.starts_with('-')
+    {
         return Err(Error::Usage(format!(
-            "{what} {name:?}: use 1 to 253 letters, digits and . _ @ : + - (not starting with -)"
+            "{what} {name:?}: use 1 to {MAX_NAME_CHARS} letters, digits and . _ @ : + - (not \
+             starting with -)"
         )));
     }
-    if name.starts_with("system:") && !allow_system {
-        let why = if name == "system:masters" {
-            "a superuser that no RBAC change can revoke, for as long as the certificate lives"
-        } else {
-            "a name Kubernetes reserves for its own components"
-        };
-        return Err(Error::Usage(format!(
+    let why = if name == SUPERUSER_GROUP {
+        Some("a superuser that no RBAC change can revoke, for as long as the certificate lives")
+    } else if name.starts_with("system:") {
+        Some("a name Kubernetes reserves for its own components")
+    } else if name.starts_with("kube-bundle:") || [ADMIN_CN, KUBELET_CLIENT_CN].contains(&name) {
+        Some(
+            "an identity of kube-bundle's own, bound to its rights by manifests install.sh restores on every run",
+        )
+    } else {
+        None
+    };
+    match why {
+        Some(why) if !allow_system => Err(Error::Usage(format!(
             "{what} {name}: {why}; bind the rights needed to a group of your own instead, or \
              pass --allow-system-identity if this is what you mean"
-        )));
+        ))),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The apiserver URL: https, a host, at most a port; it is written unquoted into YAML.

@@ -63,7 +63,11 @@ pub fn man(dir: Option<&Path>, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         let path = dir.join(page.get_filename());
         let mut text = Vec::new();
         render(page, &mut text)?;
-        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        // Through a temp file and a rename: a link planted under a page's name is replaced,
+        // never followed to overwrite whatever it points at.
+        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+        temp.write_all(&text).map_err(|e| Error::io(&path, e))?;
+        temp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
         write_out(out, &format!("{}\n", path.display()))?;
     }
     write_err(

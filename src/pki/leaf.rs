@@ -36,16 +36,16 @@ pub(super) fn load_leaf(
         .map_err(|why| corrupt(store, &file, &why))
 }
 
-/// Decides whether a stored leaf still says what the plan wants.
+/// Decides whether a stored leaf still says what the plan wants. `ca_cert` is its
+/// issuer's certificate, parsed once for all the leaves it signed.
 pub(super) fn judge_leaf(
     leaf: &Credential,
     spec: &CertSpec,
-    ca: &Credential,
+    ca_cert: &X509Certificate<'_>,
     algorithm: KeyAlgorithm,
     now: OffsetDateTime,
 ) -> Result<Decision, Error> {
     let cert = parse_cert(&leaf.cert_der).map_err(Error::Input)?;
-    let ca_cert = parse_cert(&ca.cert_der).map_err(Error::Input)?;
     if cert.issuer().as_raw() != ca_cert.subject().as_raw()
         || cert.verify_signature(Some(ca_cert.public_key())).is_err()
     {

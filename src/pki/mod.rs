@@ -340,6 +340,12 @@ fn survey(
             check_signed_by(store, *name, ca, parent)?;
         }
     }
+    // Every stored leaf is checked against its CA's certificate: parse each CA once.
+    let ca_certs = cas
+        .iter()
+        .map(|(name, ca)| parse_cert(&ca.cert_der).map(|cert| (*name, cert)))
+        .collect::<Result<BTreeMap<_, _>, String>>()
+        .map_err(Error::Input)?;
     // Parsing keys and checking signatures dominates a build that reuses everything:
     // nodes are judged in parallel.
     let judged: Vec<JudgedNode> = plan
@@ -349,7 +355,7 @@ fn survey(
             let mut decisions = BTreeMap::new();
             let mut reusable = BTreeMap::new();
             for (cert, spec) in &node_plan.certificates {
-                let stored = match cas.get(&spec.issuer) {
+                let stored = match ca_certs.get(&spec.issuer) {
                     None => None,
                     Some(ca) => load_leaf(store, node, *cert)?.map(|leaf| (ca, leaf)),
                 };
@@ -372,6 +378,7 @@ fn survey(
             Ok((node.clone(), decisions, reusable))
         })
         .collect::<Result<_, Error>>()?;
+    drop(ca_certs);
     let mut survey = Survey {
         cas,
         reusable: BTreeMap::new(),

@@ -143,8 +143,9 @@ pub(super) fn admin_kubeconfig(
 }
 
 /// A kubeconfig for one client credential with everything inline: the file is the whole
-/// credential. Every value is written unquoted into YAML, so callers pass only validated
-/// names and URLs (base64 needs no quoting).
+/// credential. Names and the server are written in double quotes, so a name YAML would
+/// read as a number or a boolean (`1001`, `on`) stays text; callers pass only validated
+/// names and URLs, which hold no quote or backslash (base64 needs no quoting).
 pub fn client_kubeconfig(
     cluster: &str,
     server: &str,

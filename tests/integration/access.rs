@@ -69,6 +69,29 @@ fn openssl(project: &Project, args: &[&str]) -> String {
 fn a_user_kubeconfig_holds_a_short_lived_client_certificate_from_the_cluster_ca() {
     let project = Project::new();
     project.build();
+    // Names YAML would read as a number or a boolean stay text in the kubeconfig.
+    for name in ["1001", "on"] {
+        kube_bundle(project.path(), &["kubeconfig", "user", name]).code(0);
+        let user = Command::new("kubectl")
+            .args([
+                "config",
+                "view",
+                "--kubeconfig",
+                &format!("{name}.kubeconfig"),
+                "-o",
+                "jsonpath={.users[0].name}",
+            ])
+            .current_dir(project.path())
+            .output()
+            .unwrap();
+        assert!(
+            user.status.success(),
+            "{}",
+            String::from_utf8_lossy(&user.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&user.stdout), name);
+        fs::remove_file(project.path().join(format!("{name}.kubeconfig"))).unwrap();
+    }
     let secrets_before = tree(&project.path().join("secrets"));
     kube_bundle(
         project.path(),
@@ -201,6 +224,13 @@ fn kubeconfig_user_refuses_unrevocable_and_malformed_identities() {
         (vec!["alice\nkind: x"], "letters, digits"),
         (vec!["alice", "--group", "a b"], "letters, digits"),
         (vec!["alice", "--validity", "87601h"], "at most 8760h"),
+        (vec!["alice", "--validity", "0s"], "at least 15m"),
+        (
+            vec!["bob", "--group", "kube-bundle:cluster-admins"],
+            "kube-bundle's own",
+        ),
+        (vec!["kube-apiserver-kubelet-client"], "kube-bundle's own"),
+        (vec!["kubernetes-admin"], "kube-bundle's own"),
         (vec!["alice", "--validity", "soon"], "--validity soon"),
         (
             vec!["alice", "--server", "http://10.0.0.1:6443"],

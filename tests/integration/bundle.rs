@@ -738,3 +738,98 @@ fn a_shipped_front_binary_lands_at_the_front_binary_path() {
     )
     .code(0);
 }
+
+/// A binary over several 1 MiB chunks is compressed on every core as independent gzip
+/// members: the bytes do not depend on the thread count, stock tar extracts the binary
+/// whole, `verify` accepts the bundle, and the strict reader still refuses (under a valid
+/// signature) a stream cut at a member boundary or with anything after its last member.
+#[test]
+fn a_binary_over_several_chunks_gives_the_same_bytes_on_any_thread_count() {
+    let project = Project::new();
+    let mut binary = b"#!/bin/sh\necho 'Kubernetes v1.37.2'\nexit 0\n".to_vec();
+    binary.extend((0..3_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    fs::write(project.path().join("kube-apiserver"), &binary).unwrap();
+    project.edit("kubeApiserver: null", "kubeApiserver: kube-apiserver");
+    let build_with = |threads: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
+            .arg("build")
+            .current_dir(project.path())
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        read(&project.bundle("cp1"))
+    };
+    let one_thread = build_with("1");
+    assert!(build_with("2") == one_thread, "2 threads wrote other bytes");
+    assert!(build_with("3") == one_thread, "3 threads wrote other bytes");
+
+    let header = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    let member_starts: Vec<usize> = one_thread
+        .windows(header.len())
+        .enumerate()
+        .filter(|(_, window)| *window == header)
+        .map(|(offset, _)| offset)
+        .collect();
+    // One before the binary, one per chunk of it (4), one after.
+    assert!(member_starts.len() >= 6, "{member_starts:?}");
+    kube_bundle(
+        project.path(),
+        &["verify", "bundles/prod-eu1/cp1.tar.gz", "--allow-unpinned"],
+    )
+    .code(0);
+    let extracted = tempfile::tempdir().unwrap();
+    let status = Command::new("tar")
+        .arg("xzf")
+        .arg(project.bundle("cp1"))
+        .arg("-C")
+        .arg(extracted.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "stock tar xzf fails on the bundle");
+    let shipped = extracted
+        .path()
+        .join("cp1/rootfs/usr/local/bin/kube-apiserver");
+    assert_eq!(read(&shipped), binary);
+
+    let junk_member = {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        std::io::Write::write_all(&mut gzip, b"more after the end").unwrap();
+        gzip.finish().unwrap()
+    };
+    let variants: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "cut-at-a-member",
+            one_thread[..member_starts[3]].to_vec(),
+            "is cut off",
+        ),
+        (
+            "member-appended",
+            [one_thread.as_slice(), &junk_member].concat(),
+            "data follows the end-of-archive marker",
+        ),
+        (
+            "junk-appended",
+            [one_thread.as_slice(), b"junk"].concat(),
+            "damaged archive",
+        ),
+    ];
+    let store = kube_bundle::secrets::SecretStore::open(
+        &project.path().join("secrets/prod-eu1"),
+        kube_bundle::secrets::Access::ReadOnly,
+    )
+    .unwrap();
+    let signer = kube_bundle::sign::Signer::load_or_create(&store, None).unwrap();
+    for (name, bytes, refusal) in variants {
+        let relative = format!("bundles/prod-eu1/{name}.tar.gz");
+        fs::write(project.path().join(&relative), &bytes).unwrap();
+        fs::write(
+            project.path().join(format!("{relative}.sig")),
+            signer.sign(&bytes).unwrap(),
+        )
+        .unwrap();
+        kube_bundle(project.path(), &["verify", &relative, "--allow-unpinned"])
+            .code(3)
+            .stderr_has(refusal);
+    }
+}

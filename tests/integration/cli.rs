@@ -534,3 +534,20 @@ fn color_follows_the_color_option() {
         .code(1)
         .stderr_has(ESCAPE);
 }
+
+#[test]
+fn man_replaces_a_planted_link_instead_of_writing_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "keep me").unwrap();
+    let pages = dir.path().join("man");
+    fs::create_dir(&pages).unwrap();
+    std::os::unix::fs::symlink(&victim, pages.join("kube-bundle.1")).unwrap();
+    kube_bundle(dir.path(), &["man", "--dir", "man"]).code(0);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
+    let page = fs::symlink_metadata(pages.join("kube-bundle.1")).unwrap();
+    assert!(
+        page.file_type().is_file(),
+        "the link was replaced by the page"
+    );
+}

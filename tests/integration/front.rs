@@ -256,7 +256,7 @@ fn every_rendered_front_config_passes_the_proxys_own_check() {
         assert!(unit.contains("ExecStartPre="), "{unit}");
         let kubeconfig = &front.files["rootfs/etc/kubernetes/admin.kubeconfig"];
         assert!(
-            kubeconfig.contains(&format!("server: https://{}", front.listen())),
+            kubeconfig.contains(&format!("server: \"https://{}", front.listen())),
             "{kubeconfig}"
         );
     }
@@ -289,7 +289,10 @@ fn no_front_means_no_proxy_files_and_a_direct_kubeconfig() {
     );
     let kubeconfig = &front.files["rootfs/etc/kubernetes/admin.kubeconfig"];
     assert!(
-        kubeconfig.contains(&format!("server: https://127.0.{}.1:6443", front.subnet)),
+        kubeconfig.contains(&format!(
+            "server: \"https://127.0.{}.1:6443\"",
+            front.subnet
+        )),
         "{kubeconfig}"
     );
 }

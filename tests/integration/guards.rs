@@ -304,3 +304,41 @@ fn certs_renew_counts_what_it_renews_with_verbose() {
     quiet.code(0).stdout_has("renewed cp1/apiserver");
     assert!(!quiet.stderr().contains("renewing"), "{}", quiet.stderr());
 }
+
+/// A truncated copy or a full disk must not open the guards: an unreadable bundle of the
+/// output stops the build unless both guards are waived, and nothing named like a bundle
+/// (a FIFO) can hang it.
+#[test]
+fn an_unreadable_bundle_in_the_output_fails_the_guards_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    fresh(dir.path());
+    kube_bundle(dir.path(), &["build"]).code(0);
+    let output = dir.path().join("bundles/prod-eu1");
+    let whole = std::fs::read(output.join("cp1.tar.gz")).unwrap();
+    std::fs::write(output.join("cp1.tar.gz"), &whole[..100]).unwrap();
+    kube_bundle(dir.path(), &["build"])
+        .code(1)
+        .stderr_has("cp1.tar.gz: its bundle.json cannot be read")
+        .stderr_has("--allow-version-skew and --allow-issuer-change");
+    assert_eq!(
+        std::fs::read(output.join("cp1.tar.gz")).unwrap(),
+        &whole[..100],
+        "a refused build writes nothing"
+    );
+    kube_bundle(
+        dir.path(),
+        &["build", "--allow-version-skew", "--allow-issuer-change"],
+    )
+    .code(0)
+    .stderr_has("this build is not compared with it");
+
+    let fifo = output.join("cp9.tar.gz");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    kube_bundle(dir.path(), &["build"])
+        .code(1)
+        .stderr_has("cp9.tar.gz: its bundle.json cannot be read (it is not a regular file)");
+}

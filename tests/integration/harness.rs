@@ -234,6 +234,19 @@ pub fn binary_cache() -> PathBuf {
     }
 }
 
+/// The etcd release tests/e2e/build-etcd.sh builds without an argument (what `.ci/run`
+/// builds): the default on its `version=${1:-vX.Y.Z}` line.
+pub fn pinned_etcd_version() -> String {
+    let path = repo_root().join("tests/e2e/build-etcd.sh");
+    let script = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    script
+        .lines()
+        .find_map(|line| line.strip_prefix("version=${1:-"))
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("{} has no version=${{1:-vX.Y.Z}} line", path.display()))
+        .to_owned()
+}
+
 /// An etcd member certificate issued with stock openssl from a stored kube-bundle CA
 /// (`ca_pem`: certificate then key), as an operator's own etcd would have: a P-256 key,
 /// serverAuth and clientAuth (it serves clients and peers and is the peer client), SANs

@@ -1,11 +1,14 @@
-//! The real kube-apiserver is the oracle for the version table (issue 17, item 4).
+//! The real binaries are the oracle for the version tables.
 //!
-//! For every release pinned in tests/e2e/kube-versions, the binary that
-//! tests/e2e/build-kube.sh built from the Go module proxy is asked for `--help`, and:
-//! - every flag `versions::FLAGS` says that minor accepts must be listed there (a flag the
-//!   binary hides because it is deprecated, but still accepts, passes with a note);
+//! For every release pinned in tests/e2e/kube-versions, the binaries that
+//! tests/e2e/build-kube.sh built from the Go module proxy are asked for `--help`, and for
+//! kube-apiserver, kube-controller-manager and kube-scheduler alike:
+//! - every flag the component's table says that minor accepts must be listed there (a flag
+//!   the binary hides because it is deprecated, but still accepts, passes with a note);
 //! - every flag the table says that minor does not accept must be neither listed nor accepted
-//!   (`--<flag>= --version` must fail with `unknown flag`);
+//!   (`--<flag>= --version` must fail with `unknown flag`).
+//!
+//! For kube-apiserver besides:
 //! - a feature gate the table says that minor does not know must be refused, and one it knows
 //!   accepted (`--feature-gates=<gate>=true --version`);
 //! - the unit kube-bundle renders for examples/cluster.yaml at that release must use only flags
@@ -13,12 +16,17 @@
 //! - its cipher suites must be among the suites `--help` lists as preferred, and its minimum TLS
 //!   version among the possible ones (the parser checks those only when the server starts).
 //!
-//! The same for kube-controller-manager and kube-scheduler, with their own tables
-//! (`versions::controller_manager`, `versions::scheduler`) and the units rendered for
-//! examples/cluster.yaml with both sections; the scheduler also loads the rendered
-//! KubeSchedulerConfiguration (strictly decoded) and writes back what it made of it.
+//! The units rendered with the controller manager and the scheduler on pass the same
+//! checks, and the real scheduler loads the rendered KubeSchedulerConfiguration (strictly
+//! decoded) and must keep its settings. The scheduler and controller-manager table checks (leader-election locks, the scheduler's config
+//! API versions) are in the submodules; etcd's flags are checked against the pinned etcd build
+//! and the distribution's etcd. None of them needs a cluster.
 //!
 //! A missing binary is a failure, never a skip: run tests/e2e/build-kube.sh.
+
+mod controller_manager;
+mod etcd;
+mod scheduler;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -45,20 +53,13 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The cached kube-apiserver for `version`; panics, saying how to build it, when it is
-/// missing or is another release.
-fn apiserver(version: &str) -> PathBuf {
-    kube_binary(version, Component::Apiserver)
-}
-
-/// The cached binary of `component` for `version`; panics, saying how to build it, when it
-/// is missing or is another release.
-fn kube_binary(version: &str, component: Component) -> PathBuf {
-    let program = component.program();
-    let path = binary_cache().join("kube").join(version).join(program);
+/// The cached `component` (kube-apiserver, kube-controller-manager, kube-scheduler) of
+/// `version`; panics, saying how to build it, when it is missing or is another release.
+fn kube_binary(version: &str, component: &str) -> PathBuf {
+    let path = binary_cache().join("kube").join(version).join(component);
     let fix = format!(
-        "\n\n*** The version-table oracle needs a real {program} {version}.\n\
-         *** Build it (≈3–7 min cold, cached afterwards):  tests/e2e/build-kube.sh {version}\n\
+        "\n\n*** The version-table oracle needs a real {component} {version}.\n\
+         *** Build it (≈3–7 min a binary cold, cached afterwards):  tests/e2e/build-kube.sh {version}\n\
          *** (cache: $KUBE_BUNDLE_CACHE, default ~/.cache/kube-bundle). This test never skips.\n"
     );
     assert!(path.is_file(), "{} is missing.{fix}", path.display());
@@ -76,9 +77,9 @@ fn kube_binary(version: &str, component: Component) -> PathBuf {
     path
 }
 
-/// Flag name (no dashes) → its line in `--help`; `sentinel` is a flag the program always
-/// has, proof that the help was read.
-fn help_flags(binary: &Path, sentinel: &str) -> BTreeMap<String, String> {
+/// Flag name (no dashes) → its line in `--help`; `expected` must be among them (proof that
+/// the help was read, not some error text).
+fn help_flags(binary: &Path, expected: &str) -> BTreeMap<String, String> {
     let out = Command::new(binary).arg("--help").output().unwrap();
     assert!(
         out.status.success(),
@@ -106,7 +107,7 @@ fn help_flags(binary: &Path, sentinel: &str) -> BTreeMap<String, String> {
         }
     }
     assert!(
-        flags.len() > 30 && flags.contains_key(sentinel),
+        flags.len() > 20 && flags.contains_key(expected),
         "could not read the flags of {} --help:\n{help}",
         binary.display()
     );
@@ -150,11 +151,19 @@ fn run(binary: &Path, args: &[String]) -> Output {
 /// deprecation notice, or nothing. Values are tried until the parser takes one, so that a
 /// typed flag shows its deprecation notice instead of an invalid-value complaint.
 fn probe(binary: &Path, name: &str) -> Result<String, String> {
+    probe_with(binary, name, KUBE_UNKNOWN_FLAG)
+}
+
+/// What Kubernetes' flag parser prints for a flag it does not know.
+const KUBE_UNKNOWN_FLAG: &str = "unknown flag";
+
+/// [`probe`] for a binary whose parser reports an unknown flag with `unknown`.
+fn probe_with(binary: &Path, name: &str, unknown: &str) -> Result<String, String> {
     let mut first = String::new();
     for value in ["", "1", "true", "1s"] {
         let out = run(binary, &[format!("--{name}={value}"), "--version".into()]);
         let stderr = text(&out.stderr);
-        if let Some(line) = stderr.lines().find(|l| l.contains("unknown flag")) {
+        if let Some(line) = stderr.lines().find(|l| l.contains(unknown)) {
             return Err(line.trim().to_owned());
         }
         let line = stderr.lines().next().unwrap_or("").trim().to_owned();
@@ -166,6 +175,108 @@ fn probe(binary: &Path, name: &str) -> Result<String, String> {
         }
     }
     Ok(first)
+}
+
+/// A binary whose flags are checked against a table, in one minor of its series.
+struct Target<'a> {
+    binary: &'a Path,
+    /// 1 for Kubernetes, 3 for etcd: the minors in the messages are `major.minor`.
+    major: u64,
+    minor: u64,
+    /// What its flag parser prints for a flag it does not know.
+    unknown: &'static str,
+}
+
+impl Target<'_> {
+    fn kube(binary: &Path, minor: u64) -> Target<'_> {
+        Target {
+            binary,
+            major: 1,
+            minor,
+            unknown: KUBE_UNKNOWN_FLAG,
+        }
+    }
+
+    fn probe(&self, name: &str) -> Result<String, String> {
+        probe_with(self.binary, name, self.unknown)
+    }
+}
+
+/// One component's flag table against its binary's `--help`: a flag the table accepts in
+/// the target's minor must be listed, or hidden but still accepted (a note); a flag the
+/// table refuses must be neither listed nor accepted.
+fn check_flag_table(
+    target: &Target,
+    table: &[Flag],
+    help: &BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
+    let (major, minor) = (target.major, target.minor);
+    for row in table {
+        let listed = help.get(row.name);
+        let range = format!(
+            "first {major}.{}, last {}",
+            row.first,
+            row.last
+                .map_or("none".to_owned(), |last| format!("{major}.{last}"))
+        );
+        if row.accepted_in(minor) {
+            if listed.is_some() {
+                continue;
+            }
+            match target.probe(row.name) {
+                Ok(stderr) => notes.push(format!(
+                    "--{}: accepted but hidden from --help: {stderr:?}",
+                    row.name
+                )),
+                Err(unknown) => problems.push(format!(
+                    "--{}: the table says {major}.{minor} accepts it ({range}), but --help does \
+                     not list it and the binary refuses it: {unknown:?}",
+                    row.name
+                )),
+            }
+        } else if let Some(line) = listed {
+            problems.push(format!(
+                "--{}: the table says {major}.{minor} does not accept it ({range}; {}), but \
+                 --help lists it: {line:?}",
+                row.name, row.note
+            ));
+        } else if let Ok(stderr) = target.probe(row.name) {
+            problems.push(format!(
+                "--{}: the table says {major}.{minor} does not accept it ({range}; {}); --help \
+                 hides it but the binary still accepts it: {stderr:?}",
+                row.name, row.note
+            ));
+        }
+    }
+}
+
+/// Prints the notes and fails with every problem at once.
+fn report(what: &str, problems: &[String], notes: &[String]) {
+    for note in notes {
+        eprintln!("oracle {what}: note: {note}");
+    }
+    assert!(
+        problems.is_empty(),
+        "{what} disagrees with src/versions/ ({} problems):\n  - {}\n",
+        problems.len(),
+        problems.join("\n  - ")
+    );
+}
+
+/// A kubeconfig for an apiserver that cannot answer (nothing listens on port 1): enough for
+/// a component to load its configuration and start, never to reach a cluster.
+fn unreachable_kubeconfig(dir: &Path) -> PathBuf {
+    let path = dir.join("unreachable.kubeconfig");
+    fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: none\n  cluster:\n    server: \
+         https://127.0.0.1:1\ncontexts:\n- name: none\n  context: {cluster: none, user: none}\n\
+         current-context: none\nusers:\n- name: none\n  user: {token: none}\n",
+    )
+    .unwrap();
+    path
 }
 
 /// examples/cluster.yaml with kubernetesVersion set to `version`, through the public
@@ -222,12 +333,14 @@ fn exec_start_args(unit: &str) -> Vec<String> {
 
 fn check(version: &str) {
     let minor = minor_of(version);
-    let binary = apiserver(version);
+    let binary = kube_binary(version, "kube-apiserver");
     let help = help_flags(&binary, "etcd-servers");
+    let mut problems = Vec::new();
     let mut notes = Vec::new();
 
     // 1. The table against --help.
-    let mut problems = table_problems(&binary, &help, FLAGS, minor, &mut notes);
+    let target = Target::kube(&binary, minor);
+    check_flag_table(&target, FLAGS, &help, &mut problems, &mut notes);
 
     // The feature gates the table knows: refused exactly where it says they do not exist.
     for gate in versions::CHECKED_FEATURE_GATES {
@@ -268,50 +381,6 @@ fn check(version: &str) {
         problems.len(),
         problems.join("\n  - ")
     );
-}
-
-/// Every row of `table` against `--help` (and, for a row it does not list, the parser):
-/// accepted exactly in the minors the row says.
-fn table_problems(
-    binary: &Path,
-    help: &BTreeMap<String, String>,
-    table: &[Flag],
-    minor: u64,
-    notes: &mut Vec<String>,
-) -> Vec<String> {
-    let mut problems = Vec::new();
-    for row in table {
-        let listed = help.get(row.name);
-        if row.accepted_in(minor) {
-            if listed.is_some() {
-                continue;
-            }
-            match probe(binary, row.name) {
-                Ok(stderr) => notes.push(format!(
-                    "--{}: accepted but hidden from --help: {stderr:?}",
-                    row.name
-                )),
-                Err(unknown) => problems.push(format!(
-                    "--{}: the table says 1.{minor} accepts it (first 1.{}, last {:?}), but \
-                     --help does not list it and the binary refuses it: {unknown:?}",
-                    row.name, row.first, row.last
-                )),
-            }
-        } else if let Some(line) = listed {
-            problems.push(format!(
-                "--{}: the table says 1.{minor} does not accept it (first 1.{}, last {:?}; {}), \
-                 but --help lists it: {line:?}",
-                row.name, row.first, row.last, row.note
-            ));
-        } else if let Ok(stderr) = probe(binary, row.name) {
-            problems.push(format!(
-                "--{}: the table says 1.{minor} does not accept it (first 1.{}, last {:?}; {}); \
-                 --help hides it but the binary still accepts it: {stderr:?}",
-                row.name, row.first, row.last, row.note
-            ));
-        }
-    }
-    problems
 }
 
 /// A rendered command line against the binary: every flag listed in `--help`, the TLS
@@ -384,33 +453,25 @@ fn rendered_problems(
     names.len()
 }
 
-/// The controller manager or the scheduler of `version` against its table and against the
-/// unit rendered for examples/cluster.yaml with both sections.
-fn check_component(version: &str, component: Component) {
+/// The controller manager's or the scheduler's unit rendered for examples/cluster.yaml with
+/// both sections, against the real binary of `version`; the scheduler also loads its
+/// rendered KubeSchedulerConfiguration. (Their tables are checked in the submodules.)
+fn check_rendered_component(version: &str, component: Component) {
     let minor = minor_of(version);
-    let binary = kube_binary(version, component);
-    let (table, table_file, sentinel): (&[Flag], &str, &str) = match component {
-        Component::ControllerManager => (
-            versions::controller_manager::FLAGS,
-            "src/versions/controller_manager.rs",
-            "controllers",
-        ),
-        Component::Scheduler => (
-            versions::scheduler::FLAGS,
-            "src/versions/scheduler.rs",
-            "config",
-        ),
-        Component::Apiserver => unreachable!("the apiserver has check()"),
+    let program = component.program();
+    let binary = kube_binary(version, program);
+    let sentinel = match component {
+        Component::ControllerManager => "controllers",
+        Component::Scheduler => "config",
+        Component::Apiserver => "etcd-servers",
     };
     let help = help_flags(&binary, sentinel);
-    let mut notes = Vec::new();
-    let mut problems = table_problems(&binary, &help, table, minor, &mut notes);
-
+    let (mut problems, mut notes) = (Vec::new(), Vec::new());
     let (cluster, node) = planned(version, "controllerManager: {}\nscheduler: {}\n");
     let unit = match component {
         Component::ControllerManager => render::controller_manager_unit(&cluster, &node),
         Component::Scheduler => render::scheduler_unit(&cluster, &node),
-        Component::Apiserver => unreachable!("the apiserver has check()"),
+        Component::Apiserver => render::apiserver_unit(&cluster, &node),
     }
     .unwrap();
     let args = exec_start_args(&unit);
@@ -418,24 +479,8 @@ fn check_component(version: &str, component: Component) {
     if component == Component::Scheduler {
         problems.extend(scheduler_config_problems(&binary, &cluster, &node, minor));
     }
-
-    let program = component.program();
-    eprintln!(
-        "oracle {version} {program}: {} table rows, {} flags in --help, {names} flags in the \
-         rendered unit",
-        table.len(),
-        help.len(),
-    );
-    for note in &notes {
-        eprintln!("oracle {version} {program}: note: {note}");
-    }
-    assert!(
-        problems.is_empty(),
-        "{program} {version} disagrees with {table_file} / the rendered unit ({} problems):\n  \
-         - {}\n",
-        problems.len(),
-        problems.join("\n  - ")
-    );
+    eprintln!("oracle {version} {program}: {names} flags in the rendered unit");
+    report(&format!("{program} {version} (rendered unit)"), &problems, &notes);
 }
 
 /// The rendered KubeSchedulerConfiguration through the real scheduler's loader (strict from
@@ -492,28 +537,37 @@ fn scheduler_config_problems(
     .collect()
 }
 
-/// One module per pinned release, a test per component; `every_pinned_version_has_a_test`
-/// keeps this list equal to tests/e2e/kube-versions.
+/// One module per pinned release, one test per component in it (`oracle::v1_37_2::
+/// kube_scheduler`); `every_pinned_version_has_a_test` keeps the list equal to
+/// tests/e2e/kube-versions.
 macro_rules! oracle_tests {
-    ($($test:ident => $version:literal,)*) => {
+    ($($release:ident => $version:literal,)*) => {
         const TESTED: &[&str] = &[$($version),*];
         $(
-            mod $test {
-                use kube_bundle::plan::Component;
-
+            mod $release {
                 #[test]
-                fn apiserver() {
+                fn kube_apiserver() {
                     super::check($version);
                 }
 
                 #[test]
-                fn controller_manager() {
-                    super::check_component($version, Component::ControllerManager);
+                fn kube_controller_manager() {
+                    super::controller_manager::check($version);
                 }
 
                 #[test]
-                fn scheduler() {
-                    super::check_component($version, Component::Scheduler);
+                fn kube_scheduler() {
+                    super::scheduler::check($version);
+                }
+
+                #[test]
+                fn kube_controller_manager_rendered_unit() {
+                    super::check_rendered_component($version, super::Component::ControllerManager);
+                }
+
+                #[test]
+                fn kube_scheduler_rendered_unit() {
+                    super::check_rendered_component($version, super::Component::Scheduler);
                 }
             }
         )*

@@ -611,7 +611,8 @@ fn diff_verifies_both_bundles_and_labels_unverified_output() {
 /// Bundles of earlier releases still verify, and `diff` against one reads its flags and
 /// restart units as that release recorded them: format 1 (without the restart units and
 /// flags, read from its own installer and unit) and format 2 (one restart unit per file).
-/// Nothing but the format changed since: no flag, no installed file, no restart.
+/// Since those releases only the format and the admin kubeconfig's quoting changed (with
+/// the bundle id, which hashes the content): no flag changed.
 #[test]
 fn bundles_of_earlier_formats_still_verify_and_diff() {
     let project = Project::new();
@@ -672,9 +673,19 @@ fn bundles_of_earlier_formats_still_verify_and_diff() {
         // install.sh reads format 3's lists of restart units.
         assert_eq!(
             changed,
-            ["SHA256SUMS", "bundle.json", "install.sh"],
+            [
+                "README.md",
+                "SHA256SUMS",
+                "bundle.json",
+                "install.sh",
+                "rootfs/etc/kubernetes/admin.kubeconfig"
+            ],
             "{format}: {diff}"
         );
-        assert_eq!(diff["restart"], false, "{format}: {diff}");
+        assert_eq!(
+            diff["restartUnits"],
+            serde_json::json!(["kube-apiserver.service"]),
+            "{format}: {diff}"
+        );
     }
 }
