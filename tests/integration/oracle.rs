@@ -480,7 +480,11 @@ fn check_rendered_component(version: &str, component: Component) {
         problems.extend(scheduler_config_problems(&binary, &cluster, &node, minor));
     }
     eprintln!("oracle {version} {program}: {names} flags in the rendered unit");
-    report(&format!("{program} {version} (rendered unit)"), &problems, &notes);
+    report(
+        &format!("{program} {version} (rendered unit)"),
+        &problems,
+        &notes,
+    );
 }
 
 /// The rendered KubeSchedulerConfiguration through the real scheduler's loader (strict from
