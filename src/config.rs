@@ -71,8 +71,9 @@ pub struct RawCluster {
     pub clients: Option<Spanned<Vec<RawNode>>>,
     /// Service IP range, NodePort range and cluster DNS domain.
     pub network: RawNetwork,
-    /// The etcd cluster the apiservers store state in.
-    pub etcd: RawEtcd,
+    /// The etcd cluster the apiservers store state in: your own (`mode: external`, the
+    /// default) or one member per master (`mode: stacked`).
+    pub etcd: Spanned<RawEtcd>,
     /// Key algorithm, certificate lifetimes, extra SANs, and an existing CA to adopt.
     #[serde(default)]
     pub pki: RawPki,
@@ -169,14 +170,31 @@ pub struct RawNetwork {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawEtcd {
-    /// Every etcd member's client URL (https only).
-    pub endpoints: Spanned<Vec<Text>>,
-    /// Who signs the apiserver's etcd client certificate: cluster, separate or external.
+    /// external (default): an etcd cluster run apart from the masters, reached at
+    /// `endpoints`; stacked: one etcd member per master, run by the bundles.
+    #[serde(default)]
+    pub mode: Option<Spanned<EtcdMode>>,
+    /// Every etcd member's client URL (https only); required with `mode: external`, derived
+    /// from the masters (https://<ip>:2379) with `mode: stacked`.
+    #[serde(default)]
+    pub endpoints: Option<Spanned<Vec<Text>>>,
+    /// Who signs the apiserver's etcd client certificate (and, stacked, the members'
+    /// certificates): cluster, separate or external. Stacked defaults to separate and
+    /// refuses external.
     #[serde(default)]
     pub ca: Option<Spanned<EtcdCaMode>>,
     /// The user's own etcd client credentials, for `ca: external`.
     #[serde(default)]
     pub external: Option<RawEtcdExternal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EtcdMode {
+    /// etcd runs apart from the masters; the apiservers reach it at `endpoints`.
+    External,
+    /// One etcd member per master, in the same bundle as its apiserver (kubeadm's layout).
+    Stacked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -345,6 +363,12 @@ pub struct RawBinaries {
     /// A kube-scheduler binary to ship inside every bundle.
     #[serde(default)]
     pub kube_scheduler: Option<Text>,
+    /// An etcd binary to ship inside every bundle (`etcd.mode: stacked` only).
+    #[serde(default)]
+    pub etcd: Option<Text>,
+    /// The etcdctl binary to ship with it, which install.sh checks etcd's health with.
+    #[serde(default)]
+    pub etcdctl: Option<Text>,
     /// The proxy binary (nginx or haproxy) to ship, installed at `haFront.binary`.
     #[serde(default)]
     pub front: Option<Text>,

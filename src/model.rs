@@ -42,8 +42,25 @@ pub enum EtcdCa {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Etcd {
+    /// The client URLs the apiservers use: cluster.yaml's, or with stacked etcd every
+    /// master's own member (https://<ip>:2379), in the order of the masters.
     pub endpoints: Vec<Url>,
     pub ca: EtcdCa,
+    /// One member per master, run by the bundles; None for an external etcd.
+    pub stacked: Option<StackedEtcd>,
+}
+
+/// Stacked etcd: one member per master, named after it, listening on its address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackedEtcd {
+    /// The etcd minor (3.x) the members run, which decides the flags rendered: the one
+    /// kubeadm pairs with the Kubernetes minor (`versions::etcd::paired_minor`).
+    pub minor: u64,
+    /// The etcd and etcdctl binaries to ship in every bundle, resolved against the config's
+    /// directory; None uses the node's own, in paths.binDir.
+    pub binary: Option<PathBuf>,
+    pub etcdctl_binary: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

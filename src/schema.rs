@@ -443,13 +443,7 @@ mod tests {
         let missing: Vec<&str> = found.iter().filter_map(|f| f.split(':').next()).collect();
         assert_eq!(
             missing,
-            [
-                "etcd.endpoints",
-                "name",
-                "kubernetesVersion",
-                "masters",
-                "network"
-            ],
+            ["name", "kubernetesVersion", "masters", "network"],
             "{found:#?}"
         );
     }

@@ -123,6 +123,8 @@ struct NodeReport<'a> {
     role: plan::Role,
     serving_cert_sans: &'a plan::Sans,
     directories: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    private_directories: &'a [String],
     files: &'a BTreeMap<String, plan::PlannedFile>,
     certificates: BTreeMap<plan::LeafName, CertificateReport<'a>>,
     flags: &'a BTreeMap<String, plan::PlannedFlag>,
@@ -131,6 +133,8 @@ struct NodeReport<'a> {
     controller_manager_flags: &'a BTreeMap<String, plan::PlannedFlag>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     scheduler_flags: &'a BTreeMap<String, plan::PlannedFlag>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    etcd_flags: &'a BTreeMap<String, plan::PlannedFlag>,
 }
 
 #[derive(Serialize)]
@@ -181,12 +185,14 @@ impl<'a> NodeReport<'a> {
             role,
             serving_cert_sans,
             directories,
+            private_directories,
             files,
             certificates,
             flags,
             dropped_seed_flags,
             controller_manager_flags,
             scheduler_flags,
+            etcd_flags,
         } = node;
         let mut reports: BTreeMap<plan::LeafName, CertificateReport<'_>> = certificates
             .iter()
@@ -212,12 +218,14 @@ impl<'a> NodeReport<'a> {
             role: *role,
             serving_cert_sans,
             directories,
+            private_directories,
             files,
             certificates: reports,
             flags,
             dropped_seed_flags,
             controller_manager_flags,
             scheduler_flags,
+            etcd_flags,
         }
     }
 }
@@ -280,6 +288,13 @@ fn node_text(
         let _ = writeln!(text, "    IP:  {}", ips.join(", "));
     }
     let _ = writeln!(text, "  directories: {}", node.directories.join(", "));
+    if !node.private_directories.is_empty() {
+        let _ = writeln!(
+            text,
+            "  created 0700: {}",
+            node.private_directories.join(", ")
+        );
+    }
     let _ = writeln!(text, "  files:");
     for (path, file) in &node.files {
         let artifact = serde_json::to_value(file.artifact)
@@ -305,6 +320,7 @@ fn node_text(
     for component in [
         plan::Component::ControllerManager,
         plan::Component::Scheduler,
+        plan::Component::Etcd,
     ] {
         let flags = node.component_flags(component);
         if !flags.is_empty() {
@@ -368,5 +384,6 @@ fn section(component: plan::Component) -> &'static str {
         plan::Component::Apiserver => "apiserver",
         plan::Component::ControllerManager => "controllerManager",
         plan::Component::Scheduler => "scheduler",
+        plan::Component::Etcd => "etcd",
     }
 }

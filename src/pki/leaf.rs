@@ -82,6 +82,7 @@ pub(super) fn judge_leaf(
     let usage_ok = eku.is_some_and(|eku| match spec.purpose {
         Purpose::ServerAuth => eku.server_auth && !eku.client_auth,
         Purpose::ClientAuth => eku.client_auth && !eku.server_auth,
+        Purpose::ServerAndClientAuth => eku.server_auth && eku.client_auth,
     });
     if !usage_ok {
         return Ok(Decision::Reissue(format!(
@@ -167,10 +168,14 @@ pub(super) fn issue_leaf(
     if key.is_rsa() {
         params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
     }
-    params.extended_key_usages = vec![match spec.purpose {
-        Purpose::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
-        Purpose::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
-    }];
+    params.extended_key_usages = match spec.purpose {
+        Purpose::ServerAuth => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        Purpose::ClientAuth => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        Purpose::ServerAndClientAuth => vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    };
     if let Some(sans) = &spec.sans {
         for dns in &sans.dns {
             let name = dns.clone().try_into().map_err(failed)?;

@@ -89,7 +89,7 @@ fn own_kubeconfig(context: &FlagContext) -> Option<PlannedFlag> {
 fn serving<'a>(context: &FlagContext<'a>) -> &'a CredentialPaths {
     match context.component {
         Component::Scheduler => &context.layout.scheduler_server,
-        Component::Apiserver | Component::ControllerManager => {
+        Component::Apiserver | Component::ControllerManager | Component::Etcd => {
             &context.layout.controller_manager_server
         }
     }

@@ -29,6 +29,10 @@ pub struct CertSpec {
 pub enum Purpose {
     ServerAuth,
     ClientAuth,
+    /// Both: an etcd member's peer certificate serves its peer port and is the client
+    /// certificate it dials the other members with; its server certificate is also the
+    /// client its gRPC gateway dials the member itself with (kubeadm issues both so).
+    ServerAndClientAuth,
 }
 
 /// The certificate authorities kube-bundle keeps in secrets/.
@@ -96,19 +100,28 @@ pub enum LeafName {
     ControllerManager,
     /// The controller manager's serving certificate (its secure port).
     ControllerManagerServer,
+    /// The stacked etcd member's client install.sh checks its health with.
+    EtcdHealthcheckClient,
+    /// The stacked etcd member's peer certificate (its peer port, and toward the others).
+    EtcdPeer,
+    /// The stacked etcd member's serving certificate (its client port).
+    EtcdServer,
     FrontProxyClient,
     Scheduler,
     SchedulerServer,
 }
 
 impl LeafName {
-    pub const ALL: [LeafName; 9] = [
+    pub const ALL: [LeafName; 12] = [
         Self::Admin,
         Self::Apiserver,
         Self::ApiserverEtcdClient,
         Self::ApiserverKubeletClient,
         Self::ControllerManager,
         Self::ControllerManagerServer,
+        Self::EtcdHealthcheckClient,
+        Self::EtcdPeer,
+        Self::EtcdServer,
         Self::FrontProxyClient,
         Self::Scheduler,
         Self::SchedulerServer,
@@ -123,6 +136,9 @@ impl LeafName {
             Self::ApiserverKubeletClient => "apiserver-kubelet-client",
             Self::ControllerManager => "controller-manager",
             Self::ControllerManagerServer => "controller-manager-server",
+            Self::EtcdHealthcheckClient => "etcd-healthcheck-client",
+            Self::EtcdPeer => "etcd-peer",
+            Self::EtcdServer => "etcd-server",
             Self::FrontProxyClient => "front-proxy-client",
             Self::Scheduler => "scheduler",
             Self::SchedulerServer => "scheduler-server",
@@ -154,6 +170,8 @@ pub const KUBELET_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
 /// the scheduler's rights to.
 pub const CONTROLLER_MANAGER_CN: &str = "system:kube-controller-manager";
 pub const SCHEDULER_CN: &str = "system:kube-scheduler";
+/// kubeadm's name for the identity that checks a stacked etcd member's health.
+pub const ETCD_HEALTHCHECK_CN: &str = "kube-etcd-healthcheck-client";
 /// The bundle's admin kubeconfig identity.
 pub const ADMIN_CN: &str = "kubernetes-admin";
 /// The group of the admin credential from `versions::REVOCABLE_ADMIN_GROUP_FROM`: cluster-admin
@@ -210,11 +228,19 @@ pub(super) fn certificates(
         LeafName::ApiserverKubeletClient,
         spec(KUBELET_CLIENT_CN, Purpose::ClientAuth, CaName::Cluster),
     );
-    let etcd_issuer = match cluster.etcd.ca {
-        EtcdCa::Cluster => Some(CaName::Cluster),
-        EtcdCa::Separate => Some(CaName::Etcd),
-        EtcdCa::External { .. } => None,
-    };
+    let etcd_issuer = etcd_issuer(cluster);
+    if let Some(issuer) = etcd_issuer.filter(|_| cluster.etcd.stacked.is_some()) {
+        let member = CertSpec {
+            sans: Some(component_serving_sans(master)),
+            ..spec(master.name.as_str(), Purpose::ServerAndClientAuth, issuer)
+        };
+        certs.insert(LeafName::EtcdServer, member.clone());
+        certs.insert(LeafName::EtcdPeer, member);
+        certs.insert(
+            LeafName::EtcdHealthcheckClient,
+            spec(ETCD_HEALTHCHECK_CN, Purpose::ClientAuth, issuer),
+        );
+    }
     if let Some(issuer) = etcd_issuer {
         certs.insert(
             LeafName::ApiserverEtcdClient,
@@ -274,8 +300,20 @@ pub(super) fn certificates(
     certs
 }
 
+/// The CA that signs etcd's certificates when kube-bundle issues them; None for an
+/// external etcd CA, whose client certificate the operator supplies.
+fn etcd_issuer(cluster: &Cluster) -> Option<CaName> {
+    match cluster.etcd.ca {
+        EtcdCa::Cluster => Some(CaName::Cluster),
+        EtcdCa::Separate => Some(CaName::Etcd),
+        EtcdCa::External { .. } => None,
+    }
+}
+
 /// Where a component's secure port is reached: loopback (it binds 127.0.0.1, and
-/// install.sh checks it there) and the node's own name and address.
+/// install.sh checks it there) and the node's own name and address. A stacked etcd
+/// member's certificates say the same: its clients dial the master's address or loopback,
+/// and its peers check that the peer certificate names the address they are dialled from.
 fn component_serving_sans(master: &Master) -> Sans {
     Sans {
         dns: vec!["localhost".into(), master.name.to_string()],

@@ -499,6 +499,12 @@ fn etcd_servers(context: &FlagContext) -> Option<PlannedFlag> {
         .iter()
         .map(|url| url.as_str().trim_end_matches('/'))
         .collect();
+    if context.cluster.etcd.stacked.is_some() {
+        return translated(
+            endpoints.join(","),
+            "every master's stacked etcd member (etcd.mode: stacked), this one's among them",
+        );
+    }
     seed(endpoints.join(","))
 }
 

@@ -11,6 +11,7 @@ use crate::model::Cluster;
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 pub const CONTROLLER_MANAGER_UNIT: &str = "kube-controller-manager.service";
 pub const SCHEDULER_UNIT: &str = "kube-scheduler.service";
+pub const ETCD_UNIT: &str = "etcd.service";
 /// Where Debian and RHEL install keepalived; the bundle ships only its config.
 pub const KEEPALIVED_PROGRAM: &str = "/usr/sbin/keepalived";
 
@@ -49,6 +50,11 @@ pub struct NodeLayout {
     pub controller_manager_server: CredentialPaths,
     pub scheduler: CredentialPaths,
     pub scheduler_server: CredentialPaths,
+    /// A stacked etcd member's serving, peer and health-check client certificates, in
+    /// kubeadm's etcd/ folder beside the etcd CA.
+    pub etcd_server: CredentialPaths,
+    pub etcd_peer: CredentialPaths,
+    pub etcd_healthcheck_client: CredentialPaths,
     /// The CSR signer's certificate and key (the controller manager signs with them).
     pub cluster_signer: CredentialPaths,
     /// The cluster CA and the CSR signer in one file: the client certificates the
@@ -62,6 +68,11 @@ pub struct NodeLayout {
     pub scheduler_unit: String,
     pub controller_manager_binary: String,
     pub scheduler_binary: String,
+    pub etcd_unit: String,
+    pub etcd_binary: String,
+    pub etcdctl_binary: String,
+    /// A stacked etcd member's data directory.
+    pub etcd_data_dir: String,
     pub service_account_key: String,
     pub service_account_pub: String,
     pub encryption_config: String,
@@ -108,6 +119,9 @@ impl NodeLayout {
             controller_manager_server: credential("controller-manager-server"),
             scheduler: credential("scheduler"),
             scheduler_server: credential("scheduler-server"),
+            etcd_server: credential("etcd/server"),
+            etcd_peer: credential("etcd/peer"),
+            etcd_healthcheck_client: credential("etcd/healthcheck-client"),
             cluster_signer: credential("cluster-signer"),
             client_ca_bundle: cert("client-ca.crt"),
             controller_manager_kubeconfig: paths.config_dir.join("controller-manager.kubeconfig"),
@@ -117,6 +131,10 @@ impl NodeLayout {
             scheduler_unit: format!("{UNIT_DIR}/{SCHEDULER_UNIT}"),
             controller_manager_binary: paths.bin_dir.join("kube-controller-manager"),
             scheduler_binary: paths.bin_dir.join("kube-scheduler"),
+            etcd_unit: format!("{UNIT_DIR}/{ETCD_UNIT}"),
+            etcd_binary: paths.bin_dir.join("etcd"),
+            etcdctl_binary: paths.bin_dir.join("etcdctl"),
+            etcd_data_dir: super::etcd_data_dir(cluster),
             service_account_key: cert("sa.key"),
             service_account_pub: cert("sa.pub"),
             encryption_config: paths.config_dir.join("encryption-config.yaml"),
@@ -150,6 +168,9 @@ impl NodeLayout {
             LeafName::ApiserverKubeletClient => &self.kubelet_client,
             LeafName::ControllerManager => &self.controller_manager,
             LeafName::ControllerManagerServer => &self.controller_manager_server,
+            LeafName::EtcdHealthcheckClient => &self.etcd_healthcheck_client,
+            LeafName::EtcdPeer => &self.etcd_peer,
+            LeafName::EtcdServer => &self.etcd_server,
             LeafName::FrontProxyClient => &self.front_proxy_client,
             LeafName::Scheduler => &self.scheduler,
             LeafName::SchedulerServer => &self.scheduler_server,
@@ -162,6 +183,7 @@ impl NodeLayout {
             Component::Apiserver => &self.apiserver_unit,
             Component::ControllerManager => &self.controller_manager_unit,
             Component::Scheduler => &self.scheduler_unit,
+            Component::Etcd => &self.etcd_unit,
         }
     }
 
@@ -171,13 +193,14 @@ impl NodeLayout {
             Component::Apiserver => &self.apiserver_binary,
             Component::ControllerManager => &self.controller_manager_binary,
             Component::Scheduler => &self.scheduler_binary,
+            Component::Etcd => &self.etcd_binary,
         }
     }
 
-    /// Where `component`'s kubeconfig is; None for the apiserver, which needs none.
+    /// Where `component`'s kubeconfig is; None for the apiserver and etcd, which need none.
     pub fn kubeconfig(&self, component: Component) -> Option<&str> {
         match component {
-            Component::Apiserver => None,
+            Component::Apiserver | Component::Etcd => None,
             Component::ControllerManager => Some(&self.controller_manager_kubeconfig),
             Component::Scheduler => Some(&self.scheduler_kubeconfig),
         }
@@ -198,6 +221,7 @@ impl NodeLayout {
             Artifact::AdminKubeconfig => &self.admin_kubeconfig,
             Artifact::Unit(component) => self.unit(component),
             Artifact::Binary(component) => self.binary(component),
+            Artifact::EtcdctlBinary => &self.etcdctl_binary,
             Artifact::Kubeconfig(component) => self.kubeconfig(component)?,
             Artifact::SchedulerConfig => &self.scheduler_config,
             Artifact::ClientCaBundle => &self.client_ca_bundle,

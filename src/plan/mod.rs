@@ -7,7 +7,7 @@
 //!
 //! This module decides the nodes and their files; `credentials` the certificates each node
 //! needs, `flags` the kube-apiserver command line, `components` the controller manager's and
-//! the scheduler's, `layout` where every file lives.
+//! the scheduler's, `etcd` a stacked etcd member's, `layout` where every file lives.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -22,17 +22,19 @@ pub const PLAN_FORMAT_VERSION: u32 = 1;
 
 mod components;
 mod credentials;
+mod etcd;
 mod flags;
 pub mod layout;
 
 pub use components::{controller_manager_flags, scheduler_flags};
 pub use credentials::{
-    ADMIN_CN, CLUSTER_ADMINS_GROUP, CONTROLLER_MANAGER_CN, CaName, CertSpec, INSTALLER_USER,
-    KUBELET_CLIENT_CN, LeafName, Purpose, SCHEDULER_CN, SUPERUSER_GROUP, Sans, admin_group,
-    serving_cert_sans,
+    ADMIN_CN, CLUSTER_ADMINS_GROUP, CONTROLLER_MANAGER_CN, CaName, CertSpec, ETCD_HEALTHCHECK_CN,
+    INSTALLER_USER, KUBELET_CLIENT_CN, LeafName, Purpose, SCHEDULER_CN, SUPERUSER_GROUP, Sans,
+    admin_group, serving_cert_sans,
 };
+pub use etcd::{etcd_data_dir, etcd_flags};
 pub use flags::{DroppedFlag, FlagReason, PlannedFlag, SEED_UNIT_FLAGS, apiserver_flags};
-pub use layout::{CONTROLLER_MANAGER_UNIT, NodeLayout, SCHEDULER_UNIT};
+pub use layout::{CONTROLLER_MANAGER_UNIT, ETCD_UNIT, NodeLayout, SCHEDULER_UNIT};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,6 +59,9 @@ pub struct NodePlan {
     pub serving_cert_sans: Sans,
     /// Directories install.sh creates (the seed notes the working directory must exist).
     pub directories: Vec<String>,
+    /// Those of `directories` install.sh makes 0700 (a stacked etcd member's data).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub private_directories: Vec<String>,
     /// Every file the bundle installs, keyed by its absolute target path.
     pub files: BTreeMap<String, PlannedFile>,
     /// Every certificate this node needs, keyed by its kubeadm-like name.
@@ -71,6 +76,9 @@ pub struct NodePlan {
     /// The kube-scheduler command line; empty when it does not run.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub scheduler_flags: BTreeMap<String, PlannedFlag>,
+    /// The stacked etcd member's command line; empty with an external etcd.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub etcd_flags: BTreeMap<String, PlannedFlag>,
 }
 
 impl NodePlan {
@@ -104,6 +112,7 @@ impl NodePlan {
             Component::Apiserver => &self.flags,
             Component::ControllerManager => &self.controller_manager_flags,
             Component::Scheduler => &self.scheduler_flags,
+            Component::Etcd => &self.etcd_flags,
         }
     }
 }
@@ -132,10 +141,15 @@ pub enum Component {
     Apiserver,
     ControllerManager,
     Scheduler,
+    /// A stacked etcd member.
+    Etcd,
 }
 
 impl Component {
-    pub const ALL: [Component; 3] = [
+    /// In the order install.sh starts them: etcd first (the apiserver stores everything
+    /// there), then the apiserver, then what talks to it.
+    pub const ALL: [Component; 4] = [
+        Component::Etcd,
         Component::Apiserver,
         Component::ControllerManager,
         Component::Scheduler,
@@ -147,6 +161,7 @@ impl Component {
             Self::Apiserver => "apiserver",
             Self::ControllerManager => "controller-manager",
             Self::Scheduler => "scheduler",
+            Self::Etcd => "etcd",
         }
     }
 
@@ -156,6 +171,7 @@ impl Component {
             Self::Apiserver => "kube-apiserver",
             Self::ControllerManager => "kube-controller-manager",
             Self::Scheduler => "kube-scheduler",
+            Self::Etcd => "etcd",
         }
     }
 
@@ -165,20 +181,25 @@ impl Component {
             Self::Apiserver => APISERVER_UNIT,
             Self::ControllerManager => CONTROLLER_MANAGER_UNIT,
             Self::Scheduler => SCHEDULER_UNIT,
+            Self::Etcd => ETCD_UNIT,
         }
     }
 
-    /// Whether the cluster runs it on its masters: the apiserver always, the others when
-    /// their cluster.yaml section says so.
+    /// Whether the cluster runs it on its masters: the apiserver always, etcd when stacked,
+    /// the others when their cluster.yaml section says so.
     pub fn runs_in(self, cluster: &Cluster) -> bool {
-        self.config(cluster).is_some() || self == Self::Apiserver
+        match self {
+            Self::Apiserver => true,
+            Self::Etcd => cluster.etcd.stacked.is_some(),
+            Self::ControllerManager | Self::Scheduler => self.config(cluster).is_some(),
+        }
     }
 
-    /// Its cluster.yaml section; None for the apiserver (whose section has more) and for a
-    /// component that does not run.
+    /// Its cluster.yaml section; None for the apiserver and etcd (whose sections have
+    /// more) and for a component that does not run.
     pub fn config(self, cluster: &Cluster) -> Option<&crate::model::Component> {
         match self {
-            Self::Apiserver => None,
+            Self::Apiserver | Self::Etcd => None,
             Self::ControllerManager => cluster.controller_manager.as_ref(),
             Self::Scheduler => cluster.scheduler.as_ref(),
         }
@@ -188,6 +209,7 @@ impl Component {
     pub fn shipped_binary(self, cluster: &Cluster) -> Option<&std::path::PathBuf> {
         match self {
             Self::Apiserver => cluster.kube_apiserver_binary.as_ref(),
+            Self::Etcd => cluster.etcd.stacked.as_ref()?.binary.as_ref(),
             Self::ControllerManager | Self::Scheduler => self.config(cluster)?.binary.as_ref(),
         }
     }
@@ -209,6 +231,8 @@ pub enum Artifact {
     /// A component's systemd unit and its shipped binary.
     Unit(Component),
     Binary(Component),
+    /// etcdctl beside a stacked etcd member: install.sh checks the member's health with it.
+    EtcdctlBinary,
     /// The credential a component reaches the apiserver with; the apiserver has none.
     Kubeconfig(Component),
     /// The KubeSchedulerConfiguration file.
@@ -246,6 +270,7 @@ impl Serialize for Artifact {
             Self::Kubeconfig(component) => {
                 return serializer.collect_str(&format_args!("{}-kubeconfig", component.as_str()));
             }
+            Self::EtcdctlBinary => "etcdctl-binary",
             Self::SchedulerConfig => "scheduler-config",
             Self::ClientCaBundle => "client-ca-bundle",
             Self::ClusterSignerKey => "cluster-signer-key",
@@ -289,6 +314,16 @@ impl Artifact {
             | Self::Key(LeafName::ControllerManager | LeafName::ControllerManagerServer) => {
                 ControllerManager
             }
+            // etcdctl and the health-check client are read by install.sh alone: they change
+            // with etcd's own files (its release, its certificates' renewal), so they go
+            // with etcd's unit rather than with none.
+            Self::EtcdctlBinary
+            | Self::Cert(
+                LeafName::EtcdServer | LeafName::EtcdPeer | LeafName::EtcdHealthcheckClient,
+            )
+            | Self::Key(
+                LeafName::EtcdServer | LeafName::EtcdPeer | LeafName::EtcdHealthcheckClient,
+            ) => Etcd,
             _ => Apiserver,
         }
     }
@@ -338,11 +373,21 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
     let layout = NodeLayout::new(cluster);
     let mut installed = master_files(cluster);
     installed.extend(component_files(cluster));
+    installed.extend(etcd_files(cluster));
     let files = planned_files(&layout, &installed);
     let mut directories = vec![working_directory(cluster)];
     if cluster.ha_front.is_some() {
         directories.push(front_prefix(cluster));
     }
+    // etcd 3.5+ warns about a data directory anyone else can read: it holds every Secret.
+    let private_directories: Vec<String> = cluster
+        .etcd
+        .stacked
+        .is_some()
+        .then(|| etcd_data_dir(cluster))
+        .into_iter()
+        .collect();
+    directories.extend(private_directories.iter().cloned());
     let sans = serving_cert_sans(cluster, master);
     let (flags, dropped_seed_flags) = apiserver_flags(cluster, master, &layout);
     NodePlan {
@@ -350,6 +395,7 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
         dropped_seed_flags,
         controller_manager_flags: controller_manager_flags(cluster, master, &layout),
         scheduler_flags: scheduler_flags(cluster, master, &layout),
+        etcd_flags: etcd_flags(cluster, master, &layout),
         layout,
         name: master.name.to_string(),
         ip: master.ip,
@@ -357,6 +403,7 @@ fn plan_node(cluster: &Cluster, master: &Master) -> NodePlan {
         certificates: credentials::certificates(cluster, master, &sans),
         serving_cert_sans: sans,
         directories,
+        private_directories,
         files,
     }
 }
@@ -438,6 +485,33 @@ fn component_files(cluster: &Cluster) -> Vec<Installed> {
     files
 }
 
+/// A stacked etcd member's files: its unit, its server, peer and health-check
+/// certificates, and the binaries when cluster.yaml ships them. The etcd CA and the
+/// apiserver's client certificate are the apiserver's files already.
+fn etcd_files(cluster: &Cluster) -> Vec<Installed> {
+    use Artifact::*;
+    let Some(stacked) = &cluster.etcd.stacked else {
+        return Vec::new();
+    };
+    let mut files = vec![
+        (Unit(Component::Etcd), PUBLIC, true),
+        (
+            Binary(Component::Etcd),
+            EXECUTABLE,
+            stacked.binary.is_some(),
+        ),
+        (EtcdctlBinary, EXECUTABLE, stacked.etcdctl_binary.is_some()),
+    ];
+    for leaf in [
+        LeafName::EtcdServer,
+        LeafName::EtcdPeer,
+        LeafName::EtcdHealthcheckClient,
+    ] {
+        files.extend([(Cert(leaf), PUBLIC, true), (Key(leaf), PRIVATE, true)]);
+    }
+    files
+}
+
 /// The files of `installed` (artifact, mode, whether this cluster ships it) at their
 /// layout paths; front files only when the cluster has a front.
 fn planned_files(layout: &NodeLayout, installed: &[Installed]) -> BTreeMap<String, PlannedFile> {
@@ -480,12 +554,14 @@ fn plan_client(cluster: &Cluster, client: &Master) -> NodePlan {
             ips: Vec::new(),
         },
         directories,
+        private_directories: Vec::new(),
         files,
         certificates: BTreeMap::new(),
         flags: BTreeMap::new(),
         dropped_seed_flags: BTreeMap::new(),
         controller_manager_flags: BTreeMap::new(),
         scheduler_flags: BTreeMap::new(),
+        etcd_flags: BTreeMap::new(),
     }
 }
 

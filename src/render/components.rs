@@ -37,6 +37,24 @@ struct SchedulerUnit<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "systemd/etcd.service", escape = "none")]
+struct EtcdUnit<'a> {
+    cluster: &'a str,
+    node: &'a str,
+    version: String,
+    etcd_minor: u64,
+    timeout_start: &'static str,
+    binary: &'a str,
+    args: Vec<String>,
+}
+
+/// The stacked member's TimeoutStartSec: none. etcd signals READY only after joining a
+/// quorum, and the first master of a new cluster waits for the second to be installed,
+/// for as long as the operator takes; a timeout would kill it and restart it in a loop
+/// that changes nothing.
+pub const ETCD_TIMEOUT_START: &str = "infinity";
+
+#[derive(Template)]
 #[template(path = "config/kube-scheduler.yaml", escape = "none")]
 struct SchedulerConfig<'a> {
     cluster: &'a str,
@@ -87,6 +105,25 @@ pub fn scheduler_unit(cluster: &Cluster, node: &NodePlan) -> Result<String, Erro
     })
 }
 
+/// A stacked etcd member's unit for one node.
+pub fn etcd_unit(cluster: &Cluster, node: &NodePlan) -> Result<String, Error> {
+    let component = Component::Etcd;
+    let stacked = cluster
+        .etcd
+        .stacked
+        .as_ref()
+        .ok_or_else(|| Error::Internal("an etcd unit for an external etcd".into()))?;
+    render(&EtcdUnit {
+        cluster: cluster.name.as_str(),
+        node: &node.name,
+        version: cluster.kubernetes_version.to_string(),
+        etcd_minor: stacked.minor,
+        timeout_start: ETCD_TIMEOUT_START,
+        binary: node.layout.binary(component),
+        args: unit_args(node, component),
+    })
+}
+
 /// The KubeSchedulerConfiguration, in the API version the release loads: the kubeconfig,
 /// leader election (on a Lease where one exists, like the controller manager), profiling
 /// off, and up to 1.22 the insecure server on loopback (a zero port there fails validation
@@ -125,8 +162,11 @@ pub fn component_kubeconfig(
     let user = match component {
         Component::ControllerManager => CONTROLLER_MANAGER_CN,
         Component::Scheduler => SCHEDULER_CN,
-        Component::Apiserver => {
-            return Err(Error::Internal("the apiserver has no kubeconfig".into()));
+        Component::Apiserver | Component::Etcd => {
+            return Err(Error::Internal(format!(
+                "{} has no kubeconfig",
+                component.program()
+            )));
         }
     };
     client_kubeconfig(

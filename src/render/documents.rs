@@ -58,8 +58,19 @@ struct Installer {
     /// Where the units are installed: a changed file there means a daemon-reload.
     unit_dir: String,
     files: Vec<String>,
+    /// "mode path" of every directory install.sh creates.
     directories: Vec<String>,
     etcd_endpoints: Vec<String>,
+    /// A stacked member's health gate: etcdctl, the endpoint it asks, the health-check
+    /// client and the member count; all empty with an external etcd.
+    etcdctl: String,
+    etcd_health_endpoint: String,
+    etcd_health_ca: String,
+    etcd_health_cert: String,
+    etcd_health_key: String,
+    etcd_members: String,
+    /// Every stacked member's peer address, host:port.
+    etcd_peers: Vec<String>,
     manifest_cert: String,
     manifest_key: String,
     manifest_user: String,
@@ -167,7 +178,15 @@ impl Installer {
             front_healthz_url: q(&front_healthz_url),
             files,
             unit_dir: q(UNIT_DIR),
-            directories: node.directories.iter().map(|d| q(d)).collect(),
+            directories: node
+                .directories
+                .iter()
+                .map(|directory| {
+                    let private = node.private_directories.contains(directory);
+                    let mode = if private { "0700" } else { "0755" };
+                    q(&format!("{mode} {directory}"))
+                })
+                .collect(),
             binary: q(""),
             admin_cert: q(""),
             admin_key: q(""),
@@ -181,6 +200,13 @@ impl Installer {
                 .map(q)
                 .collect(),
             etcd_endpoints: Vec::new(),
+            etcdctl: q(""),
+            etcd_health_endpoint: q(""),
+            etcd_health_ca: q(""),
+            etcd_health_cert: q(""),
+            etcd_health_key: q(""),
+            etcd_members: q(""),
+            etcd_peers: Vec::new(),
             manifest_cert: q(""),
             manifest_key: q(""),
             manifest_user: q(""),
@@ -225,6 +251,13 @@ impl Installer {
                 .map(q)
                 .collect(),
             programs: component_programs(cluster, layout)
+                .chain(
+                    cluster
+                        .etcd
+                        .stacked
+                        .is_some()
+                        .then(|| format!("etcdctl {}", layout.etcdctl_binary)),
+                )
                 .chain(front_program(layout))
                 .chain(keepalived.then(|| format!("keepalived {}", layout.keepalived_program)))
                 .map(|p| q(&p))
@@ -241,10 +274,46 @@ impl Installer {
                 .collect(),
             ..self
         }
+        .with_etcd_health(facts)
+    }
+
+    /// A stacked member's health gate inputs: this master's own member on loopback, asked
+    /// with the health-check client. Unchanged with an external etcd.
+    fn with_etcd_health(self, facts: &BundleFacts<'_>) -> Self {
+        let cluster = facts.cluster;
+        let layout = &facts.node.layout;
+        if cluster.etcd.stacked.is_none() {
+            return self;
+        }
+        let q = shell_quote;
+        let ca = match cluster.etcd.ca {
+            crate::model::EtcdCa::Cluster => &layout.ca_cert,
+            _ => &layout.etcd_ca_cert,
+        };
+        let loopback = crate::values::Host::Ip(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        Self {
+            etcdctl: q(&layout.etcdctl_binary),
+            etcd_health_endpoint: q(&loopback.https_url(crate::versions::etcd::CLIENT_PORT)),
+            etcd_health_ca: q(ca),
+            etcd_health_cert: q(&layout.etcd_healthcheck_client.cert),
+            etcd_health_key: q(&layout.etcd_healthcheck_client.key),
+            etcd_members: q(&cluster.masters.len().to_string()),
+            etcd_peers: cluster
+                .masters
+                .iter()
+                .map(|master| {
+                    let peer =
+                        std::net::SocketAddr::new(master.ip, crate::versions::etcd::PEER_PORT);
+                    q(&peer.to_string())
+                })
+                .collect(),
+            ..self
+        }
     }
 }
 
-/// The control-plane components the masters run, the apiserver first.
+/// The control-plane components the masters run, in the order install.sh starts them:
+/// a stacked etcd member first, then the apiserver, then what talks to it.
 fn running_components(cluster: &Cluster) -> impl Iterator<Item = Component> + '_ {
     Component::ALL
         .into_iter()
@@ -268,8 +337,13 @@ fn front_program(layout: &NodeLayout) -> Option<String> {
     Some(format!("front-proxy {}", front.binary))
 }
 
-/// etcd's endpoints as `host:port`, quoted, for install.sh's reachability check.
+/// etcd's endpoints as `host:port`, quoted, for install.sh's reachability check; none for
+/// stacked etcd, whose members are the masters: installed one after another, the others
+/// are not up yet, and this one's is installed by this very run.
 fn etcd_endpoints(cluster: &Cluster) -> Vec<String> {
+    if cluster.etcd.stacked.is_some() {
+        return Vec::new();
+    }
     cluster
         .etcd
         .endpoints

@@ -37,8 +37,8 @@ pub use apiserver::{
 };
 use apiserver::{admin_kubeconfig, rbac_manifests};
 pub use components::{
-    client_ca_bundle, component_kubeconfig, controller_manager_unit, scheduler_config,
-    scheduler_unit,
+    ETCD_TIMEOUT_START, client_ca_bundle, component_kubeconfig, controller_manager_unit, etcd_unit,
+    scheduler_config, scheduler_unit,
 };
 pub use documents::{
     BundleFacts, Documents, MANIFEST_COLLECTION, documents, install_guide, installer, node_readme,
@@ -136,6 +136,7 @@ impl Sources<'_> {
             Unit(Component::Apiserver) => apiserver_unit(cluster, node)?,
             Unit(Component::ControllerManager) => controller_manager_unit(cluster, node)?,
             Unit(Component::Scheduler) => scheduler_unit(cluster, node)?,
+            Unit(Component::Etcd) => etcd_unit(cluster, node)?,
             Kubeconfig(component) => component_kubeconfig(
                 cluster,
                 node,
@@ -156,6 +157,10 @@ impl Sources<'_> {
             KeepalivedConfig => keepalived_config(cluster, node)?,
             // Binaries are not read here: the bundle streams them from where cluster.yaml says.
             Binary(component) => return shipped(component.shipped_binary(cluster)),
+            EtcdctlBinary => {
+                let stacked = cluster.etcd.stacked.as_ref();
+                return shipped(stacked.and_then(|s| s.etcdctl_binary.as_ref()));
+            }
             FrontBinary => return shipped(cluster.front_binary.as_ref()),
         };
         Ok(Content::Bytes(text.into_bytes()))
@@ -180,7 +185,10 @@ fn client_identity(component: Component) -> Result<LeafName, Error> {
     match component {
         Component::ControllerManager => Ok(LeafName::ControllerManager),
         Component::Scheduler => Ok(LeafName::Scheduler),
-        Component::Apiserver => Err(Error::Internal("the apiserver has no kubeconfig".into())),
+        Component::Apiserver | Component::Etcd => Err(Error::Internal(format!(
+            "{} has no kubeconfig",
+            component.program()
+        ))),
     }
 }
 

@@ -1,17 +1,163 @@
-//! `etcd:`: the members the apiserver talks to and whose CA they trust.
+//! `etcd:`: the members the apiserver talks to and whose CA they trust: an external
+//! cluster at the endpoints cluster.yaml lists, or one stacked member per master.
 
 use url::Url;
 
 use super::Checker;
-use crate::config::{EtcdCaMode, RawEtcd};
-use crate::model::{Etcd, EtcdCa};
-use crate::values::DnsName;
+use crate::config::{EtcdCaMode, EtcdMode, RawBinaries, RawEtcd, Spanned, Text};
+use crate::model::{Etcd, EtcdCa, Master, StackedEtcd};
+use crate::values::{DnsName, Host, KubeVersion};
+use crate::versions::etcd::{CLIENT_PORT, paired_minor};
 
-pub(super) fn check_etcd(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<Etcd> {
-    let help = "write each endpoint as https://HOST:PORT, e.g. https://172.27.128.150:2379";
-    if raw.endpoints.value.is_empty() {
+pub(super) fn check_etcd(
+    c: &mut Checker<'_>,
+    raw: &Spanned<RawEtcd>,
+    masters: Option<&[Master]>,
+    binaries: &RawBinaries,
+    version: Option<&KubeVersion>,
+) -> Option<Etcd> {
+    let mode = raw
+        .value
+        .mode
+        .as_ref()
+        .map_or(EtcdMode::External, |m| m.value);
+    match mode {
+        EtcdMode::External => {
+            for (field, value) in shipped_etcd_binaries(binaries) {
+                c.error(
+                    value.referenced,
+                    field,
+                    "an etcd binary to ship, but etcd.mode is external: the bundles run no \
+                     etcd member"
+                        .into(),
+                    &format!(
+                        "set `etcd.mode: stacked` to run one member per master, or remove {field}"
+                    ),
+                );
+            }
+            let endpoints = check_endpoints(c, raw);
+            let ca = check_etcd_ca(c, &raw.value, raw.referenced, EtcdCaMode::Cluster);
+            Some(Etcd {
+                endpoints: endpoints?,
+                ca: ca?,
+                stacked: None,
+            })
+        }
+        EtcdMode::Stacked => check_stacked(c, raw, masters, binaries, version),
+    }
+}
+
+/// The shipped etcd binaries cluster.yaml names, with their fields.
+fn shipped_etcd_binaries(binaries: &RawBinaries) -> Vec<(&'static str, &Text)> {
+    [
+        ("binaries.etcd", binaries.etcd.as_ref()),
+        ("binaries.etcdctl", binaries.etcdctl.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(field, value)| Some((field, value?)))
+    .collect()
+}
+
+/// One member per master: the endpoints are the masters' own, the CA kube-bundle's (it
+/// issues every member's server and peer certificate), separate unless told otherwise.
+fn check_stacked(
+    c: &mut Checker<'_>,
+    raw: &Spanned<RawEtcd>,
+    masters: Option<&[Master]>,
+    binaries: &RawBinaries,
+    version: Option<&KubeVersion>,
+) -> Option<Etcd> {
+    let mut ok = true;
+    if let Some(endpoints) = &raw.value.endpoints {
         c.error(
-            raw.endpoints.referenced,
+            endpoints.referenced,
+            "etcd.endpoints",
+            "endpoints are given but etcd.mode is stacked: the members are the masters, \
+             reached at https://<master ip>:2379"
+                .into(),
+            "remove etcd.endpoints (the apiservers use every master's member), or set \
+             `mode: external` to use the etcd cluster they list",
+        );
+        ok = false;
+    }
+    let ca = match (&raw.value.ca, &raw.value.external) {
+        (Some(mode), _) if mode.value == EtcdCaMode::External => {
+            stacked_needs_own_ca(c, mode.referenced, "etcd.ca");
+            None
+        }
+        (_, Some(files)) => {
+            stacked_needs_own_ca(c, files.ca.referenced, "etcd.external");
+            None
+        }
+        (Some(mode), None) if mode.value == EtcdCaMode::Cluster => {
+            c.warn(
+                mode.referenced,
+                "etcd.ca",
+                "with `ca: cluster` the stacked members trust every client certificate the \
+                 cluster CA signs (admin kubeconfigs, `kube-bundle kubeconfig user`): each can \
+                 read and write etcd directly, past RBAC"
+                    .into(),
+                "use `ca: separate` (the default with stacked etcd), as kubeadm does",
+            );
+            Some(EtcdCa::Cluster)
+        }
+        _ => Some(EtcdCa::Separate),
+    };
+    let binary = binaries
+        .etcd
+        .as_ref()
+        .and_then(|value| c.input_file("binaries.etcd", value));
+    let etcdctl_binary = binaries
+        .etcdctl
+        .as_ref()
+        .and_then(|value| c.input_file("binaries.etcdctl", value));
+    // The masters' and the version's own errors are already recorded.
+    let endpoints = masters?
+        .iter()
+        .map(|master| Url::parse(&Host::Ip(master.ip).https_url(CLIENT_PORT)))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let stacked = StackedEtcd {
+        minor: paired_minor(version?.minor()),
+        binary,
+        etcdctl_binary,
+    };
+    Some(Etcd {
+        endpoints,
+        ca: ca?,
+        stacked: Some(stacked),
+    })
+    .filter(|_| ok)
+}
+
+fn stacked_needs_own_ca(c: &mut Checker<'_>, at: serde_saphyr::Location, field: &str) {
+    c.error(
+        at,
+        field,
+        "stacked etcd needs kube-bundle's own etcd CA: it issues every member's server and \
+         peer certificate, and cannot with a CA whose key it does not hold"
+            .into(),
+        "remove `ca: external` and `external:` (stacked etcd defaults to `ca: separate`), \
+         or set `mode: external` to keep using your own etcd",
+    );
+}
+
+/// An external etcd's endpoints: required, https, each listed once.
+fn check_endpoints(c: &mut Checker<'_>, raw: &Spanned<RawEtcd>) -> Option<Vec<Url>> {
+    let help = "write each endpoint as https://HOST:PORT, e.g. https://172.27.128.150:2379";
+    let Some(listed) = &raw.value.endpoints else {
+        c.error(
+            raw.referenced,
+            "etcd.endpoints",
+            "an external etcd needs its members' client URLs".into(),
+            "list them as `endpoints: [https://HOST:2379, …]`, or set `mode: stacked` to run \
+             one etcd member per master",
+        );
+        return None;
+    };
+    if listed.value.is_empty() {
+        c.error(
+            listed.referenced,
             "etcd.endpoints",
             "the list is empty".into(),
             help,
@@ -20,7 +166,7 @@ pub(super) fn check_etcd(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<Etcd> {
     }
     let mut endpoints = Vec::new();
     let mut ok = true;
-    for (index, value) in raw.endpoints.value.iter().enumerate() {
+    for (index, value) in listed.value.iter().enumerate() {
         let field = format!("etcd.endpoints[{index}]");
         let url = c.parse(&field, value, "an https URL", help, etcd_url);
         match url {
@@ -39,7 +185,7 @@ pub(super) fn check_etcd(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<Etcd> {
     }
     if ok && endpoints.len() % 2 == 0 {
         c.warn(
-            raw.endpoints.referenced,
+            listed.referenced,
             "etcd.endpoints",
             format!(
                 "{} etcd members: an even \
@@ -49,8 +195,7 @@ pub(super) fn check_etcd(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<Etcd> {
             "run an odd number of etcd members",
         );
     }
-    let ca = check_etcd_ca(c, raw);
-    Some(Etcd { endpoints, ca: ca? }).filter(|_| ok)
+    Some(endpoints).filter(|_| ok)
 }
 /// An etcd member's client URL: https, a host, nothing else.
 fn etcd_url(text: &str) -> Result<Url, String> {
@@ -88,8 +233,13 @@ fn etcd_url(text: &str) -> Result<Url, String> {
 
 /// Whose CA etcd trusts: the cluster's, a separate one kube-bundle issues, or the user's
 /// own, whose client files must then be given.
-fn check_etcd_ca(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<EtcdCa> {
-    let mode = raw.ca.as_ref().map_or(EtcdCaMode::Cluster, |m| m.value);
+fn check_etcd_ca(
+    c: &mut Checker<'_>,
+    raw: &RawEtcd,
+    section: serde_saphyr::Location,
+    default: EtcdCaMode,
+) -> Option<EtcdCa> {
+    let mode = raw.ca.as_ref().map_or(default, |m| m.value);
     match (mode, &raw.external) {
         (EtcdCaMode::Cluster, None) => Some(EtcdCa::Cluster),
         (EtcdCaMode::Separate, None) => Some(EtcdCa::Separate),
@@ -103,10 +253,7 @@ fn check_etcd_ca(c: &mut Checker<'_>, raw: &RawEtcd) -> Option<EtcdCa> {
             }
         }
         (EtcdCaMode::External, None) => {
-            let at = raw
-                .ca
-                .as_ref()
-                .map_or(raw.endpoints.referenced, |m| m.referenced);
+            let at = raw.ca.as_ref().map_or(section, |m| m.referenced);
             c.error(
                 at,
                 "etcd.external",

@@ -161,7 +161,13 @@ pub fn validate(
     }
     let clients = nodes::check_clients(&mut c, raw.clients.as_ref(), raw.ha_front.kind, &mut taken);
     let network = network::check_network(&mut c, &raw.network, masters.as_deref());
-    let etcd = etcd::check_etcd(&mut c, &raw.etcd);
+    let etcd = etcd::check_etcd(
+        &mut c,
+        &raw.etcd,
+        masters.as_deref(),
+        &raw.binaries,
+        version.as_ref(),
+    );
     let pki = pki::check_pki(&mut c, &raw.pki);
     let encryption_provider = check_encryption(&mut c, &raw.encryption);
     let paths = check_paths(&mut c, &raw.paths);

@@ -14,6 +14,34 @@ pub const NEWEST_MINOR: u64 = 7;
 /// The etcd major every row is about.
 pub const MAJOR: u64 = 3;
 
+/// The client, peer and metrics ports of a stacked member: etcd's defaults, and kubeadm's
+/// metrics port (loopback, plain HTTP: /metrics and /health).
+pub const CLIENT_PORT: u16 = 2379;
+pub const PEER_PORT: u16 = 2380;
+pub const METRICS_PORT: u16 = 2381;
+
+/// From this Kubernetes minor kubeadm pairs etcd 3.4, 3.5, 3.6, 3.7 (its default etcd per
+/// minor, `cmd/kubeadm/app/constants/constants.go`, in docs/control-plane-components.md
+/// §3.2).
+const KUBEADM_ETCD_3_4_FROM: u64 = 17;
+const KUBEADM_ETCD_3_5_FROM: u64 = 22;
+const KUBEADM_ETCD_3_6_FROM: u64 = 34;
+const KUBEADM_ETCD_3_7_FROM: u64 = 37;
+
+/// The etcd minor a stacked member of a Kubernetes `kube_minor` cluster runs, which decides
+/// its flags: kubeadm's default etcd for that minor. kubeadm pairs 1.12 and 1.13 with etcd
+/// 3.2, which this table does not cover; the seed series runs 3.3 with 1.12, and so does
+/// kube-bundle up to 1.16.
+pub fn paired_minor(kube_minor: u64) -> u64 {
+    match kube_minor {
+        m if m >= KUBEADM_ETCD_3_7_FROM => 7,
+        m if m >= KUBEADM_ETCD_3_6_FROM => 6,
+        m if m >= KUBEADM_ETCD_3_5_FROM => 5,
+        m if m >= KUBEADM_ETCD_3_4_FROM => 4,
+        _ => OLDEST_MINOR,
+    }
+}
+
 const fn always(name: &'static str) -> Flag {
     Flag {
         name,
@@ -191,6 +219,32 @@ mod tests {
         flag(name)
             .unwrap_or_else(|| panic!("{name} is not in the table"))
             .accepted_in(minor)
+    }
+
+    #[test]
+    fn each_kubernetes_minor_pairs_with_kubeadms_etcd_within_the_table() {
+        use crate::versions as kube;
+        let pairs = [
+            (12, 3),
+            (16, 3),
+            (17, 4),
+            (21, 4),
+            (22, 5),
+            (33, 5),
+            (34, 6),
+            (36, 6),
+        ];
+        for (kube_minor, etcd_minor) in pairs {
+            assert_eq!(paired_minor(kube_minor), etcd_minor, "1.{kube_minor}");
+        }
+        assert_eq!(paired_minor(kube::NEWEST_MINOR), NEWEST_MINOR);
+        for kube_minor in kube::OLDEST_MINOR..=kube::NEWEST_MINOR + 1 {
+            let minor = paired_minor(kube_minor);
+            assert!(
+                (OLDEST_MINOR..=NEWEST_MINOR).contains(&minor),
+                "1.{kube_minor}"
+            );
+        }
     }
 
     #[test]
