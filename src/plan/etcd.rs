@@ -114,7 +114,12 @@ fn listen_metrics_urls(_: &FlagContext) -> Option<PlannedFlag> {
     kubeadm(format!("http://{metrics}"))
 }
 
-fn experimental_initial_corrupt_check(_: &FlagContext) -> Option<PlannedFlag> {
+/// kubeadm passes the corruption check and the progress notifications with etcd 3.5 on
+/// (Kubernetes 1.22 and 1.25): older members, experimental there, run without them.
+const KUBEADM_EXTRAS_FROM: u64 = 5;
+
+fn experimental_initial_corrupt_check(context: &FlagContext) -> Option<PlannedFlag> {
+    (context.minor >= KUBEADM_EXTRAS_FROM).then_some(())?;
     kubeadm("true")
 }
 
@@ -126,7 +131,8 @@ fn feature_gates(_: &FlagContext) -> Option<PlannedFlag> {
 
 /// kubeadm's value from Kubernetes 1.25: the apiserver's watch cache learns etcd's revision
 /// every five seconds even when nothing it watches changes.
-fn watch_progress_notify_interval(_: &FlagContext) -> Option<PlannedFlag> {
+fn watch_progress_notify_interval(context: &FlagContext) -> Option<PlannedFlag> {
+    (context.minor >= KUBEADM_EXTRAS_FROM).then_some(())?;
     kubeadm("5s")
 }
 

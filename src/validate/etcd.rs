@@ -273,6 +273,58 @@ fn check_etcd_ca(
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
+    use std::path::Path;
+
+    use crate::error::Error;
+    use crate::model::EtcdCa;
+    use crate::source::SourceFile;
+    use crate::validate::ValidateOptions;
+
+    /// The example with its whole `etcd:` section replaced by `section`, and `binaries`
+    /// (lines under `binaries:`) added.
+    fn with_etcd(section: &str, binaries: &str) -> String {
+        let mut lines = Vec::new();
+        let mut in_etcd = false;
+        for line in EXAMPLE_CLUSTER_YAML.lines() {
+            if line == "etcd:" {
+                in_etcd = true;
+                lines.push(section);
+                continue;
+            }
+            // The section ends at the next top-level key.
+            if in_etcd && line.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                in_etcd = false;
+            }
+            if !in_etcd {
+                lines.push(line);
+            }
+        }
+        assert!(lines.contains(&section), "the example has no etcd section");
+        let yaml = lines.join("\n") + "\n";
+        yaml.replacen("binaries:\n", &format!("binaries:\n{binaries}"), 1)
+    }
+
+    /// Every error `yaml` gets, rendered as the user reads it: file:line:column, the
+    /// snippet, the help line.
+    fn rendered_errors(yaml: &str) -> Vec<String> {
+        let source = SourceFile::new(Path::new("cluster.yaml"), yaml.to_owned());
+        let raw = crate::config::parse(&source).expect("the shape is right");
+        match crate::validate::validate(raw, &source, ValidateOptions::default()) {
+            Err(Error::InvalidConfig(reports)) => reports
+                .iter()
+                .map(|report| crate::diagnostics::render(report.as_ref()))
+                .collect(),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    /// The 1-based number of the line of `yaml` that starts with `start`.
+    fn line_of(yaml: &str, start: &str) -> usize {
+        1 + yaml
+            .lines()
+            .position(|line| line.starts_with(start))
+            .unwrap_or_else(|| panic!("no line starts with {start:?}"))
+    }
 
     #[test]
     fn etcd_endpoints_are_https_urls() {
@@ -292,6 +344,108 @@ mod tests {
             endpoint,
             "- https://10.20.0.12:2379",
             &["etcd.endpoints[1]", "listed twice"],
+        );
+    }
+
+    #[test]
+    fn stacked_members_are_the_masters_with_etcds_own_ca() {
+        let yaml = with_etcd("etcd:\n  mode: stacked", "");
+        let validated = run(&yaml, ValidateOptions::default()).expect("valid");
+        let etcd = &validated.cluster.etcd;
+        let endpoints: Vec<&str> = etcd.endpoints.iter().map(url::Url::as_str).collect();
+        assert_eq!(
+            endpoints,
+            [
+                "https://10.20.0.11:2379/",
+                "https://10.20.0.12:2379/",
+                "https://10.20.0.13:2379/"
+            ]
+        );
+        assert_eq!(etcd.ca, EtcdCa::Separate, "stacked defaults to its own CA");
+        let stacked = etcd.stacked.as_ref().expect("stacked");
+        assert_eq!(stacked.minor, 7, "etcd 3.7 for v1.37");
+        assert!(stacked.binary.is_none() && stacked.etcdctl_binary.is_none());
+        assert!(validated.warnings.is_empty(), "{:?}", validated.warnings);
+        let external = run(EXAMPLE_CLUSTER_YAML, ValidateOptions::default()).unwrap();
+        assert!(
+            external.cluster.etcd.stacked.is_none(),
+            "external by default"
+        );
+    }
+
+    #[test]
+    fn stacked_refuses_endpoints_and_a_ca_it_does_not_hold() {
+        let yaml = with_etcd(
+            "etcd:\n  mode: stacked\n  endpoints: [\"https://10.9.0.1:2379\"]",
+            "",
+        );
+        // At the list, after `  endpoints: `.
+        let at = format!("cluster.yaml:{}:14", line_of(&yaml, "  endpoints: ["));
+        let errors = rendered_errors(&yaml);
+        assert!(
+            errors.iter().any(|e| e.contains(
+                "etcd.endpoints: endpoints are given but \
+                 etcd.mode is stacked"
+            ) && e.contains(&at)
+                && e.contains("help: remove etcd.endpoints")),
+            "{errors:#?}"
+        );
+        rejects_yaml(
+            &with_etcd("etcd:\n  mode: stacked\n  ca: external", ""),
+            &["etcd.ca", "needs kube-bundle's own etcd CA"],
+        );
+        rejects_yaml(
+            &with_etcd(
+                "etcd:\n  mode: stacked\n  external: { ca: cluster.yaml, cert: cluster.yaml, \
+                 key: cluster.yaml }",
+                "",
+            ),
+            &["etcd.external", "needs kube-bundle's own etcd CA"],
+        );
+    }
+
+    #[test]
+    fn stacked_on_the_cluster_ca_is_allowed_with_a_warning() {
+        let yaml = with_etcd("etcd:\n  mode: stacked\n  ca: cluster", "");
+        let validated = run(&yaml, ValidateOptions::default()).expect("valid");
+        assert_eq!(validated.cluster.etcd.ca, EtcdCa::Cluster);
+        let warnings = warnings(&yaml);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("etcd.ca") && w.contains("past RBAC")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn external_etcd_needs_endpoints_and_ships_no_etcd() {
+        let yaml = with_etcd("etcd:\n  ca: separate", "");
+        // At the section's content.
+        let at = format!("cluster.yaml:{}:", line_of(&yaml, "  ca: separate"));
+        let errors = rendered_errors(&yaml);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("etcd.endpoints: an external etcd needs")
+                    && e.contains(&at)
+                    && e.contains("or set `mode: stacked`")),
+            "{errors:#?}"
+        );
+        rejects_yaml(
+            &with_etcd(
+                "etcd:\n  mode: external\n  endpoints: [\"https://10.9.0.1:2379\"]",
+                "  etcdctl: cluster.yaml\n",
+            ),
+            &["binaries.etcdctl", "etcd.mode is external"],
+        );
+    }
+
+    #[test]
+    fn shipped_etcd_binaries_must_exist() {
+        rejects_yaml(
+            &with_etcd("etcd:\n  mode: stacked", "  etcd: no/such/etcd\n"),
+            &["binaries.etcd", "does not exist"],
         );
     }
 }

@@ -18,5 +18,6 @@ mod pki;
 mod render;
 mod safety;
 mod schema;
+mod stacked;
 mod trust;
 mod wording;

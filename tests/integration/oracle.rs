@@ -464,6 +464,7 @@ fn check_rendered_component(version: &str, component: Component) {
         Component::ControllerManager => "controllers",
         Component::Scheduler => "config",
         Component::Apiserver => "etcd-servers",
+        Component::Etcd => "initial-cluster",
     };
     let help = help_flags(&binary, sentinel);
     let (mut problems, mut notes) = (Vec::new(), Vec::new());
@@ -472,6 +473,8 @@ fn check_rendered_component(version: &str, component: Component) {
         Component::ControllerManager => render::controller_manager_unit(&cluster, &node),
         Component::Scheduler => render::scheduler_unit(&cluster, &node),
         Component::Apiserver => render::apiserver_unit(&cluster, &node),
+        // Checked against the pinned etcd build in the etcd submodule.
+        Component::Etcd => render::etcd_unit(&cluster, &node),
     }
     .unwrap();
     let args = exec_start_args(&unit);

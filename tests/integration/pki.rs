@@ -149,55 +149,63 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn every_leaf_verifies_strictly_against_its_ca_for_its_purpose() {
-    let issued = Issued::from_yaml(&whole_master_example());
-    let dir = issued.dir.path();
-    for (node, leaves) in &issued.pki.nodes {
-        for (name, spec) in &issued.plan.nodes[node].certificates {
-            assert!(leaves.contains_key(name));
-            let ca = match spec.issuer {
-                plan::CaName::Cluster => "out/ca.crt",
-                plan::CaName::FrontProxy => "out/front-proxy-ca.crt",
-                plan::CaName::Etcd => "out/etcd-ca.crt",
-                plan::CaName::ClusterSigner => "out/cluster-signer-ca.crt",
-            };
-            let purpose = match spec.purpose {
-                plan::Purpose::ServerAuth => "sslserver",
-                plan::Purpose::ClientAuth => "sslclient",
-            };
-            let cert = format!("out/{node}/{name}.crt");
-            let text = openssl_ok(
-                &[
-                    "verify",
-                    "-x509_strict",
-                    "-purpose",
-                    purpose,
-                    "-CAfile",
-                    ca,
-                    &cert,
-                ],
-                dir,
-            );
-            assert!(text.contains(": OK"), "{text}");
-            // The other purpose must fail: client certs cannot serve, servers cannot log in.
-            let other = if purpose == "sslserver" {
-                "sslclient"
-            } else {
-                "sslserver"
-            };
-            let (ok, _) = run(
-                "openssl",
-                &[
-                    "verify",
-                    "-x509_strict",
-                    "-purpose",
-                    other,
-                    "-CAfile",
-                    ca,
-                    &cert,
-                ],
-                dir,
-            );
-            assert!(!ok, "{cert} verified for {other}");
+    // The whole master, and with stacked etcd its members' certificates too.
+    for yaml in [
+        whole_master_example(),
+        crate::stacked::stacked_yaml("v1.37.2"),
+    ] {
+        let issued = Issued::from_yaml(&yaml);
+        let dir = issued.dir.path();
+        for (node, leaves) in &issued.pki.nodes {
+            for (name, spec) in &issued.plan.nodes[node].certificates {
+                assert!(leaves.contains_key(name));
+                let ca = match spec.issuer {
+                    plan::CaName::Cluster => "out/ca.crt",
+                    plan::CaName::FrontProxy => "out/front-proxy-ca.crt",
+                    plan::CaName::Etcd => "out/etcd-ca.crt",
+                    plan::CaName::ClusterSigner => "out/cluster-signer-ca.crt",
+                };
+                // (purposes it must verify for, purposes it must not)
+                let (purposes, others): (&[&str], &[&str]) = match spec.purpose {
+                    plan::Purpose::ServerAuth => (&["sslserver"], &["sslclient"]),
+                    plan::Purpose::ClientAuth => (&["sslclient"], &["sslserver"]),
+                    plan::Purpose::ServerAndClientAuth => (&["sslserver", "sslclient"], &[]),
+                };
+                let cert = format!("out/{node}/{name}.crt");
+                for purpose in purposes {
+                    let text = openssl_ok(
+                        &[
+                            "verify",
+                            "-x509_strict",
+                            "-purpose",
+                            purpose,
+                            "-CAfile",
+                            ca,
+                            &cert,
+                        ],
+                        dir,
+                    );
+                    assert!(text.contains(": OK"), "{text}");
+                }
+                // The other purpose must fail: client certs cannot serve, servers cannot
+                // log in.
+                for other in others {
+                    let (ok, _) = run(
+                        "openssl",
+                        &[
+                            "verify",
+                            "-x509_strict",
+                            "-purpose",
+                            other,
+                            "-CAfile",
+                            ca,
+                            &cert,
+                        ],
+                        dir,
+                    );
+                    assert!(!ok, "{cert} verified for {other}");
+                }
+            }
         }
     }
 }

@@ -115,12 +115,16 @@ pub(crate) fn first_node(cluster: &Cluster) -> NodePlan {
 }
 
 /// The rendered files of one case that do not depend on generated keys; the controller
-/// manager's and the scheduler's where the cluster runs them.
-fn rendered(cluster: &Cluster) -> BTreeMap<&'static str, String> {
+/// manager's, the scheduler's and a stacked etcd member's where the cluster runs them.
+pub(crate) fn rendered(cluster: &Cluster) -> BTreeMap<&'static str, String> {
     let node = first_node(cluster);
     let mut flags =
         serde_json::json!({ "flags": node.flags, "droppedSeedFlags": node.dropped_seed_flags });
     let mut files = BTreeMap::new();
+    if cluster.etcd.stacked.is_some() {
+        flags["etcdFlags"] = serde_json::json!(node.etcd_flags);
+        files.insert("etcd.service", render::etcd_unit(cluster, &node).unwrap());
+    }
     if cluster.controller_manager.is_some() {
         flags["controllerManagerFlags"] = serde_json::json!(node.controller_manager_flags);
         files.insert(
@@ -163,25 +167,36 @@ fn golden_files_match_across_the_version_matrix() {
     let mut mismatches = Vec::new();
     for (case, example, version, whole_master) in MATRIX {
         let cluster = load_case(example, *version, *whole_master);
-        let dir = repo_root().join("tests/golden").join(case);
-        for (name, text) in rendered(&cluster) {
-            let path = dir.join(name);
-            if update {
-                fs::create_dir_all(&dir).unwrap();
-                fs::write(&path, &text).unwrap();
-                continue;
-            }
-            match fs::read_to_string(&path) {
-                Ok(expected) if expected == text => {}
-                Ok(_) => mismatches.push(format!("{case}/{name} differs")),
-                Err(_) => mismatches.push(format!("{case}/{name} is missing")),
-            }
-        }
+        compare_golden(case, &cluster, update, &mut mismatches);
     }
     assert!(
         mismatches.is_empty(),
         "{mismatches:#?}\nrerun with UPDATE_GOLDEN=1 and review `git diff tests/golden`"
     );
+}
+
+/// Compares (or with `update` rewrites) tests/golden/`case` with what `cluster` renders,
+/// adding a line to `mismatches` for each file that differs or is missing.
+pub(crate) fn compare_golden(
+    case: &str,
+    cluster: &Cluster,
+    update: bool,
+    mismatches: &mut Vec<String>,
+) {
+    let dir = repo_root().join("tests/golden").join(case);
+    for (name, text) in rendered(cluster) {
+        let path = dir.join(name);
+        if update {
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(&path, &text).unwrap();
+            continue;
+        }
+        match fs::read_to_string(&path) {
+            Ok(expected) if expected == text => {}
+            Ok(_) => mismatches.push(format!("{case}/{name} differs")),
+            Err(_) => mismatches.push(format!("{case}/{name} is missing")),
+        }
+    }
 }
 
 #[test]
@@ -336,6 +351,7 @@ pub(crate) fn systemd_verify(name: &str, unit: &str, bin_dir: &str) -> (bool, St
         "kube-apiserver",
         "kube-controller-manager",
         "kube-scheduler",
+        "etcd",
     ] {
         let binary = bin.join(program);
         fs::write(&binary, "#!/bin/sh\nexit 0\n").unwrap();
