@@ -71,8 +71,8 @@ pub struct RawCluster {
     pub clients: Option<Spanned<Vec<RawNode>>>,
     /// Service IP range, NodePort range and cluster DNS domain.
     pub network: RawNetwork,
-    /// The etcd cluster the apiservers store state in: your own (`mode: external`, the
-    /// default) or one member per master (`mode: stacked`).
+    /// The etcd cluster the apiservers store state in.
+    /// Your own with `mode: external` (the default); one member per master with `mode: stacked`.
     pub etcd: Spanned<RawEtcd>,
     /// Key algorithm, certificate lifetimes, extra SANs, and an existing CA to adopt.
     #[serde(default)]
