@@ -569,3 +569,34 @@ fn three_members_started_one_after_another_reach_quorum_with_the_rendered_units(
         .unwrap();
     assert!(!refused.status.success(), "the admin certificate read etcd");
 }
+
+#[test]
+fn diff_names_the_units_a_renewed_member_certificate_restarts() {
+    let (dir, bundles) = build(&stacked_yaml("v1.37.2"));
+    kube_bundle(dir.path(), &["certs", "renew", "cp1/etcd-peer"]).code(0);
+    kube_bundle(dir.path(), &["build", "--quiet"]).code(0);
+    let out = bundles.to_str().unwrap();
+    let diff = kube_bundle(
+        dir.path(),
+        &["diff", "--out", out, "--unverified", "-o", "json"],
+    );
+    diff.code(0);
+    let report: serde_json::Value = serde_json::from_str(&diff.stdout()).unwrap();
+    assert_eq!(
+        report["cp1"]["restartUnits"],
+        serde_json::json!(["etcd.service"])
+    );
+    assert_eq!(report["cp2"]["restartUnits"], serde_json::json!([]));
+    // The bundle records the member's command line beside the other units'.
+    let bundle = extract(&bundles, "cp1", &dir.path().join("x"));
+    let provenance: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(bundle.join("bundle.json")).unwrap()).unwrap();
+    assert_eq!(
+        provenance["unitFlags"]["etcd.service"]["name"],
+        serde_json::json!("cp1")
+    );
+    assert_eq!(
+        provenance["restarts"]["/etc/kubernetes/pki/etcd/ca.crt"],
+        serde_json::json!(["etcd.service", "kube-apiserver.service"])
+    );
+}
