@@ -55,6 +55,8 @@ struct Installer {
     programs: Vec<String>,
     apiserver_port: String,
     units: Vec<String>,
+    /// The unit whose journal a failed install shows.
+    unit_name: String,
     /// Where the units are installed: a changed file there means a daemon-reload.
     unit_dir: String,
     files: Vec<String>,
@@ -199,6 +201,7 @@ impl Installer {
                 .into_iter()
                 .map(q)
                 .collect(),
+            unit_name: q(front.map(crate::plan::front_unit_name).unwrap_or_default()),
             etcd_endpoints: Vec::new(),
             etcdctl: q(""),
             etcd_health_endpoint: q(""),
@@ -250,6 +253,7 @@ impl Installer {
                 .chain(keepalived.then_some(crate::plan::KEEPALIVED_UNIT))
                 .map(q)
                 .collect(),
+            unit_name: q(Component::Apiserver.unit()),
             programs: component_programs(cluster, layout)
                 .chain(
                     cluster
