@@ -36,7 +36,7 @@ pub(super) fn check_etcd(
                 );
             }
             let endpoints = check_endpoints(c, raw);
-            let ca = check_etcd_ca(c, &raw.value, raw.referenced, EtcdCaMode::Cluster);
+            let ca = check_etcd_ca(c, &raw.value, raw.referenced);
             Some(Etcd {
                 endpoints: endpoints?,
                 ca: ca?,
@@ -111,7 +111,8 @@ fn check_stacked(
         .etcdctl
         .as_ref()
         .and_then(|value| c.input_file("binaries.etcdctl", value));
-    // The masters' and the version's own errors are already recorded.
+    // The masters' and the version's own errors are already recorded; an IP address and a
+    // port always make a URL.
     let endpoints = masters?
         .iter()
         .map(|master| Url::parse(&Host::Ip(master.ip).https_url(CLIENT_PORT)))
@@ -237,9 +238,8 @@ fn check_etcd_ca(
     c: &mut Checker<'_>,
     raw: &RawEtcd,
     section: serde_saphyr::Location,
-    default: EtcdCaMode,
 ) -> Option<EtcdCa> {
-    let mode = raw.ca.as_ref().map_or(default, |m| m.value);
+    let mode = raw.ca.as_ref().map_or(EtcdCaMode::Cluster, |m| m.value);
     match (mode, &raw.external) {
         (EtcdCaMode::Cluster, None) => Some(EtcdCa::Cluster),
         (EtcdCaMode::Separate, None) => Some(EtcdCa::Separate),
