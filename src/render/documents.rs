@@ -49,9 +49,10 @@ struct Installer {
     admin_cert: String,
     admin_key: String,
     admin_kubeconfig: String,
-    healthz_url: String,
     api_url: String,
     front_healthz_url: String,
+    /// "unit url" of every unit's health gate, in start order.
+    health_gates: Vec<String>,
     programs: Vec<String>,
     apiserver_port: String,
     units: Vec<String>,
@@ -172,7 +173,7 @@ impl Installer {
             admin_cert: q(""),
             admin_key: q(""),
             admin_kubeconfig: q(""),
-            healthz_url: q(""),
+            health_gates: Vec::new(),
             api_url: q(""),
             apiserver_port: q(""),
             units: front
@@ -214,7 +215,13 @@ impl Installer {
             admin_cert: q(&layout.admin.cert),
             admin_key: q(&layout.admin.key),
             admin_kubeconfig: q(&layout.admin_kubeconfig),
-            healthz_url: q(&format!("{api_url}/healthz")),
+            health_gates: running_components(cluster)
+                .map(|component| {
+                    let minor = cluster.kubernetes_version.minor();
+                    let url = facts.node.healthz_url(component, minor);
+                    q(&format!("{} {url}", component.unit()))
+                })
+                .collect(),
             api_url: q(&api_url),
             apiserver_port: q(&SECURE_PORT.to_string()),
             // The apiserver first, then what needs it, then the front and keepalived.
