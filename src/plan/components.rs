@@ -325,17 +325,17 @@ mod tests {
     #[test]
     fn health_gates_follow_the_command_line() {
         use crate::plan::{Component, plan};
-        use crate::validate::testing::{EXAMPLE_CLUSTER_YAML, run};
+        use crate::validate::testing::{EXAMPLE_CLUSTER_YAML, example_with_sections, run};
         let version_line = EXAMPLE_CLUSTER_YAML
             .lines()
             .find(|line| line.starts_with("kubernetesVersion:"))
             .unwrap();
         let gates = |version: &str, sections: &str| {
-            let yaml = EXAMPLE_CLUSTER_YAML.replacen(
+            let yaml = example_with_sections(sections).replacen(
                 version_line,
                 &format!("kubernetesVersion: {version}"),
                 1,
-            ) + sections;
+            );
             let cluster = run(&yaml, Default::default()).unwrap().cluster;
             let minor = cluster.kubernetes_version.minor();
             let plan = plan(&cluster);

@@ -97,7 +97,7 @@ fn provision(dir: &Path, now: OffsetDateTime) -> Result<(Cluster, Plan, Pki), St
 }
 
 fn example(name: &str) -> String {
-    fs::read_to_string(repo_root().join("examples").join(name)).unwrap()
+    crate::harness::apiserver_only_example(name)
 }
 
 /// Runs a command; returns (success, stdout + stderr).
