@@ -39,7 +39,7 @@ use kube_bundle::render;
 use kube_bundle::validate::ValidateOptions;
 use kube_bundle::versions::{self, FLAGS, Flag};
 
-use crate::harness::{binary_cache, pinned_kube_versions, repo_root};
+use crate::harness::{binary_cache, pinned_kube_versions};
 
 fn minor_of(version: &str) -> u64 {
     version
