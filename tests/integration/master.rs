@@ -341,3 +341,78 @@ fn a_whole_master_bundle_verifies_and_each_file_restarts_every_reader() {
         );
     }
 }
+
+/// `diff` between two whole-master generations names the controller manager's changed flag
+/// under its own unit, leaves the apiserver's and the scheduler's unchanged, and restarts
+/// the controller manager alone.
+#[test]
+fn diff_shows_each_components_flags_and_restarts_only_its_unit() {
+    let project = Project::new();
+    let config = project.path().join("cluster.yaml");
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str(WHOLE_MASTER);
+    fs::write(&config, &text).unwrap();
+    let pinned = project.build().signing_fingerprint();
+    fs::rename(
+        project.path().join("bundles/prod-eu1"),
+        project.path().join("old"),
+    )
+    .unwrap();
+    fs::write(
+        &config,
+        text.replace(
+            "controllerManager: {}",
+            "controllerManager: { extraArgs: { concurrent-deployment-syncs: \"10\" } }",
+        ),
+    )
+    .unwrap();
+    project.build();
+    let run = kube_bundle(
+        project.path(),
+        &[
+            "diff",
+            "old/cp1.tar.gz",
+            "bundles/prod-eu1/cp1.tar.gz",
+            "--fingerprint",
+            &pinned,
+            "--output",
+            "json",
+        ],
+    );
+    run.code(0);
+    let diff: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(diff["flags"]["changed"], serde_json::json!({}), "{diff}");
+    assert_eq!(
+        diff["componentFlags"][plan::CONTROLLER_MANAGER_UNIT]["added"],
+        serde_json::json!({ "concurrent-deployment-syncs": "10" }),
+        "{diff}"
+    );
+    let scheduler_flags = &diff["componentFlags"][plan::SCHEDULER_UNIT];
+    for kind in ["added", "removed", "changed"] {
+        assert_eq!(scheduler_flags[kind], serde_json::json!({}), "{diff}");
+    }
+    assert_eq!(
+        diff["restartUnits"],
+        serde_json::json!([plan::CONTROLLER_MANAGER_UNIT]),
+        "{diff}"
+    );
+    let text = kube_bundle(
+        project.path(),
+        &[
+            "diff",
+            "old/cp1.tar.gz",
+            "bundles/prod-eu1/cp1.tar.gz",
+            "--fingerprint",
+            &pinned,
+        ],
+    );
+    text.code(0);
+    let shown = text.stdout();
+    assert!(
+        shown.contains("kube-apiserver flags: unchanged")
+            && shown
+                .contains("kube-controller-manager flags:\n  + --concurrent-deployment-syncs=10")
+            && shown.contains("kube-scheduler flags: unchanged"),
+        "{shown}"
+    );
+}
