@@ -128,6 +128,31 @@ mod tests {
     }
 
     #[test]
+    fn the_signing_files_are_kube_bundles() {
+        for key in [
+            "cluster-signing-cert-file",
+            "cluster-signing-key-file",
+            "cluster-signing-kubelet-serving-cert-file",
+            "cluster-signing-kube-apiserver-client-key-file",
+        ] {
+            rejects_sections(
+                &format!(
+                    "controllerManager:\n  extraArgs: {{ {key}: /etc/kubernetes/pki/ca.key }}"
+                ),
+                &[
+                    key,
+                    "is set by kube-bundle",
+                    "root CA key never reaches a master",
+                ],
+            );
+        }
+        // The signing duration is the operator's to choose.
+        let yaml =
+            with_sections("controllerManager:\n  extraArgs: { cluster-signing-duration: 720h }");
+        assert!(run(&yaml, ValidateOptions::default()).is_ok());
+    }
+
+    #[test]
     fn a_binary_for_a_component_that_does_not_run_is_refused() {
         let yaml = with_sections("scheduler: { enabled: false }").replacen(
             "kubeScheduler: null",

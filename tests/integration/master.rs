@@ -59,6 +59,13 @@ fn every_component_flag_is_accepted_by_its_table_in_every_minor() {
             serves,
             "1.{minor}"
         );
+        // A certificate is issued only where a file ships it.
+        assert_eq!(
+            node.certificates
+                .contains_key(&kube_bundle::plan::LeafName::SchedulerServer),
+            serves,
+            "1.{minor}"
+        );
         for (name, value) in [
             ("bind-address", "127.0.0.1"),
             ("leader-elect", "true"),
