@@ -423,3 +423,27 @@ fn diff_shows_each_components_flags_and_restarts_only_its_unit() {
         "{shown}"
     );
 }
+
+/// A second build of a whole master changes nothing and says so: the controller manager's
+/// and the scheduler's identities, which travel inside their kubeconfigs, count as reused.
+#[test]
+fn a_whole_master_rebuild_reuses_every_certificate_and_says_so() {
+    let project = Project::new();
+    let config = project.path().join("cluster.yaml");
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str(WHOLE_MASTER);
+    fs::write(&config, &text).unwrap();
+    project.build();
+    let before = fs::read(project.bundle("cp1")).unwrap();
+    let again = project.build();
+    assert_eq!(fs::read(project.bundle("cp1")).unwrap(), before);
+    for node in ["cp1", "cp2", "cp3"] {
+        again.stdout_has(&format!("{node}: unchanged"));
+    }
+    let stdout = again.stdout();
+    assert_eq!(
+        stdout.matches("(certificates reused)").count(),
+        3,
+        "{stdout}"
+    );
+}
