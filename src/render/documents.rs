@@ -49,14 +49,13 @@ struct Installer {
     admin_cert: String,
     admin_key: String,
     admin_kubeconfig: String,
-    healthz_url: String,
     api_url: String,
     front_healthz_url: String,
+    /// "unit url" of every unit's health gate, in start order.
+    health_gates: Vec<String>,
     programs: Vec<String>,
     apiserver_port: String,
     units: Vec<String>,
-    /// The unit whose journal a failed install shows.
-    unit_name: String,
     /// Where the units are installed: a changed file there means a daemon-reload.
     unit_dir: String,
     files: Vec<String>,
@@ -193,7 +192,7 @@ impl Installer {
             admin_cert: q(""),
             admin_key: q(""),
             admin_kubeconfig: q(""),
-            healthz_url: q(""),
+            health_gates: Vec::new(),
             api_url: q(""),
             apiserver_port: q(""),
             units: front
@@ -201,7 +200,6 @@ impl Installer {
                 .into_iter()
                 .map(q)
                 .collect(),
-            unit_name: q(front.map(crate::plan::front_unit_name).unwrap_or_default()),
             etcd_endpoints: Vec::new(),
             etcdctl: q(""),
             etcd_health_endpoint: q(""),
@@ -243,7 +241,13 @@ impl Installer {
             admin_cert: q(&layout.admin.cert),
             admin_key: q(&layout.admin.key),
             admin_kubeconfig: q(&layout.admin_kubeconfig),
-            healthz_url: q(&format!("{api_url}/healthz")),
+            health_gates: running_components(cluster)
+                .filter_map(|component| {
+                    let minor = cluster.kubernetes_version.minor();
+                    let url = facts.node.healthz_url(component, minor)?;
+                    Some(q(&format!("{} {url}", component.unit())))
+                })
+                .collect(),
             api_url: q(&api_url),
             apiserver_port: q(&SECURE_PORT.to_string()),
             // The apiserver first, then what needs it, then the front and keepalived.
@@ -253,7 +257,6 @@ impl Installer {
                 .chain(keepalived.then_some(crate::plan::KEEPALIVED_UNIT))
                 .map(q)
                 .collect(),
-            unit_name: q(Component::Apiserver.unit()),
             programs: component_programs(cluster, layout)
                 .chain(
                     cluster

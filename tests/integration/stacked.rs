@@ -318,8 +318,6 @@ fn the_installer_checks_etcdctl_and_creates_the_data_directory_0700() {
         "ETCD_HEALTH_CERT=/etc/kubernetes/pki/etcd/healthcheck-client.crt\n",
         "ETCD_HEALTH_KEY=/etc/kubernetes/pki/etcd/healthcheck-client.key\n",
         "ETCD_MEMBERS=3\n",
-        // A failed install shows the apiserver's journal, not the member's started first.
-        "UNIT_NAME=kube-apiserver.service\n",
         "  'etcdctl /opt/kb-test/bin/etcdctl'\n",
         "  '0700 /var/lib/kubernetes/etcd'\n",
         // No reachability pre-flight toward members that are not installed yet.
