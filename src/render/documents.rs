@@ -70,7 +70,7 @@ struct Installer {
     etcd_health_cert: String,
     etcd_health_key: String,
     etcd_members: String,
-    /// Every stacked member's peer address, host:port.
+    /// Every stacked member's peer URL.
     etcd_peers: Vec<String>,
     manifest_cert: String,
     manifest_key: String,
@@ -309,9 +309,8 @@ impl Installer {
                 .masters
                 .iter()
                 .map(|master| {
-                    let peer =
-                        std::net::SocketAddr::new(master.ip, crate::versions::etcd::PEER_PORT);
-                    q(&peer.to_string())
+                    let peer = crate::values::Host::Ip(master.ip);
+                    q(&peer.https_url(crate::versions::etcd::PEER_PORT))
                 })
                 .collect(),
             ..self

@@ -282,6 +282,15 @@ fn member_certificates_name_their_member_and_chain_to_the_etcd_ca() {
             .unwrap();
         assert!(!refused.status.success());
     }
+    // The air gap holds: every host the etcd unit and the installer name is the cluster's.
+    for node in ["cp1", "cp2", "cp3"] {
+        let tarball = bundles.join(format!("{node}.tar.gz"));
+        kube_bundle(
+            dir.path(),
+            &["verify", tarball.to_str().unwrap(), "--allow-unpinned"],
+        )
+        .code(0);
+    }
     // A rebuild reuses every member certificate.
     let before = fs::read(bundles.join("cp1.tar.gz")).unwrap();
     kube_bundle(dir.path(), &["build", "--quiet"]).code(0);
