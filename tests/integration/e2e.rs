@@ -152,6 +152,13 @@ fn net_namespace(pid: &str) -> Option<String> {
         .map(|l| l.display().to_string())
 }
 
+/// The parent of process `pid`, from `/proc/PID/stat` (the field after the state).
+fn parent(pid: &str) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(") ")?;
+    after_name.split_whitespace().nth(1).map(str::to_owned)
+}
+
 /// A namespace held by a tests/e2e/netns.sh process started under `unshare`.
 pub(crate) struct Namespace {
     name: String,
@@ -210,7 +217,8 @@ impl Namespace {
     }
 
     /// SIGKILLs every process in this network namespace (the daemons started in it) until
-    /// none is left.
+    /// none is left but the holder and the `sleep` it waits on, so that a master can die
+    /// while its namespaces stay.
     pub(crate) fn sweep(&self) {
         if self.net.is_empty() || Some(&self.net) == net_namespace("self").as_ref() {
             return;
@@ -223,6 +231,7 @@ impl Namespace {
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|p| p.parse::<u32>().is_ok() && *p != holder)
+                .filter(|p| parent(p).as_ref() != Some(&holder))
                 .filter(|p| net_namespace(p).as_ref() == Some(&self.net))
                 .collect();
             if inside.is_empty() {
@@ -333,6 +342,16 @@ impl Master {
         let mut command = self.kubectl(&["--server", &format!("https://{}:6443", self.ip)]);
         command.args(args);
         command
+    }
+
+    /// [`Self::kubectl_direct`] run: its stdout, or all it printed when it failed.
+    pub(crate) fn try_direct(&self, args: &[&str]) -> Result<String, String> {
+        let output = self.kubectl_direct(args).output().unwrap();
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(text(&output))
+        }
     }
 
     /// curl inside this master's namespace with its admin credentials, as install.sh probes.
@@ -910,20 +929,14 @@ type Secrets = std::collections::BTreeMap<String, String>;
 /// Every Secret with a `v` entry, as `master`'s own apiserver serves it.
 fn read_secrets(master: &Master) -> Result<Secrets, String> {
     let template = r#"{{range .items}}{{if .data.v}}{{.metadata.namespace}}/{{.metadata.name}}={{.data.v | base64decode}}{{"\n"}}{{end}}{{end}}"#;
-    let output = master
-        .kubectl_direct(&[
-            "get",
-            "secrets",
-            "--all-namespaces",
-            "-o",
-            &format!("go-template={template}"),
-        ])
-        .output()
-        .unwrap();
-    if !output.status.success() {
-        return Err(text(&output));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout)
+    let served = master.try_direct(&[
+        "get",
+        "secrets",
+        "--all-namespaces",
+        "-o",
+        &format!("go-template={template}"),
+    ])?;
+    Ok(served
         .lines()
         .filter_map(|line| line.split_once('='))
         .map(|(secret, value)| (secret.to_owned(), value.to_owned()))
