@@ -8,8 +8,8 @@
 //!   upgrade to the newest release, master by master, every Secret readable at every step.
 //!
 //! Topology (tests/e2e/netns.sh): a bridge in a namespace of its own, and per master a
-//! network namespace with eth0 = 10.255.0.1N/24 on that bridge and its own loopback, plus a
-//! private mount namespace in which /etc/kubernetes, /var/lib/kubernetes, /usr/local/bin and
+//! network namespace with eth0 = 10.255.0.1N/24 on that bridge and its own loopback, a host
+//! name of its own (mN, in a UTS namespace), plus a private mount namespace in which /etc/kubernetes, /var/lib/kubernetes, /usr/local/bin and
 //! /etc/systemd/system are bind-mounted from that master's root folder (the one install.sh
 //! gets as --root). Every namespace is anonymous and held by a process: nothing global is
 //! created (two clusters could even share addresses), and the guards below SIGKILL
