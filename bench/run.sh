@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side timings in one run on one machine (hyperfine, Debian's package):
 #   (a) the seed's cfssl + sed + tar flow
-#   (b) kube-bundle build of examples/seed-ha.yaml from empty secrets, as written (rsa-2048)
-#       and with ecdsa-p256
+#   (b) kube-bundle build of examples/seed-ha.yaml from empty secrets, rsa-2048 as written and
+#       with ecdsa-p256: the apiserver tier (what the seed flow makes) and the whole master
 #   (c) kube-bundle build, secrets present        (d) 30 and 300 masters, secrets present
 #   (e) 3 masters shipping a 120 MB stand-in binary vs `tar czf` of the same content x3
 # (GNU tar skips reading when the archive is /dev/null, so (e) writes real files.)
@@ -30,10 +30,20 @@ masters() { # masters N: a cluster.yaml with N masters
   printf 'network: { serviceCIDR: 10.96.0.0/12 }\netcd: { endpoints: ["https://10.20.0.1:2379"] }\n'
   printf 'apiserver: { extraArgs: {} }\n'
 }
-mkdir -p "$work/seed" "$work/ecdsa" "$work/m3" "$work/m30" "$work/m300" "$work/bin"
-cp examples/seed-ha.yaml "$work/seed/cluster.yaml"
-sed 's/keyAlgorithm: rsa-2048/keyAlgorithm: ecdsa-p256/' examples/seed-ha.yaml >"$work/ecdsa/cluster.yaml"
-grep -q 'keyAlgorithm: ecdsa-p256' "$work/ecdsa/cluster.yaml"
+mkdir -p "$work/seed" "$work/ecdsa" "$work/whole-rsa" "$work/whole-ecdsa" "$work/m3" "$work/m30" "$work/m300" "$work/bin"
+cp examples/seed-ha.yaml "$work/whole-rsa/cluster.yaml"
+sed 's/keyAlgorithm: rsa-2048/keyAlgorithm: ecdsa-p256/' examples/seed-ha.yaml >"$work/whole-ecdsa/cluster.yaml"
+grep -q 'keyAlgorithm: ecdsa-p256' "$work/whole-ecdsa/cluster.yaml"
+# The apiserver tier alone: what the seed flow makes.
+for variant in rsa ecdsa; do
+  grep -v -E '^(controllerManager|scheduler): \{\}$' "$work/whole-$variant/cluster.yaml" >"$work/$variant.yaml"
+  if grep -q -E '^(controllerManager|scheduler):' "$work/$variant.yaml"; then
+    echo "bench: could not turn the controller manager and the scheduler off" >&2
+    exit 1
+  fi
+done
+mv "$work/rsa.yaml" "$work/seed/cluster.yaml"
+mv "$work/ecdsa.yaml" "$work/ecdsa/cluster.yaml"
 for n in 3 30 300; do masters "$n" >"$work/m$n/cluster.yaml"; done
 for n in 3 30 300; do (cd "$work/m$n" && "$kb" build >/dev/null 2>&1); done
 
@@ -51,6 +61,8 @@ hyperfine --style basic --warmup 1 --runs 5 --export-json "$json" \
   -n seed-flow "bash bench/seed-flow.sh $work/seedflow" \
   -n build-rsa-empty-secrets "cd $work/seed && rm -rf secrets bundles && $kb build >/dev/null 2>&1" \
   -n build-ecdsa-empty-secrets "cd $work/ecdsa && rm -rf secrets bundles && $kb build >/dev/null 2>&1" \
+  -n build-whole-master-rsa-empty-secrets "cd $work/whole-rsa && rm -rf secrets bundles && $kb build >/dev/null 2>&1" \
+  -n build-whole-master-ecdsa-empty-secrets "cd $work/whole-ecdsa && rm -rf secrets bundles && $kb build >/dev/null 2>&1" \
   -n build-3 "cd $work/m3 && $kb build >/dev/null 2>&1" \
   -n build-30 "cd $work/m30 && $kb build >/dev/null 2>&1" \
   -n build-300 "cd $work/m300 && $kb build >/dev/null 2>&1" \
@@ -70,23 +82,32 @@ perf report -i "$work/perf.data" --no-children --stdio --sort dso,sym -g none 2>
 nm -n "$kb" >"$work/symbols.txt"
 
 # The floor of an RSA build: how many RSA keys the fresh build made, and one key's time.
-rsa_keys=0
-while IFS= read -r -d '' pem; do
-  if openssl pkey -in "$pem" -noout -text 2>/dev/null | head -1 | grep -q '2048 bit'; then
-    rsa_keys=$((rsa_keys + 1))
-  fi
-done < <(find "$work/seed/secrets" -name '*.pem' -print0)
+count_rsa_keys() { # count_rsa_keys DIR: the rsa-2048 keys under DIR
+  local pem count=0
+  while IFS= read -r -d '' pem; do
+    if openssl pkey -in "$pem" -noout -text 2>/dev/null | head -1 | grep -q '2048 bit'; then
+      count=$((count + 1))
+    fi
+  done < <(find "$1" -name '*.pem' -print0)
+  echo "$count"
+}
+rsa_keys=$(count_rsa_keys "$work/seed/secrets")
+whole_rsa_keys=$(count_rsa_keys "$work/whole-rsa/secrets")
+# Bundle sizes: one master's tarball, the apiserver tier against the whole master.
+tier_bytes=$(stat -c %s "$work/ecdsa/bundles/seed-ha/m7-autocv-gpu01.tar.gz")
+whole_bytes=$(stat -c %s "$work/whole-ecdsa/bundles/seed-ha/m7-autocv-gpu01.tar.gz")
 rsa_key_ms=$(cargo bench --quiet --bench micro -- 'key generation: rsa-2048' 2>/dev/null |
   awk '/key generation: rsa-2048/ { print $(NF - 1) }')
 echo "load after:  $(uptime)"
 
 python3 - "$json" "$rss_binary" "$rss_300" "$work/perf.txt" "$work/symbols.txt" \
-  "$rsa_keys" "$rsa_key_ms" "$(nproc)" <<'PY'
+  "$rsa_keys" "$rsa_key_ms" "$(nproc)" "$whole_rsa_keys" "$tier_bytes" "$whole_bytes" <<'PY'
 import bisect, json, re, sys
 results = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
 ms = lambda name: results[name] * 1000
 rss_binary, rss_300 = int(sys.argv[2]) // 1024, int(sys.argv[3]) // 1024
 rsa_keys, rsa_key_ms, cores = int(sys.argv[6]), float(sys.argv[7]), int(sys.argv[8])
+whole_rsa_keys, tier_bytes, whole_bytes = int(sys.argv[9]), int(sys.argv[10]), int(sys.argv[11])
 
 symbols = []
 for line in open(sys.argv[5]):
@@ -114,13 +135,18 @@ for name_ in results:
     print(f"| {name_} | {ms(name_):.1f} ms |")
 print()
 bound = rsa_keys * rsa_key_ms / cores
+whole_bound = whole_rsa_keys * rsa_key_ms / cores
 print(f"RSA floor: {rsa_keys} rsa-2048 keys x {rsa_key_ms:.1f} ms (one key, mean of 20) / {cores} cores = {bound:.0f} ms")
+print(f"RSA floor, whole master: {whole_rsa_keys} keys x {rsa_key_ms:.1f} ms / {cores} cores = {whole_bound:.0f} ms")
+print(f"one master's bundle (ecdsa): apiserver tier {tier_bytes} bytes, whole master {whole_bytes} bytes")
 print()
 print("| target | measured | goal | met |")
 print("|---|---|---|---|")
 rows = [
     ("ECDSA build, empty secrets / seed flow", ms("build-ecdsa-empty-secrets") / ms("seed-flow"), 0.06, "x"),
     ("RSA build, empty secrets / (keys x one key / cores)", ms("build-rsa-empty-secrets") / bound, 1.1, "x"),
+    ("whole master: ECDSA build, empty secrets / seed flow", ms("build-whole-master-ecdsa-empty-secrets") / ms("seed-flow"), 0.06, "x"),
+    ("whole master: RSA build / (keys x one key / cores)", ms("build-whole-master-rsa-empty-secrets") / whole_bound, 1.1, "x"),
     ("rebuild, secrets present, 3 masters", ms("build-3"), 8, "ms"),
     ("rebuild, secrets present, 300 masters", ms("build-300"), 500, "ms"),
     ("3 masters + 120 MB binary / 3x tar czf", ms("build-3-binary") / ms("tar-czf-x3"), 0.2, "x"),

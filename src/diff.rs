@@ -1,7 +1,8 @@
 //! `kube-bundle diff`: what changes on a node between two bundle generations, offline.
 //!
 //! In: two tarballs (read by `verify::reader`, with `verify`'s safety checks). Out: a [`BundleDiff`]: the
-//! kube-apiserver flags added, removed or changed; every file added, removed or changed,
+//! kube-apiserver flags added, removed or changed (and those of every other control-plane
+//! unit); every file added, removed or changed,
 //! with certificate details (subject, SANs, validity, whether the key changed) and the
 //! encryption config's key names and order; and whether install.sh will restart the
 //! apiserver. Key material never appears: key files are reported as changed, nothing more.
@@ -23,7 +24,11 @@ use crate::verify::reader::{Entry, read_entries};
 pub struct BundleDiff {
     pub old_node: String,
     pub new_node: String,
+    /// The kube-apiserver's flags.
     pub flags: FlagDiff,
+    /// Every other control-plane unit either bundle runs (the controller manager, the
+    /// scheduler), by unit name: a unit one bundle lacks has all its flags added or removed.
+    pub component_flags: BTreeMap<String, FlagDiff>,
     pub files: Vec<FileChange>,
     /// Whether install.sh restarts anything.
     pub restart: bool,
@@ -76,6 +81,19 @@ pub fn diff(old: &Path, new: &Path) -> Result<BundleDiff, Error> {
     let apiserver_flags =
         |units: &Units| units.flags.get(APISERVER_UNIT).cloned().unwrap_or_default();
     let flags = flag_diff(&apiserver_flags(&old_units), &apiserver_flags(&new_units));
+    let component_units: BTreeSet<&String> = old_units
+        .flags
+        .keys()
+        .chain(new_units.flags.keys())
+        .filter(|unit| *unit != APISERVER_UNIT)
+        .collect();
+    let component_flags = component_units
+        .into_iter()
+        .map(|unit| {
+            let of = |units: &Units| units.flags.get(unit).cloned().unwrap_or_default();
+            (unit.clone(), flag_diff(&of(&old_units), &of(&new_units)))
+        })
+        .collect();
     let paths: BTreeSet<&String> = old_entries.keys().chain(new_entries.keys()).collect();
     let mut files = Vec::new();
     for path in paths {
@@ -124,6 +142,7 @@ pub fn diff(old: &Path, new: &Path) -> Result<BundleDiff, Error> {
         old_node,
         new_node,
         flags,
+        component_flags,
         files,
         restart: !restart_units.is_empty(),
         restart_units: restart_units.into_iter().collect(),
@@ -299,11 +318,18 @@ pub fn to_text(diff: &BundleDiff) -> String {
     use std::fmt::Write as _;
     let mut text = String::new();
     let _ = writeln!(text, "node {} → {}", diff.old_node, diff.new_node);
-    let flags = &diff.flags;
-    if flags.added.is_empty() && flags.removed.is_empty() && flags.changed.is_empty() {
-        let _ = writeln!(text, "kube-apiserver flags: unchanged");
-    } else {
-        let _ = writeln!(text, "kube-apiserver flags:");
+    let units = std::iter::once((APISERVER_UNIT, &diff.flags)).chain(
+        diff.component_flags
+            .iter()
+            .map(|(unit, flags)| (unit.as_str(), flags)),
+    );
+    for (unit, flags) in units {
+        let program = unit.trim_end_matches(".service");
+        if flags.added.is_empty() && flags.removed.is_empty() && flags.changed.is_empty() {
+            let _ = writeln!(text, "{program} flags: unchanged");
+            continue;
+        }
+        let _ = writeln!(text, "{program} flags:");
         for (name, value) in &flags.added {
             let _ = writeln!(text, "  + --{name}={value}");
         }

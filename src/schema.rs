@@ -475,7 +475,7 @@ mod tests {
             shown.contains("ключ: unknown key at the top level"),
             "{shown}"
         );
-        assert!(shown.contains("cluster.yaml:5:1"), "{shown}");
+        assert!(shown.contains("cluster.yaml:6:1"), "{shown}");
     }
 
     #[test]

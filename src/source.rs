@@ -182,9 +182,12 @@ struct WithHelp {
     help: String,
 }
 
+/// The parser's advice to its own caller, which a user cannot act on.
+const PARSER_API_ADVICE: &str = ", set DuplicateKeyPolicy in Options if acceptable";
+
 impl std::fmt::Display for WithHelp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(&self.report, f)
+        f.write_str(&self.report.to_string().replace(PARSER_API_ADVICE, ""))
     }
 }
 
@@ -208,7 +211,17 @@ impl miette::Diagnostic for WithHelp {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
-        self.report.labels()
+        let labels = self.report.labels()?.map(|label| {
+            let text = label
+                .label()
+                .map(|text| text.replace(PARSER_API_ADVICE, ""));
+            if label.primary() {
+                miette::LabeledSpan::new_primary_with_span(text, *label.inner())
+            } else {
+                miette::LabeledSpan::new_with_span(text, *label.inner())
+            }
+        });
+        Some(Box::new(labels))
     }
 
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {

@@ -515,10 +515,18 @@ fn certificate_changes(node: &NodePlan, pki: &Pki, previous: &PreviousGeneration
     let mut fates: Vec<(&str, CertificateFate)> = decisions
         .filter(|(_, decision)| **decision != Decision::External)
         .map(|(cert, decision)| {
+            // A certificate that travels only inside a kubeconfig (the controller manager's
+            // and the scheduler's identities) has no file of its own to compare: its
+            // kubeconfig shows up among the changed files instead.
+            let own_file = node
+                .files
+                .values()
+                .any(|file| file.artifact == plan::Artifact::Cert(*cert));
             let shipped = pki
                 .nodes
                 .get(&node.name)
                 .and_then(|leaves| leaves.get(cert))
+                .filter(|_| own_file)
                 .and_then(|leaf| previous.shipped(&node.name, leaf.cert_pem.as_bytes()));
             (cert.as_str(), CertificateFate::of(decision, shipped))
         })

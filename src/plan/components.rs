@@ -319,4 +319,39 @@ mod tests {
             assert!(SCHEDULER_RULES.iter().all(|rule| rule.name != "port"));
         }
     }
+
+    /// install.sh's gates ask each component where its command line says it listens: the
+    /// seed's scheduler only on its loopback HTTP port, a moved secure port where it moved.
+    #[test]
+    fn health_gates_follow_the_command_line() {
+        use crate::plan::{Component, plan};
+        use crate::validate::testing::{EXAMPLE_CLUSTER_YAML, example_with_sections, run};
+        let version_line = EXAMPLE_CLUSTER_YAML
+            .lines()
+            .find(|line| line.starts_with("kubernetesVersion:"))
+            .unwrap();
+        let gates = |version: &str, sections: &str| {
+            let yaml = example_with_sections(sections).replacen(
+                version_line,
+                &format!("kubernetesVersion: {version}"),
+                1,
+            );
+            let cluster = run(&yaml, Default::default()).unwrap().cluster;
+            let minor = cluster.kubernetes_version.minor();
+            let plan = plan(&cluster);
+            let node = plan.nodes.values().next().unwrap();
+            Component::ALL.map(|component| node.healthz_url(component, minor))
+        };
+        let [apiserver, controller_manager, scheduler] =
+            gates("v1.12.3", "controllerManager: {}\nscheduler: {}\n");
+        assert!(apiserver.starts_with("https://") && apiserver.ends_with(":6443/healthz"));
+        assert_eq!(controller_manager, "https://127.0.0.1:10257/healthz");
+        assert_eq!(scheduler, "http://127.0.0.1:10251/healthz");
+        let [_, controller_manager, scheduler] = gates(
+            "v1.37.2",
+            "controllerManager: { extraArgs: { secure-port: \"10300\" } }\nscheduler: {}\n",
+        );
+        assert_eq!(controller_manager, "https://127.0.0.1:10300/healthz");
+        assert_eq!(scheduler, "https://127.0.0.1:10259/healthz");
+    }
 }

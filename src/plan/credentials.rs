@@ -239,19 +239,22 @@ pub(super) fn certificates(
     // A client identity the bootstrap RBAC policy knows, and a serving certificate the
     // cluster CA vouches for (instead of the self-signed one the binary would make up), so
     // its secure port can be health-checked and scraped with TLS verified.
+    // The 1.12 scheduler has no secure port: nothing would serve its certificate.
+    let scheduler_serves =
+        cluster.kubernetes_version.minor() >= crate::versions::scheduler::SECURE_PORT_FROM;
     let components = [
         (
             cluster.controller_manager.is_some(),
             LeafName::ControllerManager,
             CONTROLLER_MANAGER_CN,
-            LeafName::ControllerManagerServer,
+            Some(LeafName::ControllerManagerServer),
             "kube-controller-manager",
         ),
         (
             cluster.scheduler.is_some(),
             LeafName::Scheduler,
             SCHEDULER_CN,
-            LeafName::SchedulerServer,
+            scheduler_serves.then_some(LeafName::SchedulerServer),
             "kube-scheduler",
         ),
     ];
@@ -263,13 +266,15 @@ pub(super) fn certificates(
             client,
             spec(client_cn, Purpose::ClientAuth, CaName::Cluster),
         );
-        certs.insert(
-            server,
-            CertSpec {
-                sans: Some(component_serving_sans(master)),
-                ..spec(server_cn, Purpose::ServerAuth, CaName::Cluster)
-            },
-        );
+        if let Some(server) = server {
+            certs.insert(
+                server,
+                CertSpec {
+                    sans: Some(component_serving_sans(master)),
+                    ..spec(server_cn, Purpose::ServerAuth, CaName::Cluster)
+                },
+            );
+        }
     }
     certs
 }

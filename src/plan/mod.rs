@@ -98,6 +98,36 @@ impl NodePlan {
         units.into_iter().collect()
     }
 
+    /// Where install.sh asks `component` whether it is healthy, as its command line has it:
+    /// the secure port on the address it binds (loopback when it binds every address), or,
+    /// for a scheduler without a secure port, the HTTP port its config file binds to loopback.
+    pub fn healthz_url(&self, component: Component, minor: u64) -> String {
+        use crate::values::Host;
+        use versions::{controller_manager, scheduler};
+        let default_port = match component {
+            Component::Apiserver => crate::values::SECURE_PORT,
+            Component::ControllerManager => controller_manager::SECURE_PORT,
+            Component::Scheduler if minor < scheduler::SECURE_PORT_FROM => {
+                return format!("http://127.0.0.1:{}/healthz", scheduler::INSECURE_PORT);
+            }
+            Component::Scheduler => scheduler::SECURE_PORT,
+        };
+        let flags = self.component_flags(component);
+        let port = flags
+            .get("secure-port")
+            .and_then(|flag| flag.value.parse().ok())
+            .unwrap_or(default_port);
+        let host = match component {
+            Component::Apiserver => self.ip,
+            _ => flags
+                .get("bind-address")
+                .and_then(|flag| flag.value.parse::<IpAddr>().ok())
+                .filter(|ip| !ip.is_unspecified())
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        };
+        format!("{}/healthz", Host::Ip(host).https_url(port))
+    }
+
     /// The command line of `component`'s unit; empty for a component this node does not run.
     pub fn component_flags(&self, component: Component) -> &BTreeMap<String, PlannedFlag> {
         match component {

@@ -49,9 +49,10 @@ struct Installer {
     admin_cert: String,
     admin_key: String,
     admin_kubeconfig: String,
-    healthz_url: String,
     api_url: String,
     front_healthz_url: String,
+    /// "unit url" of every unit's health gate, in start order.
+    health_gates: Vec<String>,
     programs: Vec<String>,
     apiserver_port: String,
     units: Vec<String>,
@@ -119,9 +120,20 @@ struct ClientReadme {
     files: Vec<(String, String)>,
 }
 
-/// Where the manifests are POSTed, relative to the API root: every manifest kube-bundle
-/// renders is a ClusterRoleBinding.
+/// Where the manifests are POSTed, relative to the API root: ClusterRoleBindings, but for
+/// the kube-system RoleBindings, whose file names start with `kube-system-`.
 pub const MANIFEST_COLLECTION: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
+const KUBE_SYSTEM_ROLE_BINDINGS: &str =
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings";
+
+/// The collection a manifest is POSTed to.
+fn manifest_collection(name: &str) -> &'static str {
+    if name.starts_with("kube-system-") {
+        KUBE_SYSTEM_ROLE_BINDINGS
+    } else {
+        MANIFEST_COLLECTION
+    }
+}
 
 /// install.sh for one node; its shell variables are every value quoted for bash.
 pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
@@ -172,7 +184,7 @@ impl Installer {
             admin_cert: q(""),
             admin_key: q(""),
             admin_kubeconfig: q(""),
-            healthz_url: q(""),
+            health_gates: Vec::new(),
             api_url: q(""),
             apiserver_port: q(""),
             units: front
@@ -214,7 +226,13 @@ impl Installer {
             admin_cert: q(&layout.admin.cert),
             admin_key: q(&layout.admin.key),
             admin_kubeconfig: q(&layout.admin_kubeconfig),
-            healthz_url: q(&format!("{api_url}/healthz")),
+            health_gates: running_components(cluster)
+                .map(|component| {
+                    let minor = cluster.kubernetes_version.minor();
+                    let url = facts.node.healthz_url(component, minor);
+                    q(&format!("{} {url}", component.unit()))
+                })
+                .collect(),
             api_url: q(&api_url),
             apiserver_port: q(&SECURE_PORT.to_string()),
             // The apiserver first, then what needs it, then the front and keepalived.
@@ -237,7 +255,7 @@ impl Installer {
             manifests: facts
                 .manifests
                 .iter()
-                .map(|name| q(&format!("{name} {MANIFEST_COLLECTION}")))
+                .map(|name| q(&format!("{name} {}", manifest_collection(name))))
                 .collect(),
             ..self
         }

@@ -78,7 +78,12 @@ mod tests {
     use crate::validate::ValidateOptions;
 
     fn with_sections(sections: &str) -> String {
-        example_with("binaries:", &format!("{sections}\nbinaries:"))
+        example_with_sections(sections)
+    }
+
+    #[track_caller]
+    fn rejects_sections(sections: &str, fragments: &[&str]) {
+        rejects_yaml(&with_sections(sections), fragments);
     }
 
     #[test]
@@ -87,25 +92,23 @@ mod tests {
         let cluster = run(&yaml, ValidateOptions::default()).unwrap().cluster;
         assert!(cluster.controller_manager.is_some());
         assert!(cluster.scheduler.is_none());
-        let plain = example_with("binaries:", "binaries:");
+        let plain = with_sections("");
         let cluster = run(&plain, ValidateOptions::default()).unwrap().cluster;
         assert!(cluster.controller_manager.is_none() && cluster.scheduler.is_none());
     }
 
     #[test]
     fn component_extra_args_are_checked_against_their_own_table() {
-        rejects(
-            "binaries:",
-            "controllerManager:\n  extraArgs: { Bad_Flag: x }\nbinaries:",
+        rejects_sections(
+            "controllerManager:\n  extraArgs: { Bad_Flag: x }",
             &[
                 "controllerManager.extraArgs.Bad_Flag",
                 "not a kube-controller-manager flag name",
             ],
         );
         // Removed in 1.24: refused by a 1.37 controller manager.
-        rejects(
-            "binaries:",
-            "controllerManager:\n  extraArgs: { port: \"0\" }\nbinaries:",
+        rejects_sections(
+            "controllerManager:\n  extraArgs: { port: \"0\" }",
             &["--port is not accepted by v1.37.2"],
         );
         let yaml = with_sections("scheduler:\n  extraArgs: { profiling: \"true\" }");
@@ -125,11 +128,37 @@ mod tests {
     }
 
     #[test]
+    fn the_signing_files_are_kube_bundles() {
+        for key in [
+            "cluster-signing-cert-file",
+            "cluster-signing-key-file",
+            "cluster-signing-kubelet-serving-cert-file",
+            "cluster-signing-kube-apiserver-client-key-file",
+        ] {
+            rejects_sections(
+                &format!(
+                    "controllerManager:\n  extraArgs: {{ {key}: /etc/kubernetes/pki/ca.key }}"
+                ),
+                &[
+                    key,
+                    "is set by kube-bundle",
+                    "root CA key never reaches a master",
+                ],
+            );
+        }
+        // The signing duration is the operator's to choose.
+        let yaml =
+            with_sections("controllerManager:\n  extraArgs: { cluster-signing-duration: 720h }");
+        assert!(run(&yaml, ValidateOptions::default()).is_ok());
+    }
+
+    #[test]
     fn a_binary_for_a_component_that_does_not_run_is_refused() {
-        rejects(
-            "binaries:",
-            "binaries:\n  kubeScheduler: cluster.yaml",
-            &["binaries.kubeScheduler", "scheduler does not run"],
+        let yaml = with_sections("scheduler: { enabled: false }").replacen(
+            "kubeScheduler: null",
+            "kubeScheduler: cluster.yaml",
+            1,
         );
+        rejects_yaml(&yaml, &["binaries.kubeScheduler", "scheduler does not run"]);
     }
 }

@@ -19,6 +19,26 @@ pub(super) struct FlagTable {
     /// The component as prose names it: "the apiserver".
     pub noun: &'static str,
     pub lookup: fn(&str) -> Option<&'static Flag>,
+    /// Why extraArgs may not set a flag kube-bundle owns, if it owns it.
+    pub owned: fn(&str) -> Option<&'static str>,
+}
+
+/// No flag is off limits.
+fn owns_nothing(_: &str) -> Option<&'static str> {
+    None
+}
+
+/// The controller manager signs CSRs with the signer kube-bundle issues for it: the files
+/// are its, and the per-signer files (which the controller manager refuses beside the
+/// generic pair) would bypass it.
+fn controller_manager_owned(key: &str) -> Option<&'static str> {
+    key.strip_prefix("cluster-signing-")
+        .is_some_and(|rest| rest.ends_with("cert-file") || rest.ends_with("key-file"))
+        .then_some(
+            "the controller manager signs every CSR with kube-bundle's cluster-signer CA \
+             (an intermediate under the cluster CA, trusted through the client-CA bundle), so \
+             the root CA key never reaches a master; other signing files would bypass it",
+        )
 }
 
 pub(super) const APISERVER: FlagTable = FlagTable {
@@ -26,6 +46,7 @@ pub(super) const APISERVER: FlagTable = FlagTable {
     binary: "kube-apiserver",
     noun: "the apiserver",
     lookup: crate::versions::flag,
+    owned: owns_nothing,
 };
 
 pub(super) const CONTROLLER_MANAGER: FlagTable = FlagTable {
@@ -33,6 +54,7 @@ pub(super) const CONTROLLER_MANAGER: FlagTable = FlagTable {
     binary: "kube-controller-manager",
     noun: "the controller manager",
     lookup: crate::versions::controller_manager::flag,
+    owned: controller_manager_owned,
 };
 
 pub(super) const SCHEDULER: FlagTable = FlagTable {
@@ -40,6 +62,7 @@ pub(super) const SCHEDULER: FlagTable = FlagTable {
     binary: "kube-scheduler",
     noun: "the scheduler",
     lookup: crate::versions::scheduler::flag,
+    owned: owns_nothing,
 };
 
 pub(super) fn check_extra_args(
@@ -92,6 +115,15 @@ pub(super) fn check_extra_args(
                 &field,
                 "the value is longer than 4096 characters".into(),
                 "pass long settings through a file the flag points at",
+            );
+            continue;
+        }
+        if let Some(why) = (table.owned)(key) {
+            c.error(
+                value.referenced,
+                &field,
+                format!("--{key} is set by kube-bundle: {why}"),
+                &format!("remove {field}"),
             );
             continue;
         }

@@ -20,7 +20,7 @@ mod network;
 mod nodes;
 mod pki;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -18,6 +18,22 @@ pub fn example_with(old: &str, new: &str) -> String {
     EXAMPLE_CLUSTER_YAML.replacen(old, new, 1)
 }
 
+/// The example with its controllerManager and scheduler sections replaced by `sections`
+/// (empty: an apiserver-only cluster).
+pub fn example_with_sections(sections: &str) -> String {
+    let start = EXAMPLE_CLUSTER_YAML
+        .find("# kube-controller-manager on every master")
+        .expect("the example has a controllerManager section");
+    let end = EXAMPLE_CLUSTER_YAML
+        .find("\nbinaries:")
+        .expect("the example has a binaries section");
+    format!(
+        "{}{sections}{}",
+        &EXAMPLE_CLUSTER_YAML[..start],
+        &EXAMPLE_CLUSTER_YAML[end..]
+    )
+}
+
 pub fn run(yaml: &str, options: ValidateOptions) -> Result<Validated, Vec<String>> {
     let source = SourceFile::new(Path::new("cluster.yaml"), yaml.to_owned());
     let raw = match crate::config::parse(&source) {

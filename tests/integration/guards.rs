@@ -238,9 +238,9 @@ fn a_build_after_certs_renew_says_renewed_for_exactly_the_renewed_certificates()
 
 /// A project with cluster.yaml and no secrets: the first build makes every key.
 fn fresh(dir: &Path) {
-    std::fs::copy(
-        crate::harness::repo_root().join("examples/cluster.yaml"),
+    std::fs::write(
         dir.join("cluster.yaml"),
+        crate::harness::apiserver_only_example("cluster.yaml"),
     )
     .unwrap();
 }

@@ -336,12 +336,47 @@ pub struct Project {
     pub dir: tempfile::TempDir,
 }
 
+/// An example's text with its controllerManager and scheduler sections (and the comment
+/// lines that introduce them) removed: the apiserver tier alone.
+pub fn apiserver_only(text: &str) -> String {
+    let mut kept = Vec::new();
+    let mut comments: Vec<&str> = Vec::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        let top_level = !line.starts_with(' ') && !line.is_empty();
+        if skipping && !top_level {
+            continue;
+        }
+        skipping = false;
+        if line.starts_with('#') {
+            comments.push(line);
+        } else if line.starts_with("controllerManager:") || line.starts_with("scheduler:") {
+            comments.clear();
+            skipping = true;
+        } else {
+            kept.append(&mut comments);
+            kept.push(line);
+        }
+    }
+    kept.append(&mut comments);
+    let mut out = kept.join("\n");
+    out.push('\n');
+    out
+}
+
+/// examples/NAME as the tests that pin bundle bytes use it: the apiserver tier alone, which
+/// is what the fixture secrets hold keys for (master.rs and the install tests cover the
+/// controller manager and the scheduler).
+pub fn apiserver_only_example(name: &str) -> String {
+    apiserver_only(&fs::read_to_string(repo_root().join("examples").join(name)).unwrap())
+}
+
 impl Project {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        fs::copy(
-            repo_root().join("examples/cluster.yaml"),
+        fs::write(
             dir.path().join("cluster.yaml"),
+            apiserver_only_example("cluster.yaml"),
         )
         .unwrap();
         copy_tree(

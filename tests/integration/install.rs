@@ -129,6 +129,21 @@ impl Sandbox {
         crate::harness::add_client(self.path(), &format!("127.0.{}.21", self.subnet));
     }
 
+    /// Turns the controller manager and the scheduler on, with stand-in programs where
+    /// the bundle expects them on the node.
+    fn enable_whole_master(&self) {
+        let config = self.path().join("cluster.yaml");
+        let mut text = fs::read_to_string(&config).unwrap();
+        text.push_str("controllerManager: {}\nscheduler: {}\n");
+        fs::write(&config, text).unwrap();
+        for program in ["kube-controller-manager", "kube-scheduler"] {
+            let binary = self.root().join("usr/local/bin").join(program);
+            fs::create_dir_all(binary.parent().unwrap()).unwrap();
+            fs::write(&binary, "#!/bin/sh\nexit 0\n").unwrap();
+            fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+
     fn edit(&self, old: &str, new: &str) {
         crate::harness::edit_config(self.path(), old, new);
     }
@@ -220,10 +235,15 @@ impl Sandbox {
         files
     }
 
-    /// Stops the stand-in apiserver and waits until it is gone, so the next run cannot
+    /// Stops every stand-in daemon and waits until it is gone, so the next run cannot
     /// mistake a dying process for a running unit.
-    fn stop_apiserver(&self) {
-        for name in ["apiserver.pid", "nginx.pid"] {
+    fn stop_units(&self) {
+        for name in [
+            "apiserver.pid",
+            "nginx.pid",
+            "kube-controller-manager.service.pid",
+            "kube-scheduler.service.pid",
+        ] {
             self.stop_pid(name);
         }
     }
@@ -293,7 +313,7 @@ fn group_alive(pid: u32) -> bool {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        self.stop_apiserver();
+        self.stop_units();
     }
 }
 
@@ -508,21 +528,44 @@ fn a_changed_master_list_restarts_only_the_front() {
 #[test]
 fn a_whole_master_starts_its_units_in_order_and_a_shared_file_restarts_every_reader() {
     let sandbox = Sandbox::new();
-    let config = sandbox.path().join("cluster.yaml");
-    let mut text = fs::read_to_string(&config).unwrap();
-    text.push_str("controllerManager: {}\nscheduler: {}\n");
-    fs::write(&config, text).unwrap();
-    for program in ["kube-controller-manager", "kube-scheduler"] {
-        let binary = sandbox.root().join("usr/local/bin").join(program);
-        fs::write(&binary, "#!/bin/sh\nexit 0\n").unwrap();
-        fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    sandbox.enable_whole_master();
     let bundle = sandbox.build_and_extract("b1");
     let first = succeeded(&sandbox.install(&bundle, &[]));
     assert!(
         first.contains("check  kube-controller-manager") && first.contains("check  kube-scheduler"),
         "the pre-flight checks the programs: {first}"
     );
+    // Each unit's health gate passes before the next unit starts.
+    let order: Vec<&str> = first
+        .lines()
+        .filter(|line| line.starts_with("kube-bundle: restarting") || line.contains("/healthz "))
+        .map(|line| line.split_whitespace().nth(2).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "kube-apiserver.service",
+            "healthz",
+            "kube-controller-manager.service",
+            "healthz",
+            "kube-scheduler.service",
+            "healthz",
+            "kube-nginx.service",
+            "healthz",
+        ],
+        "{first}"
+    );
+    for url in [
+        "https://127.0.0.1:10257/healthz",
+        "https://127.0.0.1:10259/healthz",
+    ] {
+        assert!(
+            first
+                .lines()
+                .any(|line| line.contains(url) && line.ends_with(" ok")),
+            "{url} in {first}"
+        );
+    }
     let starts: Vec<String> = sandbox
         .systemctl_log()
         .into_iter()
@@ -562,6 +605,58 @@ fn a_whole_master_starts_its_units_in_order_and_a_shared_file_restarts_every_rea
     assert_eq!(
         restarts_after("/etc/kubernetes/kube-scheduler.yaml"),
         ["restart kube-scheduler.service"]
+    );
+}
+
+/// A scheduler that never turns healthy after an upgrade rolls the whole node back: every
+/// file of every unit, the apiserver and the controller manager restarted on their old
+/// files, and the failure names the scheduler and shows its journal.
+#[test]
+fn a_scheduler_that_never_turns_healthy_rolls_the_whole_node_back() {
+    let sandbox = Sandbox::new();
+    sandbox.enable_whole_master();
+    let first = sandbox.build_and_extract("b1");
+    succeeded(&sandbox.install(&first, &[]));
+    let before = sandbox.tree();
+    // One flag each for the apiserver and the scheduler: both restart.
+    sandbox.edit("extraArgs: {}", "extraArgs: { event-ttl: 2h }");
+    let config = sandbox.path().join("cluster.yaml");
+    let text = fs::read_to_string(&config)
+        .unwrap()
+        .replace("scheduler: {}", "scheduler: { extraArgs: { v: \"3\" } }");
+    fs::write(&config, text).unwrap();
+    let second = sandbox.build_and_extract("b2");
+    fs::write(
+        sandbox.stub_dir().join("unhealthy-kube-scheduler.service"),
+        "",
+    )
+    .unwrap();
+    sandbox.clear_logs();
+    let output = sandbox.install_with(&second, &["--timeout", "3"], &[]);
+    let text = stdout(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("kube-scheduler.service not healthy after 3s")
+            && text.contains("rolled back")
+            && text.contains("stub journal for -u kube-scheduler.service -n 50"),
+        "{text}"
+    );
+    assert_back_at(&sandbox, &before, "an unhealthy scheduler");
+    // Restarted in order, then the rollback restarts both on their old files; the
+    // controller manager, whose files did not change, is left running throughout.
+    let restarts: Vec<String> = sandbox
+        .systemctl_log()
+        .into_iter()
+        .filter(|c| c.starts_with("restart") || c.starts_with("stop"))
+        .collect();
+    assert_eq!(
+        restarts,
+        [
+            "restart kube-apiserver.service",
+            "restart kube-scheduler.service",
+            "restart kube-apiserver.service",
+            "restart kube-scheduler.service",
+        ]
     );
 }
 
@@ -708,7 +803,7 @@ fn a_run_killed_after_any_step_converges_when_rerun() {
     let mut kill_at = 1;
     loop {
         // A fresh node each time, killed right after its kill_at-th rename.
-        sandbox.stop_apiserver();
+        sandbox.stop_units();
         for dir in ["etc", "var"] {
             let _ = fs::remove_dir_all(sandbox.root().join(dir));
         }
@@ -910,7 +1005,7 @@ fn every_rendered_installer_is_shellcheck_clean() {
             String::from_utf8_lossy(&output.stdout)
         );
     }
-    for stub in ["systemctl", "hostname", "journalctl", "mv"] {
+    for stub in ["systemctl", "hostname", "journalctl", "mv", "curl"] {
         let status = Command::new("shellcheck")
             .arg(repo_root().join("tests/stubs").join(stub))
             .status()
@@ -1181,7 +1276,7 @@ fn status_fails_when_a_check_fails_and_dry_run_shows_the_whole_plan() {
     let bundle = sandbox.build_and_extract("b1");
     succeeded(&sandbox.install(&bundle, &[]));
     succeeded(&sandbox.install(&bundle, &["--status"]));
-    sandbox.stop_apiserver();
+    sandbox.stop_units();
     let output = sandbox.install(&bundle, &["--status"]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");

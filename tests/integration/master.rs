@@ -59,6 +59,13 @@ fn every_component_flag_is_accepted_by_its_table_in_every_minor() {
             serves,
             "1.{minor}"
         );
+        // A certificate is issued only where a file ships it.
+        assert_eq!(
+            node.certificates
+                .contains_key(&kube_bundle::plan::LeafName::SchedulerServer),
+            serves,
+            "1.{minor}"
+        );
         for (name, value) in [
             ("bind-address", "127.0.0.1"),
             ("leader-elect", "true"),
@@ -339,5 +346,173 @@ fn a_whole_master_bundle_verifies_and_each_file_restarts_every_reader() {
             format!("https://10.20.0.11:6443 {user}"),
             "{file}"
         );
+    }
+}
+
+/// `diff` between two whole-master generations names the controller manager's changed flag
+/// under its own unit, leaves the apiserver's and the scheduler's unchanged, and restarts
+/// the controller manager alone.
+#[test]
+fn diff_shows_each_components_flags_and_restarts_only_its_unit() {
+    let project = Project::new();
+    let config = project.path().join("cluster.yaml");
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str(WHOLE_MASTER);
+    fs::write(&config, &text).unwrap();
+    let pinned = project.build().signing_fingerprint();
+    fs::rename(
+        project.path().join("bundles/prod-eu1"),
+        project.path().join("old"),
+    )
+    .unwrap();
+    fs::write(
+        &config,
+        text.replace(
+            "controllerManager: {}",
+            "controllerManager: { extraArgs: { concurrent-deployment-syncs: \"10\" } }",
+        ),
+    )
+    .unwrap();
+    project.build();
+    let run = kube_bundle(
+        project.path(),
+        &[
+            "diff",
+            "old/cp1.tar.gz",
+            "bundles/prod-eu1/cp1.tar.gz",
+            "--fingerprint",
+            &pinned,
+            "--output",
+            "json",
+        ],
+    );
+    run.code(0);
+    let diff: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(diff["flags"]["changed"], serde_json::json!({}), "{diff}");
+    assert_eq!(
+        diff["componentFlags"][plan::CONTROLLER_MANAGER_UNIT]["added"],
+        serde_json::json!({ "concurrent-deployment-syncs": "10" }),
+        "{diff}"
+    );
+    let scheduler_flags = &diff["componentFlags"][plan::SCHEDULER_UNIT];
+    for kind in ["added", "removed", "changed"] {
+        assert_eq!(scheduler_flags[kind], serde_json::json!({}), "{diff}");
+    }
+    assert_eq!(
+        diff["restartUnits"],
+        serde_json::json!([plan::CONTROLLER_MANAGER_UNIT]),
+        "{diff}"
+    );
+    let text = kube_bundle(
+        project.path(),
+        &[
+            "diff",
+            "old/cp1.tar.gz",
+            "bundles/prod-eu1/cp1.tar.gz",
+            "--fingerprint",
+            &pinned,
+        ],
+    );
+    text.code(0);
+    let shown = text.stdout();
+    assert!(
+        shown.contains("kube-apiserver flags: unchanged")
+            && shown
+                .contains("kube-controller-manager flags:\n  + --concurrent-deployment-syncs=10")
+            && shown.contains("kube-scheduler flags: unchanged"),
+        "{shown}"
+    );
+}
+
+/// A second build of a whole master changes nothing and says so: the controller manager's
+/// and the scheduler's identities, which travel inside their kubeconfigs, count as reused.
+#[test]
+fn a_whole_master_rebuild_reuses_every_certificate_and_says_so() {
+    let project = Project::new();
+    let config = project.path().join("cluster.yaml");
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str(WHOLE_MASTER);
+    fs::write(&config, &text).unwrap();
+    project.build();
+    let before = fs::read(project.bundle("cp1")).unwrap();
+    let again = project.build();
+    assert_eq!(fs::read(project.bundle("cp1")).unwrap(), before);
+    for node in ["cp1", "cp2", "cp3"] {
+        again.stdout_has(&format!("{node}: unchanged"));
+    }
+    let stdout = again.stdout();
+    assert_eq!(
+        stdout.matches("(certificates reused)").count(),
+        3,
+        "{stdout}"
+    );
+}
+
+/// Before 1.14 the bootstrap policy does not let the controller manager and the scheduler
+/// delegate authentication and authorization: the bundle binds them (a ClusterRoleBinding
+/// to system:auth-delegator, a kube-system RoleBinding to the authentication reader, the
+/// latter POSTed to the namespaced collection). From 1.14 nothing extra is applied.
+#[test]
+fn old_releases_bind_the_components_delegated_auth() {
+    for (version, bound) in [("v1.13.12", true), ("v1.14.10", false)] {
+        let project = Project::new();
+        let config = project.path().join("cluster.yaml");
+        let text = fs::read_to_string(&config).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("kubernetesVersion:"))
+            .unwrap()
+            .to_owned();
+        let text = text.replace(&line, &format!("kubernetesVersion: {version}")) + WHOLE_MASTER;
+        fs::write(&config, text).unwrap();
+        fs::remove_dir_all(project.path().join("secrets")).unwrap();
+        project.build();
+        let listing = Command::new("tar")
+            .arg("tzf")
+            .arg(project.bundle("cp1"))
+            .output()
+            .unwrap();
+        let listing = String::from_utf8(listing.stdout).unwrap();
+        let installer = String::from_utf8(bundle_entry(&project, "cp1", "install.sh")).unwrap();
+        for (file, kind, collection) in [
+            (
+                "kube-bundle-components-auth-delegator.yaml",
+                "ClusterRoleBinding",
+                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            ),
+            (
+                "kube-system-components-authentication-reader.yaml",
+                "RoleBinding",
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings",
+            ),
+        ] {
+            let path = format!("manifests/{file}");
+            assert_eq!(
+                listing.contains(&path),
+                bound,
+                "{version} {file}:\n{listing}"
+            );
+            assert_eq!(
+                installer.contains(&format!("'{file} {collection}'")),
+                bound,
+                "{version} {file}"
+            );
+            if !bound {
+                continue;
+            }
+            let manifest: serde_json::Value =
+                serde_saphyr::from_slice(&bundle_entry(&project, "cp1", &path)).unwrap();
+            assert_eq!(manifest["kind"], kind);
+            let users: Vec<&str> = manifest["subjects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                users,
+                ["system:kube-controller-manager", "system:kube-scheduler"]
+            );
+        }
     }
 }

@@ -39,7 +39,7 @@ use kube_bundle::render;
 use kube_bundle::validate::ValidateOptions;
 use kube_bundle::versions::{self, FLAGS, Flag};
 
-use crate::harness::{binary_cache, pinned_kube_versions, repo_root};
+use crate::harness::{binary_cache, pinned_kube_versions};
 
 fn minor_of(version: &str) -> u64 {
     version
@@ -289,8 +289,7 @@ fn rendered_unit(version: &str) -> String {
 /// examples/cluster.yaml with kubernetesVersion set to `version` and `appended` added,
 /// through load_cluster and plan: the cluster and its first master's plan.
 fn planned(version: &str, appended: &str) -> (Cluster, NodePlan) {
-    let example = repo_root().join("examples/cluster.yaml");
-    let yaml = fs::read_to_string(&example).unwrap();
+    let yaml = crate::harness::apiserver_only_example("cluster.yaml");
     let line = yaml
         .lines()
         .find(|l| l.starts_with("kubernetesVersion:"))

@@ -14,7 +14,7 @@ use kube_bundle::validate::ValidateOptions;
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
-use crate::harness::{KillOnDrop, issue_etcd_cert, repo_root, s_client_get, wait_for};
+use crate::harness::{KillOnDrop, issue_etcd_cert, s_client_get, wait_for};
 
 /// A cluster with its PKI provisioned into a scratch directory, and every PEM written out
 /// as `out/<node>/<cert>.crt|.key` and `out/<ca>.crt` for the tools to read.
@@ -97,7 +97,7 @@ fn provision(dir: &Path, now: OffsetDateTime) -> Result<(Cluster, Plan, Pki), St
 }
 
 fn example(name: &str) -> String {
-    fs::read_to_string(repo_root().join("examples").join(name)).unwrap()
+    crate::harness::apiserver_only_example(name)
 }
 
 /// Runs a command; returns (success, stdout + stderr).

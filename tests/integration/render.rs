@@ -20,27 +20,23 @@ use crate::harness::repo_root;
 /// (golden directory, example file, kubernetesVersion to substitute, whether the masters
 /// run the controller manager and the scheduler too)
 const MATRIX: &[(&str, &str, Option<&str>, bool)] = &[
-    ("seed-ha-v1.12.3", "seed-ha.yaml", None, false),
-    ("cluster-v1.19.16", "cluster.yaml", Some("v1.19.16"), false),
-    ("cluster-v1.23.17", "cluster.yaml", Some("v1.23.17"), false),
-    ("cluster-v1.24.17", "cluster.yaml", Some("v1.24.17"), false),
-    ("cluster-v1.26.15", "cluster.yaml", Some("v1.26.15"), false),
-    ("cluster-v1.29.15", "cluster.yaml", Some("v1.29.15"), false),
-    ("cluster-v1.33.12", "cluster.yaml", Some("v1.33.12"), false),
-    ("cluster-v1.36.1", "cluster.yaml", Some("v1.36.1"), false),
-    ("cluster-v1.37.2", "cluster.yaml", Some("v1.37.2"), false),
-    ("seed-ha-whole-master-v1.12.3", "seed-ha.yaml", None, true),
+    ("seed-ha-v1.12.3", "seed-ha.yaml", None, true),
+    ("cluster-v1.19.16", "cluster.yaml", Some("v1.19.16"), true),
+    ("cluster-v1.23.17", "cluster.yaml", Some("v1.23.17"), true),
+    ("cluster-v1.24.17", "cluster.yaml", Some("v1.24.17"), true),
+    ("cluster-v1.26.15", "cluster.yaml", Some("v1.26.15"), true),
+    ("cluster-v1.29.15", "cluster.yaml", Some("v1.29.15"), true),
+    ("cluster-v1.33.12", "cluster.yaml", Some("v1.33.12"), true),
+    ("cluster-v1.33.13", "cluster.yaml", Some("v1.33.13"), true),
+    ("cluster-v1.36.1", "cluster.yaml", Some("v1.36.1"), true),
+    ("cluster-v1.37.2", "cluster.yaml", Some("v1.37.2"), true),
+    // `enabled: false` (or no section): the apiserver tier alone.
+    ("apiserver-only-v1.12.3", "seed-ha.yaml", None, false),
     (
-        "whole-master-v1.33.13",
-        "cluster.yaml",
-        Some("v1.33.13"),
-        true,
-    ),
-    (
-        "whole-master-v1.37.2",
+        "apiserver-only-v1.37.2",
         "cluster.yaml",
         Some("v1.37.2"),
-        true,
+        false,
     ),
 ];
 
@@ -87,7 +83,7 @@ pub(crate) fn load_text(
     edits: &[(&str, &str)],
     appended: &str,
 ) -> Cluster {
-    let mut text = fs::read_to_string(repo_root().join("examples").join(example)).unwrap();
+    let mut text = crate::harness::apiserver_only_example(example);
     if let Some(version) = version {
         let line = text
             .lines()

@@ -6,7 +6,10 @@ a request without a certificate gets 401 (and is logged as anonymous); with one,
 409 after. Client certificates from the cluster CA and from the front-proxy CA are accepted;
 a front-proxy-client certificate speaks for the user and group of its X-Remote-User and
 X-Remote-Group headers, as the request-header authenticator has it. Every request is
-appended to $STUB_DIR/requests.log, POSTs with who made them ("as USER (GROUP)")."""
+appended to $STUB_DIR/requests.log, POSTs with who made them ("as USER (GROUP)").
+
+With PORT and SERVING (say 10257 controller-manager-server) it stands in for the
+controller manager's or the scheduler's secure port instead, serving SERVING.crt."""
 import http.server
 import json
 import os
@@ -14,6 +17,7 @@ import ssl
 import sys
 
 root, address, state = sys.argv[1], sys.argv[2], os.environ["STUB_DIR"]
+port, serving = (int(sys.argv[3]), sys.argv[4]) if len(sys.argv) > 4 else (6443, "apiserver")
 certs = root + os.environ.get("STUB_CERT_DIR", "/etc/kubernetes/pki")
 
 
@@ -69,10 +73,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(certs + "/apiserver.crt", certs + "/apiserver.key")
+context.load_cert_chain(certs + "/" + serving + ".crt", certs + "/" + serving + ".key")
 context.load_verify_locations(certs + "/ca.crt")
 context.load_verify_locations(certs + "/front-proxy-ca.crt")
 context.verify_mode = ssl.CERT_OPTIONAL
-server = http.server.ThreadingHTTPServer((address, 6443), Handler)
+server = http.server.ThreadingHTTPServer((address, port), Handler)
 server.socket = context.wrap_socket(server.socket, server_side=True)
 server.serve_forever()
