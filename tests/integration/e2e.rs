@@ -558,15 +558,16 @@ impl Cluster {
     /// Builds the bundles for `version`, brings up the network and etcd, and installs every
     /// master with its bundle's install.sh, checking what install.sh reports.
     fn start(version: &str) -> Self {
-        Self::start_shaped(version, APISERVER_TIER, |_, _| {})
+        Self::start_shaped(version, APISERVER_TIER, |_, _, _| {})
     }
 
-    /// [`Self::start`] for masters in `shape`, calling `installed` with the cluster and the
-    /// master's index once each install.sh has ended healthy, before the next one runs.
+    /// [`Self::start`] for masters in `shape`, calling `installed` with the cluster, the
+    /// master's index and what its install.sh printed once that has ended healthy, before
+    /// the next one runs.
     pub(crate) fn start_shaped(
         version: &str,
         shape: Shape,
-        installed: impl Fn(&Self, usize),
+        installed: impl Fn(&Self, usize, &str),
     ) -> Self {
         let started = Instant::now();
         let yaml = cluster_yaml(version, shape);
@@ -682,7 +683,7 @@ impl Cluster {
             };
             let line = check_line(&out, "manifest kube-apiserver-kubelet-apis.yaml");
             assert!(line.ends_with(wanted), "{line:?} is not {wanted:?}:\n{out}");
-            installed(&cluster, index);
+            installed(&cluster, index, &out);
         }
         cluster
     }

@@ -27,8 +27,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::e2e::{
-    CLUSTER, Cluster, Etcd, MASTERS, Master, Shape, newest_and_oldest_release, ok, poll, take_turn,
-    text,
+    CLUSTER, Cluster, Etcd, MASTERS, Master, Shape, check_line, newest_and_oldest_release, ok,
+    poll, take_turn, text,
 };
 use crate::harness::binary_cache;
 
@@ -80,10 +80,13 @@ fn whole_masters_schedule_fail_over_and_sign_on_the_oldest_release() {
 
 fn whole_masters_schedule_fail_over_and_sign(version: &str) {
     let _turn = take_turn();
-    let cluster = Cluster::start_shaped(version, WHOLE_MASTER, |cluster, index| {
+    let cluster = Cluster::start_shaped(version, WHOLE_MASTER, |cluster, index, out| {
         let master = &cluster.masters[index];
         for component in COMPONENTS {
-            // install.sh starts both units; whether they serve is this test's to wait for.
+            // install.sh waited for each unit's /healthz before starting the next; the test
+            // asks too, checking the serving certificate against the cluster CA.
+            let gate = format!("healthz https://127.0.0.1:{}/healthz", component.port);
+            assert!(check_line(out, &gate).ends_with(" ok"), "{out}");
             wait_healthy(master, component);
             master.assert_runs_exactly(component.unit);
             // The first master's are the only candidates: they lead from then on, and the
