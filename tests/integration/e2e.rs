@@ -9,12 +9,12 @@
 //!
 //! Topology (tests/e2e/netns.sh): a bridge in a namespace of its own, and per master a
 //! network namespace with eth0 = 10.255.0.1N/24 on that bridge and its own loopback, a host
-//! name of its own (mN, in a UTS namespace), plus a private mount namespace in which /etc/kubernetes, /var/lib/kubernetes, /usr/local/bin and
-//! /etc/systemd/system are bind-mounted from that master's root folder (the one install.sh
-//! gets as --root). Every namespace is anonymous and held by a process: nothing global is
-//! created (two clusters could even share addresses), and the guards below SIGKILL
-//! everything inside them, on success and on panic alike (the holders also sweep if this
-//! process dies).
+//! name of its own (mN, in a UTS namespace), plus a private mount namespace in which
+//! /etc/kubernetes, /var/lib/kubernetes, /usr/local/bin and /etc/systemd/system are
+//! bind-mounted from that master's root folder (the one install.sh gets as --root). Every
+//! namespace is anonymous and held by a process: nothing global is created (two clusters
+//! could even share addresses), and the guards below SIGKILL everything inside them, on
+//! success and on panic alike (the holders also sweep if this process dies).
 //!
 //! install.sh runs inside that namespace with the systemctl stand-in of tests/e2e/stubs,
 //! which reads the installed unit and runs its ExecStart exactly as written (the real
@@ -41,7 +41,7 @@ const ETCD_VERSION: &str = "v3.7.3";
 pub(crate) const CLUSTER: &str = "e2e";
 pub(crate) const MASTERS: [&str; 3] = ["m1", "m2", "m3"];
 /// A hang guard for every poll, never reached on the success path.
-pub(crate) const HANG_GUARD: Duration = Duration::from_secs(240);
+const HANG_GUARD: Duration = Duration::from_secs(240);
 
 /// A real cluster is three apiservers and three etcd members: the tests here take turns, so
 /// that two clusters never share the machine's cores.
@@ -70,7 +70,7 @@ pub(crate) fn newest_and_oldest_release() -> (String, String) {
 /// A cached binary that reports `version`, or a loud failure naming the script that builds
 /// it. `etcdctl` says its version with `etcdctl version`, the others with `--version`.
 #[track_caller]
-pub(crate) fn cached_binary(relative: &str, version: &str, script: &str) -> PathBuf {
+fn cached_binary(relative: &str, version: &str, script: &str) -> PathBuf {
     let path = binary_cache().join(relative);
     let flag = if relative.ends_with("etcdctl") {
         "version"
@@ -412,7 +412,7 @@ impl Master {
         served.trim().to_owned()
     }
 
-    pub(crate) fn tail(&self, file: &str, lines: usize) -> String {
+    fn tail(&self, file: &str, lines: usize) -> String {
         let log = self.log(file);
         let tail: Vec<&str> = log.lines().rev().take(lines).collect();
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
@@ -469,7 +469,7 @@ pub(crate) fn check_line<'a>(out: &'a str, name: &str) -> &'a str {
 
 /// The words of the unit's ExecStart=, continuation lines joined, as systemd splits them
 /// (the unit has no quotes; the stand-in refuses one that has).
-pub(crate) fn exec_start(unit: &str) -> Vec<String> {
+fn exec_start(unit: &str) -> Vec<String> {
     let joined = unit.replace("\\\n", " ");
     let line = joined
         .lines()

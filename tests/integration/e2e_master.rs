@@ -1,8 +1,9 @@
 //! The whole master end to end, for real (issue 19): the harness of e2e.rs, with every
 //! master also running the kube-controller-manager and kube-scheduler its bundle ships, on
 //! each pinned release:
-//! - the masters are installed one after another; the first one's controller manager and
-//!   scheduler take both leader leases, and the later ones' wait as standbys;
+//! - the masters are installed one after another, install.sh gating on each unit's
+//!   /healthz; the first one's controller manager and scheduler take both leader leases,
+//!   and the later ones' wait as standbys;
 //! - a Deployment leads to a ReplicaSet and a Pod that the controller manager creates and
 //!   the scheduler binds to a Node object registered through the API (no kubelet runs: the
 //!   Pod stays Pending, bound);
