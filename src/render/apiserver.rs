@@ -14,7 +14,8 @@ use crate::error::Error;
 use crate::model::Cluster;
 use crate::pki::Credential;
 use crate::plan::{
-    ADMIN_CN, INSTALLER_USER, KUBELET_CLIENT_CN, NodePlan, SUPERUSER_GROUP, admin_group,
+    ADMIN_CN, CONTROLLER_MANAGER_CN, INSTALLER_USER, KUBELET_CLIENT_CN, NodePlan, SCHEDULER_CN,
+    SUPERUSER_GROUP, admin_group,
 };
 use crate::values::{Host, SECURE_PORT};
 use crate::versions;
@@ -22,6 +23,12 @@ use crate::versions;
 pub const KUBELET_APIS_MANIFEST: &str = "kube-apiserver-kubelet-apis.yaml";
 /// From `versions::REVOCABLE_ADMIN_GROUP_FROM`: cluster-admin for the admin credential's group.
 pub const CLUSTER_ADMINS_MANIFEST: &str = "kube-bundle-cluster-admins.yaml";
+/// Delegated authentication and authorization for the controller manager and the scheduler
+/// where the bootstrap policy does not grant it: a ClusterRoleBinding and a kube-system
+/// RoleBinding (whose file name says where it is POSTed).
+pub const COMPONENTS_AUTH_DELEGATOR_MANIFEST: &str = "kube-bundle-components-auth-delegator.yaml";
+pub const COMPONENTS_AUTHENTICATION_READER_MANIFEST: &str =
+    "kube-system-components-authentication-reader.yaml";
 
 #[derive(Template)]
 #[template(path = "systemd/kube-apiserver.service", escape = "none")]
@@ -78,6 +85,24 @@ struct KubeletApisBinding<'a> {
 struct ClusterAdminsBinding<'a> {
     group: &'a str,
     installer: &'a str,
+}
+
+#[derive(Template)]
+#[template(
+    path = "manifests/kube-bundle-components-auth-delegator.yaml",
+    escape = "none"
+)]
+struct ComponentsAuthDelegator<'a> {
+    users: &'a [&'a str],
+}
+
+#[derive(Template)]
+#[template(
+    path = "manifests/kube-system-components-authentication-reader.yaml",
+    escape = "none"
+)]
+struct ComponentsAuthenticationReader<'a> {
+    users: &'a [&'a str],
 }
 
 /// The kube-apiserver unit for one node.
@@ -182,6 +207,24 @@ pub(super) fn rbac_manifests(cluster: &Cluster) -> Result<BTreeMap<String, Vec<u
                 installer: INSTALLER_USER,
             })?
             .into_bytes(),
+        );
+    }
+    let minor = cluster.kubernetes_version.minor();
+    let users: Vec<&str> = [
+        (cluster.controller_manager.is_some(), CONTROLLER_MANAGER_CN),
+        (cluster.scheduler.is_some(), SCHEDULER_CN),
+    ]
+    .into_iter()
+    .filter_map(|(runs, user)| runs.then_some(user))
+    .collect();
+    if minor < versions::controller_manager::BOOTSTRAP_DELEGATES_AUTH_FROM && !users.is_empty() {
+        manifests.insert(
+            COMPONENTS_AUTH_DELEGATOR_MANIFEST.to_owned(),
+            render(&ComponentsAuthDelegator { users: &users })?.into_bytes(),
+        );
+        manifests.insert(
+            COMPONENTS_AUTHENTICATION_READER_MANIFEST.to_owned(),
+            render(&ComponentsAuthenticationReader { users: &users })?.into_bytes(),
         );
     }
     Ok(manifests)

@@ -131,9 +131,20 @@ struct ClientReadme {
     files: Vec<(String, String)>,
 }
 
-/// Where the manifests are POSTed, relative to the API root: every manifest kube-bundle
-/// renders is a ClusterRoleBinding.
+/// Where the manifests are POSTed, relative to the API root: ClusterRoleBindings, but for
+/// the kube-system RoleBindings, whose file names start with `kube-system-`.
 pub const MANIFEST_COLLECTION: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
+const KUBE_SYSTEM_ROLE_BINDINGS: &str =
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings";
+
+/// The collection a manifest is POSTed to.
+fn manifest_collection(name: &str) -> &'static str {
+    if name.starts_with("kube-system-") {
+        KUBE_SYSTEM_ROLE_BINDINGS
+    } else {
+        MANIFEST_COLLECTION
+    }
+}
 
 /// install.sh for one node; its shell variables are every value quoted for bash.
 pub fn installer(facts: &BundleFacts<'_>) -> Result<String, Error> {
@@ -277,7 +288,7 @@ impl Installer {
             manifests: facts
                 .manifests
                 .iter()
-                .map(|name| q(&format!("{name} {MANIFEST_COLLECTION}")))
+                .map(|name| q(&format!("{name} {}", manifest_collection(name))))
                 .collect(),
             ..self
         }

@@ -8,6 +8,11 @@
 
 use super::{Flag, OLDEST_MINOR, always, since, until};
 
+/// From this minor the bootstrap RBAC policy lets the controller manager and the scheduler
+/// delegate authentication and authorization (TokenReview, SubjectAccessReview, reading
+/// kube-system/extension-apiserver-authentication); before it kube-bundle binds them.
+pub const BOOTSTRAP_DELEGATES_AUTH_FROM: u64 = 14;
+
 /// Until this minor the insecure HTTP port (10252 on every address) serves by default:
 /// kube-bundle renders `--port=0` there to close it.
 pub const INSECURE_PORT_SERVES_LAST: u64 = 21;

@@ -8,13 +8,13 @@
 //!   upgrade to the newest release, master by master, every Secret readable at every step.
 //!
 //! Topology (tests/e2e/netns.sh): a bridge in a namespace of its own, and per master a
-//! network namespace with eth0 = 10.255.0.1N/24 on that bridge and its own loopback, plus a
-//! private mount namespace in which /etc/kubernetes, /var/lib/kubernetes, /usr/local/bin and
-//! /etc/systemd/system are bind-mounted from that master's root folder (the one install.sh
-//! gets as --root). Every namespace is anonymous and held by a process: nothing global is
-//! created (two clusters could even share addresses), and the guards below SIGKILL
-//! everything inside them, on success and on panic alike (the holders also sweep if this
-//! process dies).
+//! network namespace with eth0 = 10.255.0.1N/24 on that bridge and its own loopback, a host
+//! name of its own (mN, in a UTS namespace), plus a private mount namespace in which
+//! /etc/kubernetes, /var/lib/kubernetes, /usr/local/bin and /etc/systemd/system are
+//! bind-mounted from that master's root folder (the one install.sh gets as --root). Every
+//! namespace is anonymous and held by a process: nothing global is created (two clusters
+//! could even share addresses), and the guards below SIGKILL everything inside them, on
+//! success and on panic alike (the holders also sweep if this process dies).
 //!
 //! install.sh runs inside that namespace with the systemctl stand-in of tests/e2e/stubs,
 //! which reads the installed unit and runs its ExecStart exactly as written (the real
@@ -38,8 +38,8 @@ use crate::harness::{
 };
 
 const ETCD_VERSION: &str = "v3.7.3";
-const CLUSTER: &str = "e2e";
-const MASTERS: [&str; 3] = ["m1", "m2", "m3"];
+pub(crate) const CLUSTER: &str = "e2e";
+pub(crate) const MASTERS: [&str; 3] = ["m1", "m2", "m3"];
 /// A hang guard for every poll, never reached on the success path.
 const HANG_GUARD: Duration = Duration::from_secs(240);
 
@@ -47,7 +47,7 @@ const HANG_GUARD: Duration = Duration::from_secs(240);
 /// that two clusters never share the machine's cores.
 static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn take_turn() -> std::sync::MutexGuard<'static, ()> {
     // A panicking test releases the turn poisoned; the cluster it built is gone all the same.
     ONE_CLUSTER_AT_A_TIME
         .lock()
@@ -55,7 +55,7 @@ fn take_turn() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// The newest and the oldest release of tests/e2e/kube-versions.
-fn newest_and_oldest_release() -> (String, String) {
+pub(crate) fn newest_and_oldest_release() -> (String, String) {
     let pinned = pinned_kube_versions();
     let (Some(newest), Some(oldest)) = (pinned.first(), pinned.last()) else {
         panic!("tests/e2e/kube-versions pins no release");
@@ -103,7 +103,7 @@ fn require_tool(tool: &str) {
     assert!(found, "{tool} must be installed (.ci/run installs it)");
 }
 
-fn text(output: &Output) -> String {
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -113,7 +113,7 @@ fn text(output: &Output) -> String {
 
 /// Runs `command`, and returns its stdout after asserting it succeeded.
 #[track_caller]
-fn ok(command: &mut Command) -> String {
+pub(crate) fn ok(command: &mut Command) -> String {
     let output = command
         .output()
         .unwrap_or_else(|e| panic!("{command:?}: {e}"));
@@ -129,7 +129,7 @@ fn ok(command: &mut Command) -> String {
 /// Polls `attempt` until it returns Ok; the deadline is a hang guard, and the last error is
 /// what a failure shows.
 #[track_caller]
-fn poll<T>(what: &str, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+pub(crate) fn poll<T>(what: &str, mut attempt: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + HANG_GUARD;
     loop {
         match attempt() {
@@ -152,8 +152,15 @@ fn net_namespace(pid: &str) -> Option<String> {
         .map(|l| l.display().to_string())
 }
 
+/// The parent of process `pid`, from `/proc/PID/stat` (the field after the state).
+fn parent(pid: &str) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(") ")?;
+    after_name.split_whitespace().nth(1).map(str::to_owned)
+}
+
 /// A namespace held by a tests/e2e/netns.sh process started under `unshare`.
-struct Namespace {
+pub(crate) struct Namespace {
     name: String,
     holder: Child,
     /// Its network namespace, for the sweep.
@@ -200,18 +207,19 @@ impl Namespace {
         self.holder.id().to_string()
     }
 
-    /// `program` run inside this namespace (network and mount).
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    /// `program` run inside this namespace (network, mount and host name).
+    pub(crate) fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new("nsenter");
         command
-            .args(["-t", &self.pid(), "--net", "--mount", "--"])
+            .args(["-t", &self.pid(), "--net", "--mount", "--uts", "--"])
             .arg(program);
         command
     }
 
     /// SIGKILLs every process in this network namespace (the daemons started in it) until
-    /// none is left.
-    fn sweep(&self) {
+    /// none is left but the holder and the `sleep` it waits on, so that a master can die
+    /// while its namespaces stay.
+    pub(crate) fn sweep(&self) {
         if self.net.is_empty() || Some(&self.net) == net_namespace("self").as_ref() {
             return;
         }
@@ -223,6 +231,7 @@ impl Namespace {
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|p| p.parse::<u32>().is_ok() && *p != holder)
+                .filter(|p| parent(p).as_ref() != Some(&holder))
                 .filter(|p| net_namespace(p).as_ref() == Some(&self.net))
                 .collect();
             if inside.is_empty() {
@@ -261,13 +270,13 @@ impl Drop for Namespace {
 }
 
 /// One master: its namespace, install root, stand-in state and extracted bundle.
-struct Master {
-    name: &'static str,
-    ip: String,
-    dir: PathBuf,
+pub(crate) struct Master {
+    pub(crate) name: &'static str,
+    pub(crate) ip: String,
+    pub(crate) dir: PathBuf,
     /// The current generation of its bundle, extracted.
-    bundle: PathBuf,
-    ns: Namespace,
+    pub(crate) bundle: PathBuf,
+    pub(crate) ns: Namespace,
 }
 
 impl Master {
@@ -291,11 +300,11 @@ impl Master {
     }
 
     /// The installed file at `path` (as the unit names it), read from the root.
-    fn installed(&self, path: &str) -> PathBuf {
+    pub(crate) fn installed(&self, path: &str) -> PathBuf {
         self.root().join(path.trim_start_matches('/'))
     }
 
-    fn log(&self, file: &str) -> String {
+    pub(crate) fn log(&self, file: &str) -> String {
         fs::read_to_string(self.state().join(file)).unwrap_or_default()
     }
 
@@ -319,7 +328,7 @@ impl Master {
     }
 
     /// kubectl with the bundle's admin kubeconfig: through the master's front.
-    fn kubectl(&self, args: &[&str]) -> Command {
+    pub(crate) fn kubectl(&self, args: &[&str]) -> Command {
         let mut command = self.ns.command("kubectl");
         command
             .args(["--kubeconfig", "/etc/kubernetes/admin.kubeconfig"])
@@ -329,14 +338,24 @@ impl Master {
     }
 
     /// kubectl talking to one apiserver only, this master's own.
-    fn kubectl_direct(&self, args: &[&str]) -> Command {
+    pub(crate) fn kubectl_direct(&self, args: &[&str]) -> Command {
         let mut command = self.kubectl(&["--server", &format!("https://{}:6443", self.ip)]);
         command.args(args);
         command
     }
 
+    /// [`Self::kubectl_direct`] run: its stdout, or all it printed when it failed.
+    pub(crate) fn try_direct(&self, args: &[&str]) -> Result<String, String> {
+        let output = self.kubectl_direct(args).output().unwrap();
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(text(&output))
+        }
+    }
+
     /// curl inside this master's namespace with its admin credentials, as install.sh probes.
-    fn curl(&self, url: &str) -> Output {
+    pub(crate) fn curl(&self, url: &str) -> Output {
         self.ns
             .command("curl")
             .args(["--silent", "--show-error", "--max-time", "10"])
@@ -364,6 +383,23 @@ impl Master {
         self.log("kube-apiserver.service.pid").trim().to_owned()
     }
 
+    /// Asserts that what runs as `unit` (the pid the stand-in started) is exactly the
+    /// installed unit's ExecStart: same program, same words.
+    #[track_caller]
+    pub(crate) fn assert_runs_exactly(&self, unit: &str) {
+        let file = fs::read_to_string(self.installed(&format!("/etc/systemd/system/{unit}")))
+            .unwrap_or_else(|e| panic!("{}: {unit}: {e}", self.name));
+        let pid = self.log(&format!("{unit}.pid"));
+        let cmdline = fs::read(format!("/proc/{}/cmdline", pid.trim()))
+            .unwrap_or_else(|e| panic!("{}: {unit} (pid {pid:?}) does not run: {e}", self.name));
+        let running: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|w| !w.is_empty())
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        assert_eq!(running, exec_start(&file), "{}: {unit}", self.name);
+    }
+
     /// The serial of the certificate this master's apiserver presents, as a client sees it.
     fn served_serial(&self) -> String {
         let served = ok(self.ns.command("sh").args([
@@ -385,9 +421,9 @@ impl Master {
 
 /// Drop order is field order: etcd first, then every namespace (sweeping what runs inside),
 /// then the temp folder.
-struct Cluster {
+pub(crate) struct Cluster {
     etcd: Vec<KillOnDrop>,
-    masters: Vec<Master>,
+    pub(crate) masters: Vec<Master>,
     switch: Option<Namespace>,
     dir: tempfile::TempDir,
     etcdctl: PathBuf,
@@ -406,6 +442,8 @@ impl Drop for Cluster {
                 for file in [
                     "systemctl.log",
                     "kube-apiserver.service.log",
+                    "kube-controller-manager.service.log",
+                    "kube-scheduler.service.log",
                     "kube-nginx.service.log",
                     "etcd.log",
                 ] {
@@ -422,7 +460,7 @@ impl Drop for Cluster {
 
 /// install.sh's `check  NAME   RESULT` line for NAME, trimmed.
 #[track_caller]
-fn check_line<'a>(out: &'a str, name: &str) -> &'a str {
+pub(crate) fn check_line<'a>(out: &'a str, name: &str) -> &'a str {
     out.lines()
         .find(|l| l.contains(&format!("check  {name} ")))
         .unwrap_or_else(|| panic!("install.sh printed no check {name:?}:\n{out}"))
@@ -440,16 +478,43 @@ fn exec_start(unit: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_owned).collect()
 }
 
-fn apiserver_binary(version: &str) -> PathBuf {
+/// The cached real `component` (kube-apiserver, kube-controller-manager, kube-scheduler)
+/// of `version`.
+fn kube_binary(component: &str, version: &str) -> PathBuf {
     cached_binary(
-        &format!("kube/{version}/kube-apiserver"),
+        &format!("kube/{version}/{component}"),
         version,
         &format!("tests/e2e/build-kube.sh {version}"),
     )
 }
 
-/// cluster.yaml for three masters of `version`, shipping the real binary.
-fn cluster_yaml(version: &str) -> String {
+/// What the masters run besides the apiserver tier, and where their state is kept.
+#[derive(Clone, Copy)]
+pub(crate) struct Shape {
+    /// `controllerManager: {}` and `scheduler: {}`: every master also runs both, from the
+    /// real binaries its bundle ships.
+    pub(crate) whole_master: bool,
+    pub(crate) etcd: Etcd,
+}
+
+/// Where the masters' etcd runs. Members that the bundles run themselves would be a
+/// second kind: their own `etcd:` section in cluster.yaml, and no [`Cluster::start_etcd`].
+#[derive(Clone, Copy)]
+pub(crate) enum Etcd {
+    /// Three members the harness starts before any install, one in each master's
+    /// namespaces (so a master's processes include its member), which cluster.yaml's
+    /// `etcd.endpoints` name.
+    Harness,
+}
+
+/// Three apiservers behind their fronts, on the harness's etcd.
+const APISERVER_TIER: Shape = Shape {
+    whole_master: false,
+    etcd: Etcd::Harness,
+};
+
+/// cluster.yaml for three masters of `version` in `shape`, shipping the real binaries.
+fn cluster_yaml(version: &str, shape: Shape) -> String {
     let ip = |n: usize| format!("10.255.0.1{n}");
     let masters: String = (1..=3)
         .map(|n| format!("  - {{ name: m{n}, ip: {} }}\n", ip(n)))
@@ -457,19 +522,34 @@ fn cluster_yaml(version: &str) -> String {
     let endpoints: String = (1..=3)
         .map(|n| format!("    - https://{}:2379\n", ip(n)))
         .collect();
+    let mut shipped = vec![("kubeApiserver", "kube-apiserver")];
+    if shape.whole_master {
+        shipped.push(("kubeControllerManager", "kube-controller-manager"));
+        shipped.push(("kubeScheduler", "kube-scheduler"));
+    }
+    let binaries: Vec<String> = shipped
+        .into_iter()
+        .map(|(key, component)| format!("{key}: {}", kube_binary(component, version).display()))
+        .collect();
+    let binaries = format!("binaries: {{ {} }}\n", binaries.join(", "));
+    let components = if shape.whole_master {
+        "controllerManager: {}\nscheduler: {}\n"
+    } else {
+        ""
+    };
     [
         &format!("apiVersion: kube-bundle/v1alpha1\nkind: Cluster\nname: {CLUSTER}\n"),
         &format!("kubernetesVersion: {version}\n"),
         &format!("masters:\n{masters}"),
         "network: { serviceCIDR: 10.96.0.0/12 }\n",
-        &format!("etcd:\n  endpoints:\n{endpoints}  ca: separate\n"),
+        &match shape.etcd {
+            Etcd::Harness => format!("etcd:\n  endpoints:\n{endpoints}  ca: separate\n"),
+        },
         "encryption: { provider: secretbox }\n",
         "paths: { binDir: /usr/local/bin, certDir: /etc/kubernetes/pki, configDir: /etc/kubernetes, dataDir: /var/lib/kubernetes }\n",
         "haFront: { kind: nginx, listen: 127.0.0.1:8443 }\n",
-        &format!(
-            "binaries: {{ kubeApiserver: {} }}\n",
-            apiserver_binary(version).display()
-        ),
+        components,
+        &binaries,
     ]
     .concat()
 }
@@ -478,8 +558,19 @@ impl Cluster {
     /// Builds the bundles for `version`, brings up the network and etcd, and installs every
     /// master with its bundle's install.sh, checking what install.sh reports.
     fn start(version: &str) -> Self {
+        Self::start_shaped(version, APISERVER_TIER, |_, _, _| {})
+    }
+
+    /// [`Self::start`] for masters in `shape`, calling `installed` with the cluster, the
+    /// master's index and what its install.sh printed once that has ended healthy, before
+    /// the next one runs.
+    pub(crate) fn start_shaped(
+        version: &str,
+        shape: Shape,
+        installed: impl Fn(&Self, usize, &str),
+    ) -> Self {
         let started = Instant::now();
-        apiserver_binary(version);
+        let yaml = cluster_yaml(version, shape);
         let etcd = cached_binary(
             &format!("etcd/{ETCD_VERSION}/etcd"),
             ETCD_VERSION,
@@ -515,7 +606,7 @@ impl Cluster {
         let dir = cluster.dir.path().to_owned();
         let project = cluster.project();
         fs::create_dir_all(&project).unwrap();
-        fs::write(project.join("cluster.yaml"), cluster_yaml(version)).unwrap();
+        fs::write(project.join("cluster.yaml"), yaml).unwrap();
         let build = cluster.kube_bundle(&["build"]);
         build.code(0);
         cluster.fingerprint = build.signing_fingerprint();
@@ -547,9 +638,11 @@ impl Cluster {
             for sub in ["root", "scratch", "state", "etcd-data"] {
                 fs::create_dir_all(master_dir.join(sub)).unwrap();
             }
+            // A host name of its own, as on real hosts: the controller manager and the
+            // scheduler name their leader lease's holder after it.
             let ns = Namespace::new(
                 name,
-                &["--mount", "--net", "--propagation", "private"],
+                &["--mount", "--net", "--uts", "--propagation", "private"],
                 &[
                     "master",
                     master_dir.join("root").to_str().unwrap(),
@@ -557,6 +650,7 @@ impl Cluster {
                 ],
                 master_dir.join("holder.err"),
             );
+            ok(ns.command("hostname").arg(name));
             let ip = format!("10.255.0.1{n}");
             ok(Command::new("bash")
                 .arg(repo_root().join("tests/e2e/netns.sh"))
@@ -573,7 +667,9 @@ impl Cluster {
             master.unpack(&cluster.bundles().join(format!("{name}.tar.gz")), 0);
             cluster.masters.push(master);
         }
-        cluster.start_etcd(&etcd);
+        match shape.etcd {
+            Etcd::Harness => cluster.start_etcd(&etcd),
+        }
         cluster.progress("etcd cluster healthy");
 
         // ---- install.sh on each master in turn, as INSTALL.md says
@@ -587,23 +683,24 @@ impl Cluster {
             };
             let line = check_line(&out, "manifest kube-apiserver-kubelet-apis.yaml");
             assert!(line.ends_with(wanted), "{line:?} is not {wanted:?}:\n{out}");
+            installed(&cluster, index, &out);
         }
         cluster
     }
 
-    fn progress(&self, what: &str) {
+    pub(crate) fn progress(&self, what: &str) {
         eprintln!("e2e: {what} at {:?}", self.started.elapsed());
     }
 
-    fn project(&self) -> PathBuf {
+    pub(crate) fn project(&self) -> PathBuf {
         self.dir.path().join("project")
     }
 
-    fn bundles(&self) -> PathBuf {
+    pub(crate) fn bundles(&self) -> PathBuf {
         self.project().join("bundles").join(CLUSTER)
     }
 
-    fn kube_bundle(&self, args: &[&str]) -> Run {
+    pub(crate) fn kube_bundle(&self, args: &[&str]) -> Run {
         kube_bundle(&self.project(), args)
     }
 
@@ -780,17 +877,7 @@ impl Cluster {
         assert!(node.contains(" ok ("), "{node}");
         // Every install here changes the apiserver's files, so it restarts.
         assert!(out.contains("restarting kube-apiserver.service"), "{out}");
-        // What runs is exactly the installed unit's ExecStart: same program, same words.
-        let unit =
-            fs::read_to_string(master.installed("/etc/systemd/system/kube-apiserver.service"))
-                .unwrap();
-        let cmdline = fs::read(format!("/proc/{}/cmdline", master.apiserver_pid())).unwrap();
-        let running: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .filter(|w| !w.is_empty())
-            .map(|w| String::from_utf8_lossy(w).into_owned())
-            .collect();
-        assert_eq!(running, exec_start(&unit), "{}", master.name);
+        master.assert_runs_exactly("kube-apiserver.service");
         self.progress(&format!(
             "{} installed (generation {}) and healthy on {version}",
             master.name, self.generation
@@ -843,20 +930,14 @@ type Secrets = std::collections::BTreeMap<String, String>;
 /// Every Secret with a `v` entry, as `master`'s own apiserver serves it.
 fn read_secrets(master: &Master) -> Result<Secrets, String> {
     let template = r#"{{range .items}}{{if .data.v}}{{.metadata.namespace}}/{{.metadata.name}}={{.data.v | base64decode}}{{"\n"}}{{end}}{{end}}"#;
-    let output = master
-        .kubectl_direct(&[
-            "get",
-            "secrets",
-            "--all-namespaces",
-            "-o",
-            &format!("go-template={template}"),
-        ])
-        .output()
-        .unwrap();
-    if !output.status.success() {
-        return Err(text(&output));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout)
+    let served = master.try_direct(&[
+        "get",
+        "secrets",
+        "--all-namespaces",
+        "-o",
+        &format!("go-template={template}"),
+    ])?;
+    Ok(served
         .lines()
         .filter_map(|line| line.split_once('='))
         .map(|(secret, value)| (secret.to_owned(), value.to_owned()))
@@ -1309,7 +1390,7 @@ fn a_running_cluster_rotates_its_key_renews_a_certificate_and_upgrades_master_by
     // ---- upgrade to the newest release: rebuilt with the same secrets, master by master
     let project = cluster.project();
     let yaml = fs::read_to_string(project.join("cluster.yaml")).unwrap();
-    let upgraded = cluster_yaml(&newest);
+    let upgraded = cluster_yaml(&newest, APISERVER_TIER);
     assert_ne!(yaml, upgraded);
     fs::write(project.join("cluster.yaml"), upgraded).unwrap();
     // The oldest and newest pinned releases are several minors apart, a step upstream does

@@ -4,6 +4,7 @@ mod access;
 mod bundle;
 mod cli;
 mod e2e;
+mod e2e_master;
 mod front;
 mod fuzz;
 mod guards;

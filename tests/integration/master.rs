@@ -447,3 +447,72 @@ fn a_whole_master_rebuild_reuses_every_certificate_and_says_so() {
         "{stdout}"
     );
 }
+
+/// Before 1.14 the bootstrap policy does not let the controller manager and the scheduler
+/// delegate authentication and authorization: the bundle binds them (a ClusterRoleBinding
+/// to system:auth-delegator, a kube-system RoleBinding to the authentication reader, the
+/// latter POSTed to the namespaced collection). From 1.14 nothing extra is applied.
+#[test]
+fn old_releases_bind_the_components_delegated_auth() {
+    for (version, bound) in [("v1.13.12", true), ("v1.14.10", false)] {
+        let project = Project::new();
+        let config = project.path().join("cluster.yaml");
+        let text = fs::read_to_string(&config).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("kubernetesVersion:"))
+            .unwrap()
+            .to_owned();
+        let text = text.replace(&line, &format!("kubernetesVersion: {version}")) + WHOLE_MASTER;
+        fs::write(&config, text).unwrap();
+        fs::remove_dir_all(project.path().join("secrets")).unwrap();
+        project.build();
+        let listing = Command::new("tar")
+            .arg("tzf")
+            .arg(project.bundle("cp1"))
+            .output()
+            .unwrap();
+        let listing = String::from_utf8(listing.stdout).unwrap();
+        let installer = String::from_utf8(bundle_entry(&project, "cp1", "install.sh")).unwrap();
+        for (file, kind, collection) in [
+            (
+                "kube-bundle-components-auth-delegator.yaml",
+                "ClusterRoleBinding",
+                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            ),
+            (
+                "kube-system-components-authentication-reader.yaml",
+                "RoleBinding",
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings",
+            ),
+        ] {
+            let path = format!("manifests/{file}");
+            assert_eq!(
+                listing.contains(&path),
+                bound,
+                "{version} {file}:\n{listing}"
+            );
+            assert_eq!(
+                installer.contains(&format!("'{file} {collection}'")),
+                bound,
+                "{version} {file}"
+            );
+            if !bound {
+                continue;
+            }
+            let manifest: serde_json::Value =
+                serde_saphyr::from_slice(&bundle_entry(&project, "cp1", &path)).unwrap();
+            assert_eq!(manifest["kind"], kind);
+            let users: Vec<&str> = manifest["subjects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                users,
+                ["system:kube-controller-manager", "system:kube-scheduler"]
+            );
+        }
+    }
+}
