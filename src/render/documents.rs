@@ -70,6 +70,8 @@ struct Installer {
     etcd_health_cert: String,
     etcd_health_key: String,
     etcd_members: String,
+    /// The member's unit, whose gate is the quorum wait.
+    etcd_unit: &'static str,
     /// Every stacked member's peer URL.
     etcd_peers: Vec<String>,
     manifest_cert: String,
@@ -218,6 +220,7 @@ impl Installer {
             etcd_health_cert: q(""),
             etcd_health_key: q(""),
             etcd_members: q(""),
+            etcd_unit: crate::plan::ETCD_UNIT,
             etcd_peers: Vec::new(),
             manifest_cert: q(""),
             manifest_key: q(""),

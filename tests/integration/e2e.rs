@@ -37,7 +37,7 @@ use crate::harness::{
     KillOnDrop, Run, binary_cache, issue_etcd_cert, kube_bundle, pinned_kube_versions, repo_root,
 };
 
-const ETCD_VERSION: &str = "v3.7.3";
+pub(crate) const ETCD_VERSION: &str = "v3.7.3";
 pub(crate) const CLUSTER: &str = "e2e";
 pub(crate) const MASTERS: [&str; 3] = ["m1", "m2", "m3"];
 /// A hang guard for every poll, never reached on the success path.
@@ -311,20 +311,35 @@ impl Master {
     /// install.sh as an operator would run it, inside this master's namespaces, with the
     /// stand-ins first on PATH.
     fn install(&self, args: &[&str]) -> Output {
-        let stubs = repo_root().join("tests/e2e/stubs");
-        self.ns
-            .command("bash")
+        self.install_command(args).output().unwrap()
+    }
+
+    fn install_command(&self, args: &[&str]) -> Command {
+        let mut command = self.with_stand_ins("bash");
+        command
             .arg(self.bundle.join("install.sh"))
             .args(["--root", self.root().to_str().unwrap(), "--run-units"])
             .args(args)
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// `program` inside this master's namespaces with the stand-ins first on PATH.
+    fn with_stand_ins(&self, program: &str) -> Command {
+        let stubs = repo_root().join("tests/e2e/stubs");
+        let mut command = self.ns.command(program);
+        command
             .env(
                 "PATH",
                 format!("{}:{}", stubs.display(), std::env::var("PATH").unwrap()),
             )
-            .env("E2E_STATE", self.state())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .env("E2E_STATE", self.state());
+        command
+    }
+
+    /// The systemctl stand-in on this master, as an operator would call systemctl.
+    pub(crate) fn systemctl(&self, args: &[&str]) {
+        ok(self.with_stand_ins("systemctl").args(args));
     }
 
     /// kubectl with the bundle's admin kubeconfig: through the master's front.
@@ -497,14 +512,17 @@ pub(crate) struct Shape {
     pub(crate) etcd: Etcd,
 }
 
-/// Where the masters' etcd runs. Members that the bundles run themselves would be a
-/// second kind: their own `etcd:` section in cluster.yaml, and no [`Cluster::start_etcd`].
-#[derive(Clone, Copy)]
+/// Where the masters' etcd runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Etcd {
     /// Three members the harness starts before any install, one in each master's
     /// namespaces (so a master's processes include its member), which cluster.yaml's
     /// `etcd.endpoints` name.
     Harness,
+    /// `etcd.mode: stacked`: each bundle ships the real etcd and runs its master's member.
+    /// The masters are installed one after another as the README says: the first install
+    /// waits for a quorum, and the second is run while it waits.
+    Stacked,
 }
 
 /// Three apiservers behind their fronts, on the harness's etcd.
@@ -522,14 +540,24 @@ fn cluster_yaml(version: &str, shape: Shape) -> String {
     let endpoints: String = (1..=3)
         .map(|n| format!("    - https://{}:2379\n", ip(n)))
         .collect();
-    let mut shipped = vec![("kubeApiserver", "kube-apiserver")];
+    let mut shipped = vec![("kubeApiserver", kube_binary("kube-apiserver", version))];
+    if shape.etcd == Etcd::Stacked {
+        for program in ["etcd", "etcdctl"] {
+            let path = binary_cache().join(format!("etcd/{ETCD_VERSION}/{program}"));
+            shipped.push((program, path));
+        }
+    }
     if shape.whole_master {
-        shipped.push(("kubeControllerManager", "kube-controller-manager"));
-        shipped.push(("kubeScheduler", "kube-scheduler"));
+        for (key, component) in [
+            ("kubeControllerManager", "kube-controller-manager"),
+            ("kubeScheduler", "kube-scheduler"),
+        ] {
+            shipped.push((key, kube_binary(component, version)));
+        }
     }
     let binaries: Vec<String> = shipped
         .into_iter()
-        .map(|(key, component)| format!("{key}: {}", kube_binary(component, version).display()))
+        .map(|(key, path)| format!("{key}: {}", path.display()))
         .collect();
     let binaries = format!("binaries: {{ {} }}\n", binaries.join(", "));
     let components = if shape.whole_master {
@@ -544,6 +572,7 @@ fn cluster_yaml(version: &str, shape: Shape) -> String {
         "network: { serviceCIDR: 10.96.0.0/12 }\n",
         &match shape.etcd {
             Etcd::Harness => format!("etcd:\n  endpoints:\n{endpoints}  ca: separate\n"),
+            Etcd::Stacked => "etcd: { mode: stacked, ca: separate }\n".to_owned(),
         },
         "encryption: { provider: secretbox }\n",
         "paths: { binDir: /usr/local/bin, certDir: /etc/kubernetes/pki, configDir: /etc/kubernetes, dataDir: /var/lib/kubernetes }\n",
@@ -667,13 +696,27 @@ impl Cluster {
             master.unpack(&cluster.bundles().join(format!("{name}.tar.gz")), 0);
             cluster.masters.push(master);
         }
-        match shape.etcd {
-            Etcd::Harness => cluster.start_etcd(&etcd),
+        if shape.etcd == Etcd::Harness {
+            cluster.start_etcd(&etcd);
+            cluster.progress("etcd cluster healthy");
+        } else {
+            cluster.etcd_endpoints = cluster
+                .masters
+                .iter()
+                .map(|m| format!("https://{}:2379", m.ip))
+                .collect::<Vec<_>>()
+                .join(",");
         }
-        cluster.progress("etcd cluster healthy");
 
-        // ---- install.sh on each master in turn, as INSTALL.md says
-        for index in 0..cluster.masters.len() {
+        // ---- install.sh on each master in turn, as INSTALL.md says; with stacked etcd the
+        // first one waits for a quorum, which the second one's install brings.
+        let first = if shape.etcd == Etcd::Stacked {
+            cluster.install_first_two_stacked(version, &installed);
+            2
+        } else {
+            0
+        };
+        for index in first..cluster.masters.len() {
             let out = cluster.install(index, version);
             // The first master creates the RBAC binding for real; the others find it.
             let wanted = if index == 0 {
@@ -686,6 +729,71 @@ impl Cluster {
             installed(&cluster, index, &out);
         }
         cluster
+    }
+
+    /// The first two stacked masters, as the README has the operator install them: m1's
+    /// install.sh starts its etcd member and waits, saying "waiting for etcd quorum (1/3
+    /// members up)"; m2's, run meanwhile, brings the quorum, and both end healthy. One of
+    /// them creates the RBAC binding, the other finds it. Then m2's controller manager and
+    /// scheduler are stopped until m1's lead, so that the leaders are on m1 as with an
+    /// external etcd, and started again; `installed` runs for each in order.
+    fn install_first_two_stacked(&self, version: &str, installed: &impl Fn(&Self, usize, &str)) {
+        let (m1, m2) = (&self.masters[0], &self.masters[1]);
+        let log = self.dir.path().join("m1-install.out");
+        let mut waiting = m1
+            .install_command(&["--force", "--timeout", "300", "--quorum-timeout", "600"])
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(fs::File::create(self.dir.path().join("m1-install.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let said = "waiting for etcd quorum (1/3 members up)";
+        poll(&format!("m1's install.sh says {said:?}"), || {
+            let out = fs::read_to_string(&log).unwrap_or_default();
+            if out.contains(said) {
+                return Ok(());
+            }
+            match waiting.try_wait() {
+                Ok(Some(status)) => {
+                    panic!("m1's install.sh ended ({status}) before a quorum:\n{out}")
+                }
+                _ => Err(out),
+            }
+        });
+        self.progress("m1 waits for an etcd quorum");
+        let out2 = self.install(1, version);
+        let status = waiting.wait().unwrap();
+        let err = fs::read_to_string(self.dir.path().join("m1-install.err")).unwrap_or_default();
+        let out1 = fs::read_to_string(&log).unwrap() + &err;
+        let out1 = self.check_install(0, version, status.success(), out1);
+        for out in [&out1, &out2] {
+            assert!(
+                check_line(out, "etcd https://127.0.0.1:2379").contains("healthy"),
+                "{out}"
+            );
+        }
+        let manifest = "manifest kube-apiserver-kubelet-apis.yaml";
+        let mut outcomes = [check_line(&out1, manifest), check_line(&out2, manifest)];
+        outcomes.sort();
+        assert!(
+            outcomes[0].ends_with("already exists") && outcomes[1].ends_with("created"),
+            "one creates the binding, the other finds it: {outcomes:?}"
+        );
+        let components = ["kube-controller-manager.service", "kube-scheduler.service"];
+        let whole_master = m2
+            .installed("/etc/systemd/system/kube-scheduler.service")
+            .exists();
+        if whole_master {
+            for unit in components {
+                m2.systemctl(&["stop", unit]);
+            }
+        }
+        installed(self, 0, &out1);
+        if whole_master {
+            for unit in components {
+                m2.systemctl(&["start", unit]);
+            }
+        }
+        installed(self, 1, &out2);
     }
 
     pub(crate) fn progress(&self, what: &str) {
@@ -846,11 +954,16 @@ impl Cluster {
     /// install.sh of the current generation on master `index`, which must end healthy on
     /// `version`, running exactly the installed unit's command line. Returns its output.
     fn install(&self, index: usize, version: &str) -> String {
+        let output = self.masters[index].install(&["--force", "--timeout", "300"]);
+        self.check_install(index, version, output.status.success(), text(&output))
+    }
+
+    /// What install.sh on master `index` printed (`out`) and whether it succeeded, checked
+    /// as [`Self::install`] says.
+    fn check_install(&self, index: usize, version: &str, success: bool, out: String) -> String {
         let master = &self.masters[index];
-        let output = master.install(&["--force", "--timeout", "300"]);
-        let out = text(&output);
         assert!(
-            output.status.success(),
+            success,
             "install.sh on {} failed:\n{out}\n--- kube-apiserver (last 40 lines):\n{}",
             master.name,
             master.tail("kube-apiserver.service.log", 40)

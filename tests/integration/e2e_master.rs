@@ -28,14 +28,23 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::e2e::{
-    CLUSTER, Cluster, Etcd, MASTERS, Master, Shape, check_line, newest_and_oldest_release, ok,
-    poll, take_turn, text,
+    CLUSTER, Cluster, ETCD_VERSION, Etcd, MASTERS, Master, Shape, check_line,
+    newest_and_oldest_release, ok, poll, take_turn, text,
 };
 use crate::harness::binary_cache;
 
-/// The masters of this test. Bundles that run their own etcd members would change only
-/// `etcd` here.
-const WHOLE_MASTER: Shape = Shape {
+/// The whole master with its own etcd member (`etcd.mode: stacked`), on the newest
+/// release: the etcd the bundles run is the pinned etcd build (3.7), the minor kube-bundle
+/// pairs with that release.
+const STACKED: Shape = Shape {
+    whole_master: true,
+    etcd: Etcd::Stacked,
+};
+
+/// The whole master on the harness's etcd, on the oldest release: kube-bundle pairs 1.33
+/// with etcd 3.5, whose flags the pinned etcd 3.7 build no longer takes, and the tests
+/// build only that one etcd.
+const ON_EXTERNAL_ETCD: Shape = Shape {
     whole_master: true,
     etcd: Etcd::Harness,
 };
@@ -70,18 +79,18 @@ const NODE: &str = "worker-1";
 #[test]
 fn whole_masters_schedule_fail_over_and_sign_on_the_newest_release() {
     let (newest, _) = newest_and_oldest_release();
-    whole_masters_schedule_fail_over_and_sign(&newest);
+    whole_masters_schedule_fail_over_and_sign(&newest, STACKED);
 }
 
 #[test]
 fn whole_masters_schedule_fail_over_and_sign_on_the_oldest_release() {
     let (_, oldest) = newest_and_oldest_release();
-    whole_masters_schedule_fail_over_and_sign(&oldest);
+    whole_masters_schedule_fail_over_and_sign(&oldest, ON_EXTERNAL_ETCD);
 }
 
-fn whole_masters_schedule_fail_over_and_sign(version: &str) {
+fn whole_masters_schedule_fail_over_and_sign(version: &str, shape: Shape) {
     let _turn = take_turn();
-    let cluster = Cluster::start_shaped(version, WHOLE_MASTER, |cluster, index, out| {
+    let cluster = Cluster::start_shaped(version, shape, |cluster, index, out| {
         let master = &cluster.masters[index];
         for component in COMPONENTS {
             // install.sh waited for each unit's /healthz before starting the next; the test
@@ -110,7 +119,7 @@ fn whole_masters_schedule_fail_over_and_sign(version: &str) {
     };
 
     // ---- the root CA's key stays on the build host; the signer's travels
-    assert_root_key_in_no_bundle(&cluster, version);
+    assert_root_key_in_no_bundle(&cluster, version, shape);
 
     // ---- every lease has one holder, and exactly that process says it leads
     for component in COMPONENTS {
@@ -610,7 +619,7 @@ fn private_keys(contents: &[u8]) -> Vec<pem::Pem> {
 /// shipped binaries are byte for byte the ones cluster.yaml names; every other file is
 /// searched. The cluster-signer's key, which the same search finds in every bundle, shows
 /// that the search finds a key that is there.
-fn assert_root_key_in_no_bundle(cluster: &Cluster, version: &str) {
+fn assert_root_key_in_no_bundle(cluster: &Cluster, version: &str, shape: Shape) {
     let (root_key, root_cert) = secret_ca(cluster, "ca");
     let (signer_key, _) = secret_ca(cluster, "cluster-signer-ca");
     let root_public = public_key(&root_cert);
@@ -631,7 +640,11 @@ fn assert_root_key_in_no_bundle(cluster: &Cluster, version: &str) {
             let path = entry.path().unwrap().into_owned();
             let shown = path.display().to_string();
             if let Ok(binary) = path.strip_prefix(format!("{name}/rootfs/usr/local/bin")) {
-                let shipped = binary_cache().join("kube").join(version).join(binary);
+                let shipped = if binary.to_string_lossy().starts_with("etcd") {
+                    binary_cache().join("etcd").join(ETCD_VERSION).join(binary)
+                } else {
+                    binary_cache().join("kube").join(version).join(binary)
+                };
                 assert!(same_bytes(&mut entry, &shipped), "{name}: {shown}");
                 binaries += 1;
                 continue;
@@ -652,7 +665,9 @@ fn assert_root_key_in_no_bundle(cluster: &Cluster, version: &str) {
                 );
             }
         }
-        assert_eq!(binaries, 3, "{name}: the shipped binaries");
+        // kube-apiserver, kube-controller-manager, kube-scheduler (and etcd and etcdctl).
+        let shipped = if shape.etcd == Etcd::Stacked { 5 } else { 3 };
+        assert_eq!(binaries, shipped, "{name}: the shipped binaries");
         assert!(
             signer_found && keys > 0,
             "{name}: the search finds no cluster-signer key ({keys} private keys)"
