@@ -38,6 +38,30 @@ use crate::harness::{
 };
 
 pub(crate) const ETCD_VERSION: &str = "v3.7.3";
+/// The etcd builds stacked masters ship, by etcd minor: the one kube-bundle pairs with each
+/// pinned Kubernetes release (.ci/run builds each with tests/e2e/build-etcd.sh).
+const STACKED_ETCD_BUILDS: [(u64, &str); 2] = [(7, ETCD_VERSION), (5, "v3.5.21")];
+
+/// The etcd build a stacked master of Kubernetes `version` ships: the minor kube-bundle
+/// renders that release's etcd flags for.
+pub(crate) fn stacked_etcd_version(version: &str) -> &'static str {
+    let kube_minor: u64 = version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap();
+    let etcd_minor = kube_bundle::versions::etcd::paired_minor(kube_minor);
+    STACKED_ETCD_BUILDS
+        .iter()
+        .find(|(minor, _)| *minor == etcd_minor)
+        .map(|(_, build)| *build)
+        .unwrap_or_else(|| {
+            panic!(
+                "no etcd 3.{etcd_minor} build for stacked masters of {version}: add one to \
+                 STACKED_ETCD_BUILDS and to .ci/run (tests/e2e/build-etcd.sh v3.{etcd_minor}.N)"
+            )
+        })
+}
 pub(crate) const CLUSTER: &str = "e2e";
 pub(crate) const MASTERS: [&str; 3] = ["m1", "m2", "m3"];
 /// A hang guard for every poll, never reached on the success path.
@@ -542,8 +566,13 @@ fn cluster_yaml(version: &str, shape: Shape) -> String {
         .collect();
     let mut shipped = vec![("kubeApiserver", kube_binary("kube-apiserver", version))];
     if shape.etcd == Etcd::Stacked {
+        let etcd = stacked_etcd_version(version);
         for program in ["etcd", "etcdctl"] {
-            let path = binary_cache().join(format!("etcd/{ETCD_VERSION}/{program}"));
+            let path = cached_binary(
+                &format!("etcd/{etcd}/{program}"),
+                etcd,
+                &format!("tests/e2e/build-etcd.sh {etcd}"),
+            );
             shipped.push((program, path));
         }
     }

@@ -28,25 +28,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::e2e::{
-    CLUSTER, Cluster, ETCD_VERSION, Etcd, MASTERS, Master, Shape, check_line,
-    newest_and_oldest_release, ok, poll, take_turn, text,
+    CLUSTER, Cluster, Etcd, MASTERS, Master, Shape, check_line, newest_and_oldest_release, ok,
+    poll, stacked_etcd_version, take_turn, text,
 };
 use crate::harness::binary_cache;
 
-/// The whole master with its own etcd member (`etcd.mode: stacked`), on the newest
-/// release: the etcd the bundles run is the pinned etcd build (3.7), the minor kube-bundle
-/// pairs with that release.
+/// The whole master with its own etcd member (`etcd.mode: stacked`): the bundles ship the
+/// etcd build of the minor kube-bundle pairs with the release (3.7 for 1.37, 3.5 for 1.33).
 const STACKED: Shape = Shape {
     whole_master: true,
     etcd: Etcd::Stacked,
-};
-
-/// The whole master on the harness's etcd, on the oldest release: kube-bundle pairs 1.33
-/// with etcd 3.5, whose flags the pinned etcd 3.7 build no longer takes, and the tests
-/// build only that one etcd.
-const ON_EXTERNAL_ETCD: Shape = Shape {
-    whole_master: true,
-    etcd: Etcd::Harness,
 };
 
 /// A control-plane component beside the apiserver.
@@ -85,7 +76,7 @@ fn whole_masters_schedule_fail_over_and_sign_on_the_newest_release() {
 #[test]
 fn whole_masters_schedule_fail_over_and_sign_on_the_oldest_release() {
     let (_, oldest) = newest_and_oldest_release();
-    whole_masters_schedule_fail_over_and_sign(&oldest, ON_EXTERNAL_ETCD);
+    whole_masters_schedule_fail_over_and_sign(&oldest, STACKED);
 }
 
 fn whole_masters_schedule_fail_over_and_sign(version: &str, shape: Shape) {
@@ -641,7 +632,8 @@ fn assert_root_key_in_no_bundle(cluster: &Cluster, version: &str, shape: Shape) 
             let shown = path.display().to_string();
             if let Ok(binary) = path.strip_prefix(format!("{name}/rootfs/usr/local/bin")) {
                 let shipped = if binary.to_string_lossy().starts_with("etcd") {
-                    binary_cache().join("etcd").join(ETCD_VERSION).join(binary)
+                    let etcd = stacked_etcd_version(version);
+                    binary_cache().join("etcd").join(etcd).join(binary)
                 } else {
                     binary_cache().join("kube").join(version).join(binary)
                 };
