@@ -70,8 +70,8 @@ struct Installer {
     etcd_health_cert: String,
     etcd_health_key: String,
     etcd_members: String,
-    /// The member's unit, whose gate is the quorum wait.
-    etcd_unit: &'static str,
+    /// The member's unit, whose gate is the quorum wait; empty with an external etcd.
+    etcd_unit: String,
     /// Every stacked member's peer URL.
     etcd_peers: Vec<String>,
     manifest_cert: String,
@@ -220,7 +220,7 @@ impl Installer {
             etcd_health_cert: q(""),
             etcd_health_key: q(""),
             etcd_members: q(""),
-            etcd_unit: crate::plan::ETCD_UNIT,
+            etcd_unit: q(""),
             etcd_peers: Vec::new(),
             manifest_cert: q(""),
             manifest_key: q(""),
@@ -319,6 +319,7 @@ impl Installer {
             etcd_health_cert: q(&layout.etcd_healthcheck_client.cert),
             etcd_health_key: q(&layout.etcd_healthcheck_client.key),
             etcd_members: q(&cluster.masters.len().to_string()),
+            etcd_unit: q(crate::plan::ETCD_UNIT),
             etcd_peers: cluster
                 .masters
                 .iter()
