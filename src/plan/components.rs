@@ -280,27 +280,13 @@ mod tests {
 
     #[test]
     fn rules_are_sorted_unique_and_in_their_tables() {
-        let tables: [(&str, &[Rule], super::super::flags::FlagTable); 2] = [
-            (
-                "controller manager",
-                CONTROLLER_MANAGER_RULES,
-                controller_manager::flag,
-            ),
-            ("scheduler", SCHEDULER_RULES, scheduler::flag),
-        ];
-        for (component, rules, table) in tables {
-            let names: Vec<&str> = rules.iter().map(|rule| rule.name).collect();
-            let mut sorted = names.clone();
-            sorted.sort_unstable();
-            sorted.dedup();
-            assert_eq!(names, sorted, "{component}");
-            for name in names {
-                assert!(
-                    table(name).is_some(),
-                    "{component}: --{name} not in the table"
-                );
-            }
-        }
+        use super::super::flags::assert_rules_sorted_and_known;
+        assert_rules_sorted_and_known(
+            "kube-controller-manager",
+            CONTROLLER_MANAGER_RULES,
+            controller_manager::flag,
+        );
+        assert_rules_sorted_and_known("kube-scheduler", SCHEDULER_RULES, scheduler::flag);
     }
 
     #[test]

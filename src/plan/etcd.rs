@@ -200,14 +200,7 @@ mod tests {
 
     #[test]
     fn rules_are_sorted_unique_and_in_the_table() {
-        let names: Vec<&str> = RULES.iter().map(|rule| rule.name).collect();
-        let mut sorted = names.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        assert_eq!(names, sorted);
-        for name in names {
-            assert!(etcd::flag(name).is_some(), "--{name} not in the etcd table");
-        }
+        super::super::flags::assert_rules_sorted_and_known("etcd", RULES, etcd::flag);
     }
 
     #[test]

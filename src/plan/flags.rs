@@ -173,6 +173,24 @@ pub(super) fn rendered_flags(
 /// A component's version table: its row for a flag name.
 pub(super) type FlagTable = fn(&str) -> Option<&'static Flag>;
 
+/// A component's rules are sorted by flag name, name each flag once, and name only flags its
+/// version table has (so every rule is gated by a row).
+#[cfg(test)]
+#[track_caller]
+pub(super) fn assert_rules_sorted_and_known(component: &str, rules: &[Rule], table: FlagTable) {
+    let names: Vec<&str> = rules.iter().map(|rule| rule.name).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(names, sorted, "{component}");
+    for name in names {
+        assert!(
+            table(name).is_some(),
+            "{component}: --{name} is not in its table"
+        );
+    }
+}
+
 /// What a rule reads to decide its flag's value: one master of one cluster, at one minor.
 pub(super) struct FlagContext<'a> {
     pub cluster: &'a Cluster,
@@ -655,17 +673,7 @@ mod tests {
 
     #[test]
     fn rules_are_sorted_unique_and_in_the_version_table() {
-        let names: Vec<&str> = RULES.iter().map(|rule| rule.name).collect();
-        let mut sorted = names.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        assert_eq!(names, sorted);
-        for name in names {
-            assert!(
-                versions::flag(name).is_some(),
-                "--{name} is not in the table"
-            );
-        }
+        assert_rules_sorted_and_known("kube-apiserver", RULES, versions::flag);
     }
 
     #[test]

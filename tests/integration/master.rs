@@ -199,13 +199,19 @@ fn bundle_entry(project: &Project, node: &str, path: &str) -> Vec<u8> {
     output.stdout
 }
 
-#[test]
-fn a_whole_master_bundle_verifies_and_each_file_restarts_every_reader() {
+/// A project of examples/cluster.yaml (with the fixture secrets) whose masters also run the
+/// controller manager and the scheduler; returns it and its cluster.yaml's text.
+fn whole_master_project() -> (Project, String) {
     let project = Project::new();
     let config = project.path().join("cluster.yaml");
-    let mut text = fs::read_to_string(&config).unwrap();
-    text.push_str(WHOLE_MASTER);
-    fs::write(&config, text).unwrap();
+    let text = fs::read_to_string(&config).unwrap() + WHOLE_MASTER;
+    fs::write(&config, &text).unwrap();
+    (project, text)
+}
+
+#[test]
+fn a_whole_master_bundle_verifies_and_each_file_restarts_every_reader() {
+    let (project, _) = whole_master_project();
     project.build();
     kube_bundle(
         project.path(),
@@ -354,11 +360,8 @@ fn a_whole_master_bundle_verifies_and_each_file_restarts_every_reader() {
 /// the controller manager alone.
 #[test]
 fn diff_shows_each_components_flags_and_restarts_only_its_unit() {
-    let project = Project::new();
+    let (project, text) = whole_master_project();
     let config = project.path().join("cluster.yaml");
-    let mut text = fs::read_to_string(&config).unwrap();
-    text.push_str(WHOLE_MASTER);
-    fs::write(&config, &text).unwrap();
     let pinned = project.build().signing_fingerprint();
     fs::rename(
         project.path().join("bundles/prod-eu1"),
@@ -428,11 +431,7 @@ fn diff_shows_each_components_flags_and_restarts_only_its_unit() {
 /// and the scheduler's identities, which travel inside their kubeconfigs, count as reused.
 #[test]
 fn a_whole_master_rebuild_reuses_every_certificate_and_says_so() {
-    let project = Project::new();
-    let config = project.path().join("cluster.yaml");
-    let mut text = fs::read_to_string(&config).unwrap();
-    text.push_str(WHOLE_MASTER);
-    fs::write(&config, &text).unwrap();
+    let (project, _) = whole_master_project();
     project.build();
     let before = fs::read(project.bundle("cp1")).unwrap();
     let again = project.build();
