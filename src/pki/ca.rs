@@ -145,11 +145,9 @@ pub(super) fn create_intermediate(
 pub(super) fn check_signed_by(
     store: &SecretStore,
     name: CaName,
-    ca: &Credential,
-    parent: &Credential,
+    cert: &x509_parser::certificate::X509Certificate<'_>,
+    parent_cert: &x509_parser::certificate::X509Certificate<'_>,
 ) -> Result<(), Error> {
-    let cert = parse_cert(&ca.cert_der).map_err(Error::Input)?;
-    let parent_cert = parse_cert(&parent.cert_der).map_err(Error::Input)?;
     if cert
         .verify_signature(Some(parent_cert.public_key()))
         .is_ok()

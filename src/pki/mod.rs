@@ -335,17 +335,18 @@ fn survey(
     if let Some(import) = &cluster.pki.import_ca {
         check_import_matches(store, cas.get(&CaName::Cluster), import)?;
     }
-    for (name, ca) in &cas {
-        if let Some(parent) = name.parent().and_then(|parent| cas.get(&parent)) {
-            check_signed_by(store, *name, ca, parent)?;
-        }
-    }
-    // Every stored leaf is checked against its CA's certificate: parse each CA once.
+    // Every stored intermediate and leaf is checked against its CA's certificate: parse
+    // each CA once.
     let ca_certs = cas
         .iter()
         .map(|(name, ca)| parse_cert(&ca.cert_der).map(|cert| (*name, cert)))
         .collect::<Result<BTreeMap<_, _>, String>>()
         .map_err(Error::Input)?;
+    for (name, cert) in &ca_certs {
+        if let Some(parent) = name.parent().and_then(|parent| ca_certs.get(&parent)) {
+            check_signed_by(store, *name, cert, parent)?;
+        }
+    }
     // Parsing keys and checking signatures dominates a build that reuses everything:
     // nodes are judged in parallel.
     let judged: Vec<JudgedNode> = plan
