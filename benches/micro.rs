@@ -90,6 +90,11 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
 
     key_cases(&selection);
+    selection.run("config: shape check of examples/cluster.yaml", || {
+        let source =
+            kube_bundle::source::SourceFile::read(Path::new("examples/cluster.yaml")).unwrap();
+        median(200, || drop(kube_bundle::schema::shape_findings(&source)))
+    });
     selection.run("pki: provision 3 masters from empty secrets", || {
         median(10, || {
             let dir = tempfile::tempdir().unwrap();
@@ -164,8 +169,8 @@ fn key_cases(selection: &Selection) {
     selection.run("sign: ecdsa-p256, RFC 6979", || {
         median(200, || drop(key.sign_sha256(b"kube-bundle").unwrap()))
     });
-    selection.run("key generation: rsa-2048 (mean of 20)", || {
-        mean(20, || {
+    selection.run("key generation: rsa-2048 (mean of 60)", || {
+        mean(60, || {
             drop(PrivateKey::generate(KeyAlgorithm::Rsa2048).unwrap())
         })
     });

@@ -9,6 +9,7 @@
 //! our staging or retiring folders (which may hold private keys): the next build removes
 //! them under the same lock before it writes anything.
 
+use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::path::{Component, Path, PathBuf};
@@ -35,6 +36,36 @@ pub struct Marker {
     pub secrets: PathBuf,
     /// The bundles' signing key, as `verify --fingerprint` takes it.
     pub signing_key_fingerprint: String,
+    /// Each node's tarball as this generation holds it, by node name: what lets the next
+    /// build reuse a tarball whose inputs did not change. Absent in markers written
+    /// before it existed, which then reuse nothing once.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tarballs: BTreeMap<String, BuiltTarball>,
+}
+
+/// One node's tarball: the digest of what it was made from (`bundle::inputs_digest`), the
+/// SHA-256 of its bytes and of its signature's, and a seal over the three
+/// (`Signer::seal`): the output is writable by people who hold no secrets, and a forged
+/// record could otherwise make a rebuild carry any validly signed tarball forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuiltTarball {
+    pub inputs_sha256: String,
+    pub tarball_sha256: String,
+    pub signature_sha256: String,
+    pub seal: String,
+}
+
+impl BuiltTarball {
+    /// What the seal covers.
+    pub fn sealed_text(
+        node: &str,
+        inputs_sha256: &str,
+        tarball_sha256: &str,
+        signature_sha256: &str,
+    ) -> String {
+        format!("{node}\n{inputs_sha256}\n{tarball_sha256}\n{signature_sha256}\n")
+    }
 }
 
 impl Marker {
@@ -43,6 +74,7 @@ impl Marker {
         ca_fingerprint: &str,
         secrets: &Path,
         signing_key_fingerprint: &str,
+        tarballs: BTreeMap<String, BuiltTarball>,
     ) -> Self {
         Self {
             format_version: MARKER_FORMAT,
@@ -50,6 +82,7 @@ impl Marker {
             ca_fingerprint: ca_fingerprint.to_owned(),
             secrets: secrets.to_path_buf(),
             signing_key_fingerprint: signing_key_fingerprint.to_owned(),
+            tarballs,
         }
     }
 

@@ -8,10 +8,12 @@
 //! and files 0600. A lock file keeps two builds from writing at once. Nothing here decides
 //! *what* to write; `pki` does.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::Error;
 
@@ -25,6 +27,8 @@ const RETIRED_DIR: &str = "retired";
 /// [`TEMP_SUFFIX_LEN`] random letters and digits.
 const TEMP_PREFIX: &str = ".tmp-";
 const TEMP_SUFFIX_LEN: usize = 6;
+/// Threads that fsync deferred writes at once: enough for the device to merge flushes.
+const MAX_SYNC_THREADS: usize = 8;
 
 /// Keeps an operator's repository from committing the CA key by accident.
 const GITIGNORE: (&str, &[u8]) = (
@@ -47,6 +51,16 @@ pub struct SecretStore {
     _lock: Option<File>,
     /// Temp files an interrupted earlier process left, removed when the lock was taken.
     removed_leftovers: Vec<PathBuf>,
+    /// Writes made but not yet durable, by final path, once `defer_durability` was
+    /// called: `make_durable` syncs and renames them all at once.
+    pending: Option<Mutex<BTreeMap<PathBuf, PendingWrite>>>,
+}
+
+/// A written temp file waiting for `make_durable`; dropping it removes it.
+#[derive(Debug)]
+struct PendingWrite {
+    temp: tempfile::NamedTempFile,
+    bytes: Vec<u8>,
 }
 
 impl SecretStore {
@@ -59,6 +73,7 @@ impl SecretStore {
                 access,
                 _lock: None,
                 removed_leftovers: Vec::new(),
+                pending: None,
             });
         }
         fs::DirBuilder::new()
@@ -105,6 +120,7 @@ impl SecretStore {
             access,
             _lock: Some(lock),
             removed_leftovers,
+            pending: None,
         };
         if store.read(GITIGNORE.0)?.is_none() {
             store.write(GITIGNORE.0, GITIGNORE.1)?;
@@ -126,9 +142,15 @@ impl SecretStore {
         self.dir.join(name)
     }
 
-    /// Reads a stored file; `None` when it does not exist.
+    /// Reads a stored file (as last written, even if not yet durable); `None` when it
+    /// does not exist.
     pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
         let path = self.checked_path(name)?;
+        if let Some(pending) = self.pending_writes()
+            && let Some(write) = pending.get(&path)
+        {
+            return Ok(Some(write.bytes.clone()));
+        }
         match fs::read(&path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -150,7 +172,86 @@ impl SecretStore {
         })
     }
 
-    /// Writes `bytes` to `name` atomically (temp file + fsync + rename), mode 0600.
+    /// From now on, writes are made durable together by [`SecretStore::make_durable`]
+    /// instead of one by one: a first build writes dozens of files, and an fsync each
+    /// (plus one of its folder) costs more than making every key. Until then each write
+    /// is a complete temp file beside its target, and what is not made durable (a build
+    /// that fails) is removed: the store holds its old files or the new, never a mix
+    /// within one file.
+    pub fn defer_durability(&mut self) {
+        self.pending.get_or_insert_with(Default::default);
+    }
+
+    /// Syncs every deferred write, renames each into place, then syncs each folder that
+    /// gained an entry (and the folders above it, up to the store, which may be new too).
+    /// The files are synced in parallel: the device merges the flushes.
+    pub fn make_durable(&self) -> Result<(), Error> {
+        let Some(mut pending) = self.pending_writes() else {
+            return Ok(());
+        };
+        let writes: Vec<(PathBuf, PendingWrite)> =
+            std::mem::take(&mut *pending).into_iter().collect();
+        drop(pending);
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let threads = writes.len().min(MAX_SYNC_THREADS);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|first| {
+                    let writes = &writes;
+                    scope.spawn(move || {
+                        writes
+                            .iter()
+                            .skip(first)
+                            .step_by(threads)
+                            .try_for_each(|(_, write)| {
+                                write
+                                    .temp
+                                    .as_file()
+                                    .sync_all()
+                                    .map_err(|e| Error::io(write.temp.path(), e))
+                            })
+                    })
+                })
+                .collect();
+            workers.into_iter().try_for_each(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Internal("an fsync thread panicked".into())))
+            })
+        })?;
+        let mut folders = std::collections::BTreeSet::new();
+        for (path, write) in writes {
+            write
+                .temp
+                .persist(&path)
+                .map_err(|e| Error::io(&path, e.error))?;
+            let mut folder = path.parent();
+            while let Some(dir) = folder.filter(|dir| dir.starts_with(&self.dir)) {
+                folders.insert(dir.to_path_buf());
+                folder = dir.parent();
+            }
+        }
+        for folder in folders {
+            File::open(&folder)
+                .and_then(|dir| dir.sync_all())
+                .map_err(|e| Error::io(&folder, e))?;
+        }
+        Ok(())
+    }
+
+    fn pending_writes(&self) -> Option<std::sync::MutexGuard<'_, BTreeMap<PathBuf, PendingWrite>>> {
+        // A panic elsewhere cannot leave the map half-updated: one insert or take at a time.
+        self.pending.as_ref().map(|pending| {
+            pending
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        })
+    }
+
+    /// Writes `bytes` to `name` atomically (temp file + fsync + rename), mode 0600; once
+    /// durability is deferred, the fsync and rename wait for `make_durable`.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), Error> {
         if self.access != Access::ReadWrite {
             return Err(Error::Internal(format!(
@@ -164,7 +265,20 @@ impl SecretStore {
             .mode(0o700)
             .create(parent)
             .map_err(|e| Error::io(parent, e))?;
-        write_atomically(&path, bytes, 0o600)
+        let Some(mut pending) = self.pending_writes() else {
+            return write_atomically(&path, bytes, 0o600);
+        };
+        let mut temp = private_temp_file(parent, 0o600)?;
+        temp.write_all(bytes)
+            .map_err(|e| Error::io(temp.path(), e))?;
+        pending.insert(
+            path,
+            PendingWrite {
+                temp,
+                bytes: bytes.to_vec(),
+            },
+        );
+        Ok(())
     }
 
     /// Nodes that have credentials in the store (`nodes/<name>/`).
@@ -230,12 +344,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Erro
     let parent = path
         .parent()
         .ok_or_else(|| Error::Input(format!("{}: no parent", path.display())))?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .rand_bytes(TEMP_SUFFIX_LEN)
-        .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(parent)
-        .map_err(|e| Error::io(parent, e))?;
+    let mut temp = private_temp_file(parent, mode)?;
     temp.write_all(bytes)
         .map_err(|e| Error::io(temp.path(), e))?;
     temp.as_file()
@@ -246,6 +355,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Erro
         .and_then(|dir| dir.sync_all())
         .map_err(|e| Error::io(parent, e))?;
     Ok(())
+}
+
+/// One of our temp files (removed on drop unless persisted) in `parent`.
+fn private_temp_file(parent: &Path, mode: u32) -> Result<tempfile::NamedTempFile, Error> {
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .rand_bytes(TEMP_SUFFIX_LEN)
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(parent)
+        .map_err(|e| Error::io(parent, e))
 }
 
 /// Whether `name` is one of `write_atomically`'s temp files, and nothing else: an
@@ -316,6 +435,77 @@ mod tests {
         assert_eq!(mode(store.dir()), 0o700);
         let leftovers: Vec<_> = fs::read_dir(store.path("nodes/m1")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files left behind");
+    }
+
+    /// Every file under `dir`, relative, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(current) = pending.pop() {
+            for entry in fs::read_dir(&current).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    let relative = path.strip_prefix(dir).unwrap();
+                    found.push(relative.to_string_lossy().into_owned());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn deferred_writes_are_read_back_and_land_only_when_made_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SecretStore::open(&dir.path().join("s"), Access::ReadWrite).unwrap();
+        store.write("ca.pem", b"old").unwrap();
+        store.defer_durability();
+        store.write("ca.pem", b"new").unwrap();
+        store.write("nodes/m1/a.pem", b"one").unwrap();
+        store.write("nodes/m1/a.pem", b"two").unwrap();
+        assert_eq!(store.read("ca.pem").unwrap().as_deref(), Some(&b"new"[..]));
+        assert_eq!(
+            store.read("nodes/m1/a.pem").unwrap().as_deref(),
+            Some(&b"two"[..])
+        );
+        assert_eq!(
+            fs::read(store.path("ca.pem")).unwrap(),
+            b"old",
+            "replaced early"
+        );
+        assert!(!store.path("nodes/m1/a.pem").exists(), "written early");
+
+        store.make_durable().unwrap();
+        assert_eq!(fs::read(store.path("ca.pem")).unwrap(), b"new");
+        assert_eq!(fs::read(store.path("nodes/m1/a.pem")).unwrap(), b"two");
+        let mode = fs::metadata(store.path("nodes/m1/a.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            listing(store.dir()),
+            [".gitignore", ".lock", "ca.pem", "nodes/m1/a.pem"],
+            "a superseded or synced temp file was left behind"
+        );
+        store.make_durable().unwrap();
+    }
+
+    #[test]
+    fn deferred_writes_never_made_durable_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        let mut store = SecretStore::open(&root, Access::ReadWrite).unwrap();
+        store.write("ca.pem", b"old").unwrap();
+        store.defer_durability();
+        store.write("ca.pem", b"new").unwrap();
+        store.write("nodes/m1/a.pem", b"key").unwrap();
+        // A build that fails before its bundles are written.
+        drop(store);
+        assert_eq!(listing(&root), [".gitignore", ".lock", "ca.pem"]);
+        assert_eq!(fs::read(root.join("ca.pem")).unwrap(), b"old");
     }
 
     #[test]

@@ -78,12 +78,8 @@ pub fn write_tarball(
                 header.set_cksum();
                 builder.append(&header, bytes.as_slice()).map_err(io)?;
             }
-            Content::File(source) => match shared.get(source) {
-                Some(SharedFile {
-                    size,
-                    member: Some(member),
-                    ..
-                }) => {
+            Content::File(source) => match shared.compressed_member(source)? {
+                Some((size, member)) => {
                     header.set_size(size);
                     header.set_cksum();
                     let output = builder.get_mut();
@@ -91,7 +87,7 @@ pub fn write_tarball(
                     let mut member = File::open(&member).map_err(|e| Error::io(&member, e))?;
                     output.splice(&mut member).map_err(io)?;
                 }
-                _ => {
+                None => {
                     let reader = File::open(source).map_err(|e| Error::io(source, e))?;
                     let size = reader.metadata().map_err(|e| Error::io(source, e))?.len();
                     header.set_size(size);
@@ -113,6 +109,53 @@ pub fn write_tarball(
         .sync_all()
         .map_err(io)?;
     Ok(digest)
+}
+
+/// What `write_tarball` makes of a tree, versioned: bump it whenever the same tree could
+/// give other bytes (header fields, entry order, gzip settings, chunking), so that no
+/// rebuild reuses a tarball the new writer would not write.
+const TARBALL_FORMAT: u32 = 1;
+
+/// A digest of everything `write_tarball` turns into bytes: the writer's version, the
+/// node, the epoch, and each file's path, mode and content (a file from disk by its
+/// SHA-256). Equal digests mean byte-identical tarballs, which lets a rebuild copy a
+/// node's tarball instead of compressing it again.
+pub fn inputs_digest(
+    node: &str,
+    tree: &Tree,
+    epoch: u64,
+    shared: &SharedFiles,
+) -> Result<String, Error> {
+    let mut hasher = Sha256::new();
+    // Every variable-length field is length-prefixed, so no two inputs hash alike.
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    let writer = format!(
+        "kube-bundle {} tarball format {TARBALL_FORMAT} gzip level {GZIP_LEVEL}",
+        env!("CARGO_PKG_VERSION")
+    );
+    field(writer.as_bytes());
+    field(node.as_bytes());
+    field(&epoch.to_le_bytes());
+    for (path, file) in tree {
+        field(path.as_bytes());
+        field(&file.mode.to_le_bytes());
+        match &file.content {
+            Content::Bytes(bytes) => {
+                field(b"bytes");
+                field(bytes);
+            }
+            Content::File(source) => {
+                let prepared = shared.prepare(source)?;
+                field(b"file");
+                field(prepared.sha256.as_bytes());
+                field(&prepared.size.to_le_bytes());
+            }
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Every entry under `<node>/`, sorted by path: the files, and each directory above them
@@ -205,21 +248,28 @@ impl<W: Write> Write for HashingWriter<W> {
 pub const SHARED_MEMBER_MIN_SIZE: u64 = 1 << 20;
 const TAR_BLOCK: u64 = 512;
 
-/// Files from disk that every node ships (the apiserver binary): read once per build, to
-/// hash them and, when large, to compress them (with their tar padding) into a run of
-/// gzip members, one per [`CHUNK_SIZE`] of input, that `write_tarball` splices into each
-/// node's stream.
+/// Files from disk that every node ships (the apiserver binary): hashed once per build
+/// and, when large and a node's tarball must be written, compressed once (with their tar
+/// padding) into a run of gzip members, one per [`CHUNK_SIZE`] of input, that
+/// `write_tarball` splices into each node's stream. A rebuild whose tarballs are all
+/// reused never compresses them.
 pub struct SharedFiles {
     scratch: PathBuf,
     /// Nodes are written in parallel; the first to need a file prepares it, the others
     /// wait for it.
-    files: Mutex<BTreeMap<PathBuf, SharedFile>>,
+    files: Mutex<BTreeMap<PathBuf, Prepared>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct SharedFile {
     pub sha256: String,
     pub size: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Prepared {
+    file: SharedFile,
+    /// The compressed members, once a tarball has needed them.
     member: Option<PathBuf>,
 }
 
@@ -233,56 +283,81 @@ impl SharedFiles {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, SharedFile>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, Prepared>> {
         // A panic elsewhere cannot leave the map half-updated: insert is the only write.
         self.files
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn get(&self, source: &Path) -> Option<SharedFile> {
-        self.lock().get(source).cloned()
-    }
-
-    /// Hashes `source` (and compresses it, when large) on first use.
+    /// Hashes `source` on first use.
     pub fn prepare(&self, source: &Path) -> Result<SharedFile, Error> {
         let mut files = self.lock();
         if let Some(prepared) = files.get(source) {
-            return Ok(prepared.clone());
+            return Ok(prepared.file.clone());
         }
-        let prepared = self.read_once(source, files.len())?;
-        files.insert(source.to_path_buf(), prepared.clone());
-        Ok(prepared)
-    }
-
-    fn read_once(&self, source: &Path, index: usize) -> Result<SharedFile, Error> {
         let file = File::open(source).map_err(|e| Error::io(source, e))?;
         let size = file.metadata().map_err(|e| Error::io(source, e))?.len();
-        // take() guards against the file growing while it is read.
-        let mut reader = file.take(size);
         let mut hasher = Sha256::new();
-        let shrank = |copied: u64| {
-            Error::Input(format!(
-                "{}: shrank while being read ({size} bytes, then {copied})",
-                source.display()
-            ))
-        };
-        if size < SHARED_MEMBER_MIN_SIZE {
-            let copied = std::io::copy(&mut reader, &mut HashingSink(&mut hasher))
-                .map_err(|e| Error::io(source, e))?;
-            if copied != size {
-                return Err(shrank(copied));
-            }
-            return Ok(SharedFile {
-                sha256: hex::encode(hasher.finalize()),
-                size,
-                member: None,
-            });
+        // take() guards against the file growing while it is read.
+        let copied = std::io::copy(&mut file.take(size), &mut HashingSink(&mut hasher))
+            .map_err(|e| Error::io(source, e))?;
+        if copied != size {
+            return Err(shrank(source, size, copied));
         }
+        let file = SharedFile {
+            sha256: hex::encode(hasher.finalize()),
+            size,
+        };
+        files.insert(
+            source.to_path_buf(),
+            Prepared {
+                file: file.clone(),
+                member: None,
+            },
+        );
+        Ok(file)
+    }
+
+    /// The size and compressed members of a large `source` (compressed on first use),
+    /// `None` for a small one, which is streamed into each tarball instead.
+    fn compressed_member(&self, source: &Path) -> Result<Option<(u64, PathBuf)>, Error> {
+        let prepared = self.prepare(source)?;
+        if prepared.size < SHARED_MEMBER_MIN_SIZE {
+            return Ok(None);
+        }
+        let mut files = self.lock();
+        let index = files.values().filter(|p| p.member.is_some()).count();
+        let Some(entry) = files.get_mut(source) else {
+            return Err(Error::Internal(format!(
+                "{}: compressed before it was hashed",
+                source.display()
+            )));
+        };
+        if let Some(member) = &entry.member {
+            return Ok(Some((prepared.size, member.clone())));
+        }
+        let member = self.compress(source, &prepared, index)?;
+        entry.member = Some(member.clone());
+        Ok(Some((prepared.size, member)))
+    }
+
+    /// Compresses `source` into `<scratch>/<index>.gz`, checking that it still has the
+    /// bytes `prepare` hashed: bundle.json records that hash.
+    fn compress(
+        &self,
+        source: &Path,
+        prepared: &SharedFile,
+        index: usize,
+    ) -> Result<PathBuf, Error> {
+        let file = File::open(source).map_err(|e| Error::io(source, e))?;
+        let size = prepared.size;
+        let mut reader = file.take(size);
         std::fs::create_dir_all(&self.scratch).map_err(|e| Error::io(&self.scratch, e))?;
         let member_path = self.scratch.join(format!("{index}.gz"));
         let member_file = File::create(&member_path).map_err(|e| Error::io(&member_path, e))?;
         let mut output = BufWriter::with_capacity(1 << 16, member_file);
+        let mut hasher = Sha256::new();
         let threads = rayon::current_num_threads();
         let copied = compress_in_chunks(&mut reader, size, &mut hasher, &mut output, threads)
             .map_err(|failure| match failure {
@@ -290,14 +365,16 @@ impl SharedFiles {
                 ChunkFailure::Write(e) => Error::io(&member_path, e),
             })?;
         if copied != size {
-            return Err(shrank(copied));
+            return Err(shrank(source, size, copied));
+        }
+        if hex::encode(hasher.finalize()) != prepared.sha256 {
+            return Err(Error::Input(format!(
+                "{}: changed while kube-bundle read it; build again once nothing writes to it",
+                source.display()
+            )));
         }
         output.flush().map_err(|e| Error::io(&member_path, e))?;
-        Ok(SharedFile {
-            sha256: hex::encode(hasher.finalize()),
-            size,
-            member: Some(member_path),
-        })
+        Ok(member_path)
     }
 
     /// Removes the compressed members.
@@ -307,6 +384,13 @@ impl SharedFiles {
             _ => Ok(()),
         }
     }
+}
+
+fn shrank(source: &Path, size: u64, copied: u64) -> Error {
+    Error::Input(format!(
+        "{}: shrank while being read ({size} bytes, then {copied})",
+        source.display()
+    ))
 }
 
 /// Input bytes per gzip member of a shared file: each is compressed on its own, so the
@@ -548,7 +632,13 @@ mod tests {
         let prepared = shared.prepare(&binary).unwrap();
         assert_eq!(prepared.sha256, hex::encode(Sha256::digest(&content)));
         assert_eq!(prepared.size, content.len() as u64);
-        let member = std::fs::read(prepared.member.as_ref().unwrap()).unwrap();
+        assert!(
+            !dir.path().join("scratch").exists(),
+            "hashing alone compressed the file: a rebuild that reuses every tarball pays it"
+        );
+        let (size, member) = shared.compressed_member(&binary).unwrap().unwrap();
+        assert_eq!(size, content.len() as u64);
+        let member = std::fs::read(member).unwrap();
         let mut spliced = Vec::new();
         for node in ["n1", "n2"] {
             let path = dir.path().join(format!("{node}.tar.gz"));
@@ -571,6 +661,77 @@ mod tests {
 
         shared.close().unwrap();
         assert!(!dir.path().join("scratch").exists());
+    }
+
+    #[test]
+    fn a_large_file_that_changed_since_it_was_hashed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("kube-apiserver");
+        let content = vec![b'a'; SHARED_MEMBER_MIN_SIZE as usize + 10];
+        std::fs::write(&binary, &content).unwrap();
+        let shared = SharedFiles::new(dir.path().join("scratch"));
+        shared.prepare(&binary).unwrap();
+        // Same size, other bytes: bundle.json would record a hash the tarball does not hold.
+        let mut changed = content.clone();
+        changed[7] = b'b';
+        std::fs::write(&binary, &changed).unwrap();
+        let error = shared.compressed_member(&binary).unwrap_err().to_string();
+        assert!(
+            error.contains("changed while kube-bundle read it"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_inputs_digest_changes_with_everything_the_tarball_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("kube-apiserver");
+        std::fs::write(&binary, b"binary one").unwrap();
+        let shared = SharedFiles::new(dir.path().join("scratch"));
+        let mut base = tree();
+        base.insert(
+            "rootfs/usr/local/bin/kube-apiserver".into(),
+            BundleFile {
+                mode: 0o755,
+                content: Content::File(binary.clone()),
+            },
+        );
+        let digest = |node: &str, tree: &Tree, epoch: u64| {
+            inputs_digest(node, tree, epoch, &shared).unwrap()
+        };
+        let reference = digest("n1", &base, 7);
+        assert_eq!(
+            reference,
+            digest("n1", &base.clone(), 7),
+            "not deterministic"
+        );
+
+        let mut variants = vec![digest("n2", &base, 7), digest("n1", &base, 8)];
+        let (first_path, first_file) = base
+            .iter()
+            .next()
+            .map(|(p, f)| (p.clone(), f.clone()))
+            .unwrap();
+        let mut other_mode = base.clone();
+        other_mode.get_mut(&first_path).unwrap().mode ^= 0o022;
+        variants.push(digest("n1", &other_mode, 7));
+        let mut other_path = base.clone();
+        other_path.remove(&first_path);
+        other_path.insert(format!("{first_path}.moved"), first_file.clone());
+        variants.push(digest("n1", &other_path, 7));
+        let mut other_bytes = base.clone();
+        other_bytes.get_mut(&first_path).unwrap().content = Content::Bytes(b"other".to_vec());
+        variants.push(digest("n1", &other_bytes, 7));
+        // A file from disk counts by its content: the same path with other bytes differs.
+        std::fs::write(&binary, b"binary two").unwrap();
+        let fresh = SharedFiles::new(dir.path().join("scratch2"));
+        variants.push(inputs_digest("n1", &base, 7, &fresh).unwrap());
+        for (index, variant) in variants.iter().enumerate() {
+            assert_ne!(
+                *variant, reference,
+                "variant {index} hashed like the reference"
+            );
+        }
     }
 
     /// The members of a gzip stream, each decompressed on its own.

@@ -68,8 +68,11 @@ pub(super) fn build(
     for warning in guards::check(&previous, cluster, &plan, overrides)? {
         write_err(err, &warning)?;
     }
-    let (staging, store, identity) = stage_and_lock(args, cluster, &output, &secrets_dir, err)?;
-    let pki = provision(cluster, &plan, &store, &identity, &progress)?;
+    let (staging, mut store, identity) = stage_and_lock(args, cluster, &output, &secrets_dir, err)?;
+    // New secrets are made durable all at once, while the bundles are written; a build
+    // that fails before that stores none of them.
+    store.defer_durability();
+    let pki = provision(cluster, &plan, &store, &progress)?;
     let ca_fingerprint = pki.ca_fingerprint()?;
     announce_identity(&identity, &ca_fingerprint, &store, err)?;
     let encryption = encryption::keys_for_build(cluster, &store)?;
@@ -81,7 +84,10 @@ pub(super) fn build(
         .values()
         .filter(|n| args.nodes.is_empty() || args.nodes.contains(&n.name))
         .collect();
-    keep_other_nodes(output.path(), staging.path(), &plan, &selected, &signer)?;
+    let previous_tarballs = output::read_marker(output.path())?
+        .map(|marker| marker.tarballs)
+        .unwrap_or_default();
+    let kept = keep_other_nodes(output.path(), staging.path(), &plan, &selected, &signer)?;
     let inputs = BundleInputs {
         cluster,
         pki: &pki,
@@ -90,8 +96,21 @@ pub(super) fn build(
         config_sha256: &validated.source_sha256,
         source_date_epoch,
         staging: staging.path(),
+        current: output.path(),
+        previous_tarballs: &previous_tarballs,
     };
-    let written = write_bundles(&inputs, &selected, &progress)?;
+    let (written, durable) = std::thread::scope(|scope| {
+        let durable = scope.spawn(|| store.make_durable());
+        let written = write_bundles(&inputs, &selected, &progress);
+        let durable = durable
+            .join()
+            .unwrap_or_else(|_| Err(Error::Internal("making secrets durable panicked".into())));
+        (written, durable)
+    });
+    // The secrets first: bundles must never ship a key the store could lose.
+    durable?;
+    let written = written?;
+    let tarballs = built_tarballs(&written, &kept, &previous_tarballs, &signer);
     let (mut summary, digests) =
         node_summaries(&output, &staging, &plan, &pki, &previous, &written)?;
     finish_output(staging.path(), cluster, &signer, &digests)?;
@@ -102,11 +121,13 @@ pub(super) fn build(
             &ca_fingerprint,
             store.dir(),
             &signer.fingerprint(),
+            tarballs,
         ),
     )?;
     if args.nodes.is_empty() {
         // Only a build of every master completes a rotation phase.
         encryption::mark_built(&store, &encryption)?;
+        store.make_durable()?;
     }
     // After the swap, so a failed build never takes credentials from bundles that stay.
     summary.push_str(&retire_removed_nodes(&store, &plan)?);
@@ -252,13 +273,12 @@ fn provision(
     cluster: &Cluster,
     plan: &Plan,
     store: &SecretStore,
-    identity: &pki::Identity,
     progress: &Progress,
 ) -> Result<Pki, Error> {
     let now = OffsetDateTime::now_utc();
     // Counting the keys surveys secrets/ once more, which only someone watching needs.
     let stage = if progress.enabled() {
-        let keys = keys_to_make(cluster, plan, store, identity, now)?;
+        let keys = pki::keys_to_make(cluster, plan, store, now)?;
         let algorithm = cluster.pki.key_algorithm;
         let noun = if keys == 1 { "key" } else { "keys" };
         (keys > 0).then(|| progress.stage(format!("generating {keys} {algorithm} {noun}"), keys))
@@ -277,25 +297,6 @@ fn provision(
     Ok(pki)
 }
 
-/// How many private keys `pki::provision` will generate: one per new or re-issued leaf and
-/// per missing cluster secret, except the cluster CA when it is imported.
-fn keys_to_make(
-    cluster: &Cluster,
-    plan: &Plan,
-    store: &SecretStore,
-    identity: &pki::Identity,
-    now: OffsetDateTime,
-) -> Result<usize, Error> {
-    let leaves = pki::assess(cluster, plan, store, now)?
-        .values()
-        .flat_map(BTreeMap::values)
-        .filter(|d| matches!(d, Decision::New | Decision::Reissue(_)))
-        .count();
-    let missing = pki::missing_cluster_secrets(cluster, store)?.len();
-    let imported = usize::from(matches!(identity, pki::Identity::Imported(_)));
-    Ok(leaves + missing.saturating_sub(imported))
-}
-
 /// SOURCE_DATE_EPOCH (reproducible-builds.org), when set, is every bundle timestamp.
 fn source_date_epoch() -> Result<Option<u64>, Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
@@ -311,45 +312,114 @@ fn source_date_epoch() -> Result<Option<u64>, Error> {
 /// With --node, the other masters' bundles in the output stay; a node no longer in
 /// cluster.yaml is never carried over. Only regular files are carried (a link could
 /// point into secrets/), and only when the current key signed them: one output never
-/// mixes two signing keys.
+/// mixes two signing keys. Returns the nodes carried over.
 fn keep_other_nodes(
     current: &Path,
     staging: &Path,
     plan: &Plan,
     selected: &[&NodePlan],
     signer: &Signer,
-) -> Result<(), Error> {
+) -> Result<Vec<String>, Error> {
+    let mut kept = Vec::new();
     for node in bundled_nodes(current)? {
         if !plan.nodes.contains_key(&node) || selected.iter().any(|n| n.name == node) {
             continue;
         }
-        let tarball = current.join(format!("{node}.tar.gz"));
-        let signature = current.join(format!("{node}.tar.gz.sig"));
-        for path in [&tarball, &signature] {
-            let metadata = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
-            if !metadata.is_file() {
-                return Err(Error::Input(format!(
-                    "{}: not a regular file; kube-bundle wrote none such. Remove it and \
-                     build every node",
-                    path.display()
-                )));
-            }
+        let signed = signed_tarball(current, &node, signer).map_err(|why| {
+            Error::Input(format!(
+                "--node: {node}'s bundle in the output {why}; build every node (without \
+                 --node) so the output holds one key's signatures"
+            ))
+        })?;
+        carry_over(current, staging, &signed)?;
+        kept.push(node);
+    }
+    Ok(kept)
+}
+
+/// A node's tarball and signature in the output, checked: both regular files, and the
+/// signature made by the current key over the tarball's bytes.
+struct SignedTarball {
+    file_names: [String; 2],
+    sha256: String,
+    signature_sha256: String,
+}
+
+/// Checks `<node>.tar.gz` and its signature in `dir`; the error says why they cannot be
+/// carried into the next generation.
+fn signed_tarball(dir: &Path, node: &str, signer: &Signer) -> Result<SignedTarball, String> {
+    let file_names = [format!("{node}.tar.gz"), format!("{node}.tar.gz.sig")];
+    for name in &file_names {
+        let path = dir.join(name);
+        let metadata = std::fs::symlink_metadata(&path).map_err(|e| format!("({e})"))?;
+        if !metadata.is_file() {
+            return Err(format!(
+                "has {name} that is not a regular file (kube-bundle wrote none such; remove it)"
+            ));
         }
-        let signature_bytes = std::fs::read(&signature).map_err(|e| Error::io(&signature, e))?;
-        crate::sign::verify_file_signature(&signer.public_key_pem(), &tarball, &signature_bytes)
-            .map_err(|why| {
-                Error::Input(format!(
-                    "--node: {node}'s bundle in the output does not verify with this build's \
-                     signing key ({why}); build every node (without --node) so the output \
-                     holds one key's signatures"
-                ))
-            })?;
-        for from in [tarball, signature] {
-            let to = staging.join(from.file_name().unwrap_or_default());
+    }
+    let tarball = dir.join(&file_names[0]);
+    let signature = dir.join(&file_names[1]);
+    let digest = crate::sign::file_digest(&tarball).map_err(|e| format!("({e})"))?;
+    let signature_bytes = std::fs::read(&signature).map_err(|e| format!("({e})"))?;
+    crate::sign::verify_digest(&signer.public_key_pem(), &digest, &signature_bytes)
+        .map_err(|why| format!("does not verify with this build's signing key ({why})"))?;
+    Ok(SignedTarball {
+        file_names,
+        sha256: hex::encode(digest),
+        signature_sha256: crate::sign::sha256_hex(&signature_bytes),
+    })
+}
+
+/// Puts a checked tarball and its signature into the staging folder unchanged: as hard
+/// links, which need no copy and no fsync (their bytes are already on disk), else as
+/// synced copies. Nothing ever writes to a generation's files in place, so the two
+/// generations sharing them is safe.
+fn carry_over(current: &Path, staging: &Path, signed: &SignedTarball) -> Result<(), Error> {
+    for name in &signed.file_names {
+        let from = current.join(name);
+        let to = staging.join(name);
+        if std::fs::hard_link(&from, &to).is_err() {
             std::fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
+            std::fs::File::open(&to)
+                .and_then(|file| file.sync_all())
+                .map_err(|e| Error::io(&to, e))?;
         }
     }
     Ok(())
+}
+
+/// The marker's record of every tarball in the new generation: the ones this build wrote
+/// or reused, and, with --node, the others' records as they were.
+fn built_tarballs(
+    written: &[WrittenBundle<'_>],
+    kept: &[String],
+    previous: &BTreeMap<String, output::BuiltTarball>,
+    signer: &Signer,
+) -> BTreeMap<String, output::BuiltTarball> {
+    let mut tarballs: BTreeMap<String, output::BuiltTarball> = kept
+        .iter()
+        .filter_map(|node| Some((node.clone(), previous.get(node)?.clone())))
+        .collect();
+    for bundle in written {
+        let node = &bundle.node.name;
+        let sealed = output::BuiltTarball::sealed_text(
+            node,
+            &bundle.inputs_sha256,
+            &bundle.sha256,
+            &bundle.signature_sha256,
+        );
+        tarballs.insert(
+            node.clone(),
+            output::BuiltTarball {
+                inputs_sha256: bundle.inputs_sha256.clone(),
+                tarball_sha256: bundle.sha256.clone(),
+                signature_sha256: bundle.signature_sha256.clone(),
+                seal: signer.seal(&sealed),
+            },
+        );
+    }
+    tarballs
 }
 
 /// What every node's bundle is made from.
@@ -362,6 +432,10 @@ struct BundleInputs<'a> {
     config_sha256: &'a str,
     source_date_epoch: Option<u64>,
     staging: &'a Path,
+    /// The output's current generation, and what its marker says each tarball was made
+    /// from: a node whose inputs did not change has its tarball reused.
+    current: &'a Path,
+    previous_tarballs: &'a BTreeMap<String, output::BuiltTarball>,
 }
 
 /// One node's bundle, written and signed in the staging folder.
@@ -371,6 +445,11 @@ struct WrittenBundle<'a> {
     file_name: String,
     sha256: String,
     bundle_id: String,
+    signature_sha256: String,
+    /// `bundle::inputs_digest` of the node's tree.
+    inputs_sha256: String,
+    /// Carried over from the current generation unchanged, not written again.
+    reused: bool,
 }
 
 /// Renders, packs, compresses and signs each selected node into the staging folder.
@@ -448,6 +527,19 @@ fn write_bundle<'a>(
     let epoch = inputs
         .source_date_epoch
         .unwrap_or_else(|| inputs.pki.issued_at(&node.name));
+    let inputs_sha256 = bundle::inputs_digest(&node.name, &assembled.tree, epoch, shared)?;
+    if let Some(reused) = reusable_tarball(inputs, &node.name, &inputs_sha256) {
+        carry_over(inputs.current, inputs.staging, &reused)?;
+        return Ok(WrittenBundle {
+            node,
+            file_name,
+            sha256: reused.sha256,
+            signature_sha256: reused.signature_sha256,
+            bundle_id: assembled.bundle_id,
+            inputs_sha256,
+            reused: true,
+        });
+    }
     let digest = bundle::write_tarball(&tarball, &node.name, &assembled.tree, epoch, shared)?;
     let signature = inputs.signer.sign_digest(&digest)?;
     write_private(&inputs.staging.join(format!("{file_name}.sig")), &signature)?;
@@ -455,7 +547,48 @@ fn write_bundle<'a>(
         node,
         file_name,
         sha256: hex::encode(digest),
+        signature_sha256: crate::sign::sha256_hex(&signature),
         bundle_id: assembled.bundle_id,
+        inputs_sha256,
+        reused: false,
+    })
+}
+
+/// The node's tarball in the current generation, when the marker's record of it is sealed
+/// by this build's signing key, names exactly these inputs, and the tarball and signature
+/// still hash to what it recorded. Anything else (no record, other inputs, a damaged,
+/// replaced or linked file, a forged record, another key) means writing it again, which
+/// is always safe.
+fn reusable_tarball(
+    inputs: &BundleInputs<'_>,
+    node: &str,
+    inputs_sha256: &str,
+) -> Option<SignedTarball> {
+    let record = inputs.previous_tarballs.get(node)?;
+    let sealed = output::BuiltTarball::sealed_text(
+        node,
+        &record.inputs_sha256,
+        &record.tarball_sha256,
+        &record.signature_sha256,
+    );
+    if record.inputs_sha256 != inputs_sha256 || !inputs.signer.check_seal(&sealed, &record.seal) {
+        return None;
+    }
+    let file_names = [format!("{node}.tar.gz"), format!("{node}.tar.gz.sig")];
+    for (name, recorded) in file_names
+        .iter()
+        .zip([&record.tarball_sha256, &record.signature_sha256])
+    {
+        let path = inputs.current.join(name);
+        let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
+        if !regular || bundle::file_sha256(&path).ok()? != *recorded {
+            return None;
+        }
+    }
+    Some(SignedTarball {
+        file_names,
+        sha256: record.tarball_sha256.clone(),
+        signature_sha256: record.signature_sha256.clone(),
     })
 }
 
@@ -478,12 +611,16 @@ fn node_summaries(
     let mut summary = String::new();
     for bundle in written {
         let node = bundle.node;
-        let generation = generation_change(
-            output.path(),
-            staging.path(),
-            &bundle.file_name,
-            &bundle.sha256,
-        )?;
+        let generation = if bundle.reused {
+            "unchanged".to_owned()
+        } else {
+            generation_change(
+                output.path(),
+                staging.path(),
+                &bundle.file_name,
+                &bundle.sha256,
+            )?
+        };
         digests.insert(bundle.file_name.clone(), bundle.sha256.clone());
         summary.push_str(&format!(
             "{}: {generation}; bundle {} ({})\n",

@@ -11,7 +11,9 @@ use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
 use time::OffsetDateTime;
 
 use super::leaf::base_params;
-use super::{BACKDATE, Credential, ca_file, certificate_failed, corrupt, date, parse_cert};
+use super::{
+    BACKDATE, Credential, KeyPool, ca_file, certificate_failed, corrupt, date, parse_cert,
+};
 use crate::error::Error;
 use crate::keys::{PEM_CERTIFICATE, PrivateKey, cert_pem, encode_pem, read_pem_file};
 use crate::model::{Cluster, ImportCa};
@@ -68,11 +70,12 @@ pub(super) fn create_ca(
     cluster: &Cluster,
     name: CaName,
     now: OffsetDateTime,
+    keys: &KeyPool,
 ) -> Result<Credential, Error> {
     let ca = match (&cluster.pki.import_ca, name) {
         (Some(import), CaName::Cluster) => import_ca(import, now)?,
         _ => {
-            let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
+            let key = keys.take()?;
             let mut params = base_params(name.common_name(), None, now, cluster.pki.ca_validity)?;
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
             params.key_usages = vec![
@@ -101,6 +104,7 @@ pub(super) fn create_intermediate(
     name: CaName,
     parent: &Credential,
     now: OffsetDateTime,
+    keys: &KeyPool,
 ) -> Result<Credential, Error> {
     let what = format!("CA {}", name.file_stem());
     let parent_cert = parse_cert(&parent.cert_der).map_err(Error::Input)?;
@@ -116,7 +120,7 @@ pub(super) fn create_intermediate(
             name.file_stem()
         )));
     }
-    let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
+    let key = keys.take()?;
     let mut params = base_params(name.common_name(), None, now, cluster.pki.ca_validity)?;
     params.not_after = params
         .not_after

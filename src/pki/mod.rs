@@ -20,6 +20,7 @@ mod lifecycle;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use rcgen::PublicKeyData;
@@ -27,6 +28,7 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::config::KeyAlgorithm;
 use crate::error::Error;
 use crate::keys::{PEM_CERTIFICATE, encode_pem, parse_key_file, parse_pem, read_pem_file};
 use crate::model::{Cluster, EtcdCa};
@@ -417,13 +419,15 @@ pub fn provision_reporting(
         mut reusable,
         assessment: decisions,
     } = survey(cluster, plan, store, now)?;
-    let service_account = ensure_cluster_secrets(cluster, store, &mut cas, now, key_made)?;
+    let new_keys = new_key_count(cluster, store, &cas, &decisions)?;
+    let keys = KeyPool::fill(cluster.pki.key_algorithm, new_keys, key_made)?;
+    let service_account = ensure_cluster_secrets(cluster, store, &mut cas, now, &keys)?;
     let issuing = Issuing {
         cluster,
         store,
         cas: &cas,
         now,
-        key_made,
+        keys: &keys,
     };
     // Each node takes its own reusable leaves, so the nodes can be provisioned in parallel.
     let pending: Vec<_> = plan
@@ -465,28 +469,19 @@ fn ensure_cluster_secrets(
     store: &SecretStore,
     cas: &mut BTreeMap<CaName, Credential>,
     now: OffsetDateTime,
-    key_made: &(dyn Fn() + Sync),
+    keys: &KeyPool,
 ) -> Result<PrivateKey, Error> {
-    // Roots first (in parallel), then the intermediates their parents sign.
-    let (missing, missing_intermediates): (Vec<CaName>, Vec<CaName>) = needed_cas(cluster)
+    // Roots first (in parallel: an import reads and checks files), then the intermediates
+    // their parents sign. Nothing is stored until every one exists, so a CA that fails to
+    // import leaves secrets/ untouched.
+    let (missing, missing_intermediates): (Vec<CaName>, Vec<CaName>) = missing_cas(cluster, cas)
         .into_iter()
-        .filter(|name| !cas.contains_key(name))
         .partition(|name| name.parent().is_none());
-    // New keys are the slow part of a first build (RSA-2048 takes ~100 ms): make them in
-    // parallel, the service-account key beside the CAs. Nothing is stored until every one
-    // exists, so a CA that fails to import leaves secrets/ untouched.
     let (created, service_account) = rayon::join(
         || {
             missing
                 .par_iter()
-                .map(|&name| {
-                    let ca = create_ca(cluster, name, now)?;
-                    let imported = name == CaName::Cluster && cluster.pki.import_ca.is_some();
-                    if !imported {
-                        key_made();
-                    }
-                    Ok((name, ca))
-                })
+                .map(|&name| Ok((name, create_ca(cluster, name, now, keys)?)))
                 .collect::<Result<Vec<_>, Error>>()
         },
         || -> Result<(PrivateKey, bool), Error> {
@@ -494,11 +489,7 @@ fn ensure_cluster_secrets(
                 Some(text) => parse_key_file(&text)
                     .map(|key| (key, false))
                     .map_err(|why| corrupt(store, SERVICE_ACCOUNT_FILE, &why)),
-                None => {
-                    let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
-                    key_made();
-                    Ok((key, true))
-                }
+                None => Ok((keys.take()?, true)),
             }
         },
     );
@@ -512,8 +503,7 @@ fn ensure_cluster_secrets(
                     .or_else(|| created.iter().find(|(n, _)| *n == parent).map(|(_, ca)| ca))
             })
             .ok_or_else(|| Error::Internal(format!("{name:?} has no parent CA")))?;
-        let ca = create_intermediate(cluster, name, parent, now)?;
-        key_made();
+        let ca = create_intermediate(cluster, name, parent, now, keys)?;
         created.push((name, ca));
     }
     for (name, ca) in created {
@@ -526,13 +516,103 @@ fn ensure_cluster_secrets(
     Ok(service_account)
 }
 
+/// How many private keys `provision` will generate, for a progress line.
+pub fn keys_to_make(
+    cluster: &Cluster,
+    plan: &Plan,
+    store: &SecretStore,
+    now: OffsetDateTime,
+) -> Result<usize, Error> {
+    let survey = survey(cluster, plan, store, now)?;
+    new_key_count(cluster, store, &survey.cas, &survey.assessment)
+}
+
+/// One key per new or re-issued leaf and per missing CA or service-account key, except a
+/// cluster CA about to be imported.
+fn new_key_count(
+    cluster: &Cluster,
+    store: &SecretStore,
+    cas: &BTreeMap<CaName, Credential>,
+    assessment: &Assessment,
+) -> Result<usize, Error> {
+    let leaves = assessment
+        .values()
+        .flat_map(BTreeMap::values)
+        .filter(|d| matches!(d, Decision::New | Decision::Reissue(_)))
+        .count();
+    let imported = cluster.pki.import_ca.is_some() && !cas.contains_key(&CaName::Cluster);
+    Ok(
+        leaves + missing_cas(cluster, cas).len() - usize::from(imported)
+            + usize::from(store.read(SERVICE_ACCOUNT_FILE)?.is_none()),
+    )
+}
+
+/// The CAs this cluster needs that `cas` does not hold yet.
+fn missing_cas(cluster: &Cluster, cas: &BTreeMap<CaName, Credential>) -> Vec<CaName> {
+    needed_cas(cluster)
+        .into_iter()
+        .filter(|name| !cas.contains_key(name))
+        .collect()
+}
+
+/// The build's new private keys, made up front on every core at once. Keys are the slow
+/// part of a first build (an RSA-2048 key takes tens of milliseconds, and how long varies
+/// widely), and made where each is used (per CA, then per node, each node's in turn)
+/// they leave cores idle: three nodes on two cores have one core make two nodes' keys
+/// while the other waits. Keys are interchangeable, so any order of handing them out is
+/// as good as any other.
+struct KeyPool<'a> {
+    algorithm: KeyAlgorithm,
+    ready: Mutex<Vec<PrivateKey>>,
+    key_made: &'a (dyn Fn() + Sync),
+}
+
+impl<'a> KeyPool<'a> {
+    fn fill(
+        algorithm: KeyAlgorithm,
+        count: usize,
+        key_made: &'a (dyn Fn() + Sync),
+    ) -> Result<Self, Error> {
+        let ready = (0..count)
+            .into_par_iter()
+            .map(|_| {
+                let key = PrivateKey::generate(algorithm)?;
+                key_made();
+                Ok(key)
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(Self {
+            algorithm,
+            ready: Mutex::new(ready),
+            key_made,
+        })
+    }
+
+    /// A key from the pool; a new one when the count made up front fell short.
+    fn take(&self) -> Result<PrivateKey, Error> {
+        let pooled = self
+            .ready
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        match pooled {
+            Some(key) => Ok(key),
+            None => {
+                let key = PrivateKey::generate(self.algorithm)?;
+                (self.key_made)();
+                Ok(key)
+            }
+        }
+    }
+}
+
 /// What issuing a node's leaves needs from the build: the same for every node.
 struct Issuing<'a> {
     cluster: &'a Cluster,
     store: &'a SecretStore,
     cas: &'a BTreeMap<CaName, Credential>,
     now: OffsetDateTime,
-    key_made: &'a (dyn Fn() + Sync),
+    keys: &'a KeyPool<'a>,
 }
 
 impl Issuing<'_> {
@@ -549,7 +629,7 @@ impl Issuing<'_> {
             store,
             cas,
             now,
-            key_made,
+            keys,
         } = *self;
         let mut leaves = BTreeMap::new();
         for (cert, spec) in &node_plan.certificates {
@@ -562,9 +642,7 @@ impl Issuing<'_> {
                             spec.issuer
                         ))
                     })?;
-                    let key = PrivateKey::generate(cluster.pki.key_algorithm)?;
-                    key_made();
-                    let leaf = issue_leaf(spec, ca, key, cluster.pki.cert_validity, now)?;
+                    let leaf = issue_leaf(spec, ca, keys.take()?, cluster.pki.cert_validity, now)?;
                     store.write(&leaf_file(node, *cert), leaf.stored_form().as_bytes())?;
                     leaf
                 }

@@ -17,6 +17,7 @@ mod master;
 mod oracle;
 mod pki;
 mod render;
+mod reuse;
 mod safety;
 mod schema;
 mod stacked;

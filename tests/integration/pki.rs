@@ -1480,3 +1480,34 @@ fn a_cluster_ca_that_allows_no_intermediate_is_refused_with_the_reason() {
         "{failed}"
     );
 }
+
+/// A first build makes its keys up front, all at once: exactly as many as it stores (none
+/// wasted, none made late), and as many as the progress line announces.
+#[test]
+fn a_first_build_makes_exactly_the_keys_it_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml =
+        fs::read_to_string(crate::harness::repo_root().join("examples/cluster.yaml")).unwrap();
+    fs::write(dir.path().join("cluster.yaml"), yaml).unwrap();
+    let validated =
+        kube_bundle::load_cluster(&dir.path().join("cluster.yaml"), ValidateOptions::default())
+            .unwrap();
+    let cluster = validated.cluster;
+    let plan = plan::plan(&cluster);
+    let store = SecretStore::open(&dir.path().join("secrets"), Access::ReadWrite).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let announced = pki::keys_to_make(&cluster, &plan, &store, now).unwrap();
+    let made = std::sync::atomic::AtomicUsize::new(0);
+    let count = || {
+        made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    };
+    pki::provision_reporting(&cluster, &plan, &store, now, &count).unwrap();
+    let stored = snapshot(&dir.path().join("secrets"))
+        .iter()
+        .filter(|(_, bytes)| String::from_utf8_lossy(bytes).contains("PRIVATE KEY-----"))
+        .count();
+    let made = made.into_inner();
+    assert!(stored > 10, "the whole master stores {stored} keys");
+    assert_eq!(made, stored, "keys made vs keys stored");
+    assert_eq!(announced, made, "keys announced vs keys made");
+}
