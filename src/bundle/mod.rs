@@ -19,7 +19,8 @@ mod tarball;
 pub use assemble::{Contents, NodeBundle, assemble, contents};
 pub use format::{CHECKSUM_FILE, FileRecord, PROVENANCE_FILE, Provenance};
 pub use tarball::{
-    GZIP_LEVEL, SHARED_MEMBER_MIN_SIZE, SharedFile, SharedFiles, inputs_digest, write_tarball,
+    GZIP_LEVEL, SHARED_MEMBER_MIN_SIZE, SharedFile, SharedFiles, UnsyncedTarball, inputs_digest,
+    write_tarball, write_tarball_unsynced,
 };
 
 /// One file of a bundle, by its path relative to the node's top directory.

@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
 
 use rayon::prelude::*;
 use time::OffsetDateTime;
@@ -459,19 +461,115 @@ fn write_bundles<'a>(
     progress: &Progress,
 ) -> Result<Vec<WrittenBundle<'a>>, Error> {
     let stage = bundles_stage(inputs.cluster, selected.len(), progress);
-    let shared = bundle::SharedFiles::new(inputs.staging.join(".shared"));
-    // Nodes are independent: render, compress and sign them in parallel.
+    let scratch = inputs.staging.join(".shared");
+    let reuse_possible = selected
+        .iter()
+        .any(|node| inputs.previous_tarballs.contains_key(&node.name));
+    let shared = if reuse_possible {
+        bundle::SharedFiles::new(scratch)
+    } else {
+        bundle::SharedFiles::compressing_when_hashed(scratch)
+    };
+    let syncer = TarballSyncer::new();
+    // Nodes are independent: render, compress and sign them in parallel, while the
+    // syncer waits for the disk.
     let written = selected
         .par_iter()
         .map(|node| {
-            let written = write_bundle(inputs, node, &shared)?;
+            let (written, unsynced) = write_bundle(inputs, node, &shared)?;
+            if let Some(tarball) = unsynced {
+                syncer.sync(tarball)?;
+            }
             stage.step(&format!("{}: written and signed", node.name));
             Ok(written)
         })
-        .collect::<Result<Vec<_>, Error>>()?;
+        .collect::<Result<Vec<_>, Error>>();
+    // Waited for even after a failure: no sync may outlive the staging folder.
+    let synced = syncer.finish();
+    let written = written?;
+    synced?;
     shared.close()?;
     stage.finish();
     Ok(written)
+}
+
+/// Waits for written tarballs to reach the disk on threads of its own, so that the
+/// threads writing them go on compressing the next node.
+struct TarballSyncer {
+    to_sync: mpsc::Sender<bundle::UnsyncedTarball>,
+    syncing: Arc<Mutex<mpsc::Receiver<bundle::UnsyncedTarball>>>,
+    /// Started with the first tarballs that need them: a rebuild that reuses every
+    /// tarball starts none.
+    workers: Mutex<Vec<JoinHandle<Result<(), Error>>>>,
+}
+
+/// fsync waits, it does not compute: more workers than cores is right, and a few let
+/// the file system commit several tarballs at once.
+const SYNC_WORKERS: usize = 4;
+
+impl TarballSyncer {
+    fn new() -> Self {
+        let (to_sync, syncing) = mpsc::channel();
+        Self {
+            to_sync,
+            syncing: Arc::new(Mutex::new(syncing)),
+            workers: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn sync(&self, tarball: bundle::UnsyncedTarball) -> Result<(), Error> {
+        let mut workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if workers.len() < SYNC_WORKERS {
+            let syncing = Arc::clone(&self.syncing);
+            workers.push(std::thread::spawn(move || sync_tarballs(&syncing)));
+        }
+        drop(workers);
+        // Workers stop only once `finish` closes the channel.
+        self.to_sync
+            .send(tarball)
+            .map_err(|_| Error::Internal("every tarball sync worker stopped".into()))
+    }
+
+    /// Waits until every tarball handed over is on disk; the first failure, if any.
+    fn finish(self) -> Result<(), Error> {
+        drop(self.to_sync);
+        let workers = self
+            .workers
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Every worker is joined before any failure is returned.
+        let outcomes: Vec<Result<(), Error>> = workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Internal("a tarball sync panicked".into())))
+            })
+            .collect();
+        outcomes.into_iter().collect()
+    }
+}
+
+/// Syncs tarballs from `syncing` until the channel closes; the first failure is
+/// returned once the channel is drained, so the writers never block on a dead worker.
+fn sync_tarballs(syncing: &Mutex<mpsc::Receiver<bundle::UnsyncedTarball>>) -> Result<(), Error> {
+    let mut outcome = Ok(());
+    loop {
+        // The lock is held only while waiting for the next tarball.
+        let next = syncing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .recv();
+        let Ok(tarball) = next else {
+            return outcome;
+        };
+        if outcome.is_ok() {
+            outcome = tarball.sync();
+        }
+    }
 }
 
 /// "compressing kube-apiserver (120 MB) and writing 3 bundles": the binaries are what
@@ -500,11 +598,12 @@ fn bundles_stage(cluster: &Cluster, bundles: usize, progress: &Progress) -> Stag
     progress.stage(what, bundles)
 }
 
+/// The node's bundle, and its tarball when it was written anew and still has to be synced.
 fn write_bundle<'a>(
     inputs: &BundleInputs<'_>,
     node: &'a NodePlan,
     shared: &bundle::SharedFiles,
-) -> Result<WrittenBundle<'a>, Error> {
+) -> Result<(WrittenBundle<'a>, Option<bundle::UnsyncedTarball>), Error> {
     let cluster = inputs.cluster;
     let rendered = render::render_node(cluster, node, inputs.pki, inputs.encryption)?;
     let contents = bundle::contents(&node.name, rendered, shared)?;
@@ -530,7 +629,7 @@ fn write_bundle<'a>(
     let inputs_sha256 = bundle::inputs_digest(&node.name, &assembled.tree, epoch, shared)?;
     if let Some(reused) = reusable_tarball(inputs, &node.name, &inputs_sha256) {
         carry_over(inputs.current, inputs.staging, &reused)?;
-        return Ok(WrittenBundle {
+        let written = WrittenBundle {
             node,
             file_name,
             sha256: reused.sha256,
@@ -538,20 +637,23 @@ fn write_bundle<'a>(
             bundle_id: assembled.bundle_id,
             inputs_sha256,
             reused: true,
-        });
+        };
+        return Ok((written, None));
     }
-    let digest = bundle::write_tarball(&tarball, &node.name, &assembled.tree, epoch, shared)?;
-    let signature = inputs.signer.sign_digest(&digest)?;
+    let unsynced =
+        bundle::write_tarball_unsynced(&tarball, &node.name, &assembled.tree, epoch, shared)?;
+    let signature = inputs.signer.sign_digest(&unsynced.digest)?;
     write_private(&inputs.staging.join(format!("{file_name}.sig")), &signature)?;
-    Ok(WrittenBundle {
+    let written = WrittenBundle {
         node,
         file_name,
-        sha256: hex::encode(digest),
+        sha256: hex::encode(unsynced.digest),
         signature_sha256: crate::sign::sha256_hex(&signature),
         bundle_id: assembled.bundle_id,
         inputs_sha256,
         reused: false,
-    })
+    };
+    Ok((written, Some(unsynced)))
 }
 
 /// The node's tarball in the current generation, when the marker's record of it is sealed
