@@ -211,8 +211,10 @@ fn shared_file_cases(selection: &Selection, dir: &Path) {
             .build()
             .unwrap();
         median(5, || {
-            let shared = bundle::SharedFiles::new(dir.join("chunks"));
+            // prepare compresses as it hashes, as in a build that writes every tarball.
+            let shared = bundle::SharedFiles::compressing_when_hashed(dir.join("chunks"));
             pool.install(|| shared.prepare(&path).unwrap());
+            assert!(dir.join("chunks").exists(), "prepare did not compress");
             shared.close().unwrap();
         })
     };
