@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -235,7 +236,10 @@ impl OutputDir {
     /// before is removed only after both renames succeeded.
     pub fn commit(&self, staging: Staging, marker: &Marker) -> Result<(), Error> {
         let marker_path = staging.path().join(MARKER_FILE);
-        fs::write(&marker_path, marker.to_json()?).map_err(|e| Error::io(&marker_path, e))?;
+        write_durably(&marker_path, marker.to_json()?.as_bytes())?;
+        // The folder's own entries too: after a crash, the generation that was renamed in
+        // holds every file it named, whole.
+        sync_dir(staging.path())?;
         let previous = self.previous();
         // Checked again right before it is retired: it must still be ours.
         check_ours(&previous, &self.parent).map_err(Error::Input)?;
@@ -417,6 +421,14 @@ fn lock_parent(parent: &Path) -> Result<File, Error> {
     let lock = File::open(parent).map_err(|e| Error::io(parent, e))?;
     lock.lock().map_err(|e| Error::io(parent, e))?;
     Ok(lock)
+}
+
+/// Writes `bytes` to a new file at `path` and waits until they are on disk.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut file = File::create(path).map_err(|e| Error::io(path, e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(path, e))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), Error> {

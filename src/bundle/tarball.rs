@@ -49,6 +49,7 @@ pub fn write_tarball(
 }
 
 /// A tarball whose bytes are written but maybe not yet on disk.
+#[must_use = "a tarball is not durable until it is synced"]
 pub struct UnsyncedTarball {
     pub digest: [u8; 32],
     path: PathBuf,
@@ -116,12 +117,10 @@ pub fn write_tarball_unsynced(
                     output.splice(&mut member).map_err(io)?;
                 }
                 None => {
-                    let reader = File::open(source).map_err(|e| Error::io(source, e))?;
-                    let size = reader.metadata().map_err(|e| Error::io(source, e))?.len();
-                    header.set_size(size);
+                    let bytes = shared.small_file_contents(source)?;
+                    header.set_size(bytes.len() as u64);
                     header.set_cksum();
-                    // take() guards against the file growing while it is copied.
-                    builder.append(&header, reader.take(size)).map_err(io)?;
+                    builder.append(&header, bytes.as_slice()).map_err(io)?;
                 }
             },
         }
@@ -244,10 +243,12 @@ impl<W: Write + Send> GzipMemberWriter<HashingWriter<W>> {
         // (std::io::copy's 8 KiB steps cost a tenth of the copy in system calls).
         let mut block = vec![0u8; SPLICE_BLOCK];
         loop {
-            let read = member.read(&mut block)?;
-            if read == 0 {
-                break;
-            }
+            let read = match member.read(&mut block) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             inner.write_hashing_alongside(&block[..read])?;
         }
         self.current = Some(gzip_member(inner));
@@ -391,7 +392,7 @@ impl SharedFiles {
     }
 
     /// The size and compressed members of a large `source` (compressed on first use),
-    /// `None` for a small one, which is streamed into each tarball instead.
+    /// `None` for a small one, which goes into each tarball whole (`small_file_contents`).
     fn compressed_member(&self, source: &Path) -> Result<Option<(u64, PathBuf)>, Error> {
         let prepared = self.prepare(source)?;
         if prepared.size < SHARED_MEMBER_MIN_SIZE {
@@ -412,13 +413,29 @@ impl SharedFiles {
         let (sha256, member) = self.compress(source, file, prepared.size, index)?;
         // bundle.json records the hash `prepare` took: the member must hold those bytes.
         if sha256 != prepared.sha256 {
-            return Err(Error::Input(format!(
-                "{}: changed while kube-bundle read it; build again once nothing writes to it",
-                source.display()
-            )));
+            return Err(changed_while_read(source));
         }
         entry.member = Some(member.clone());
         Ok(Some((prepared.size, member)))
+    }
+
+    /// The bytes of a small `source` (streamed into each tarball, not compressed on its
+    /// own), checked against what `prepare` hashed: bundle.json records that hash and
+    /// size, and a file that changed since would make a tarball that contradicts it.
+    pub fn small_file_contents(&self, source: &Path) -> Result<Vec<u8>, Error> {
+        let prepared = self.prepare(source)?;
+        let file = File::open(source).map_err(|e| Error::io(source, e))?;
+        let mut bytes = Vec::new();
+        // One byte more than hashed tells a grown file from an unchanged one.
+        file.take(prepared.size + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(source, e))?;
+        if bytes.len() as u64 != prepared.size
+            || hex::encode(Sha256::digest(&bytes)) != prepared.sha256
+        {
+            return Err(changed_while_read(source));
+        }
+        Ok(bytes)
     }
 
     /// Compresses the first `size` bytes of `source` (open as `file`) into
@@ -461,6 +478,13 @@ impl SharedFiles {
 /// How many files have compressed members: the next one's index in the scratch folder.
 fn members_made(files: &BTreeMap<PathBuf, Prepared>) -> usize {
     files.values().filter(|p| p.member.is_some()).count()
+}
+
+fn changed_while_read(source: &Path) -> Error {
+    Error::Input(format!(
+        "{}: changed while kube-bundle read it; build again once nothing writes to it",
+        source.display()
+    ))
 }
 
 fn shrank(source: &Path, size: u64, copied: u64) -> Error {
@@ -777,6 +801,41 @@ mod tests {
         assert_eq!(eager.compressed_member(&small).unwrap(), None);
         eager.close().unwrap();
         lazy.close().unwrap();
+    }
+
+    /// A small file goes into the tarball whole, but only as `prepare` hashed it: a file
+    /// that shrank, grew or changed since would contradict bundle.json (and a shrunken one
+    /// would leave a tar header promising bytes that never follow).
+    #[test]
+    fn a_small_file_that_changed_since_it_was_hashed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("kube-apiserver");
+        let mut tree = tree();
+        tree.insert(
+            "rootfs/usr/local/bin/kube-apiserver".into(),
+            BundleFile {
+                mode: 0o755,
+                content: Content::File(binary.clone()),
+            },
+        );
+        for changed in [
+            &b"shorter"[..],
+            b"binary 0ne as hashed",
+            b"binary one as hashed, then more",
+        ] {
+            std::fs::write(&binary, b"binary one as hashed").unwrap();
+            let shared = SharedFiles::new(dir.path().join("scratch"));
+            shared.prepare(&binary).unwrap();
+            std::fs::write(&binary, changed).unwrap();
+            let path = dir.path().join("n.tar.gz");
+            let error = write_tarball(&path, "n", &tree, 7, &shared)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("changed while kube-bundle read it"),
+                "{changed:?}: {error}"
+            );
+        }
     }
 
     #[test]

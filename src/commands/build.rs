@@ -496,7 +496,7 @@ fn write_bundles<'a>(
 /// Waits for written tarballs to reach the disk on threads of its own, so that the
 /// threads writing them go on compressing the next node.
 struct TarballSyncer {
-    to_sync: mpsc::Sender<bundle::UnsyncedTarball>,
+    to_sync: mpsc::SyncSender<bundle::UnsyncedTarball>,
     syncing: Arc<Mutex<mpsc::Receiver<bundle::UnsyncedTarball>>>,
     /// Started with the first tarballs that need them: a rebuild that reuses every
     /// tarball starts none.
@@ -506,10 +506,13 @@ struct TarballSyncer {
 /// fsync waits, it does not compute: more workers than cores is right, and a few let
 /// the file system commit several tarballs at once.
 const SYNC_WORKERS: usize = 4;
+/// Tarballs written but not yet synced, at most: past this the writers wait, which keeps
+/// open files and unwritten data bounded however many nodes the cluster has.
+const SYNCS_QUEUED: usize = 4 * SYNC_WORKERS;
 
 impl TarballSyncer {
     fn new() -> Self {
-        let (to_sync, syncing) = mpsc::channel();
+        let (to_sync, syncing) = mpsc::sync_channel(SYNCS_QUEUED);
         Self {
             to_sync,
             syncing: Arc::new(Mutex::new(syncing)),
@@ -694,9 +697,13 @@ fn reusable_tarball(
     })
 }
 
+/// Writes a 0600 file and waits until it is on disk: the output folder is renamed into
+/// place only when everything in it is durable.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let mut file = crate::secrets::create_private_file(path)?;
-    file.write_all(bytes).map_err(|e| Error::io(path, e))
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(path, e))
 }
 
 /// One line per built node (against the current generation, with what happened to its
@@ -859,10 +866,7 @@ fn finish_output(
     signer: &Signer,
     digests: &BTreeMap<String, String>,
 ) -> Result<(), Error> {
-    let write = |name: &str, bytes: &[u8]| {
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))
-    };
+    let write = |name: &str, bytes: &[u8]| output::write_durably(&dir.join(name), bytes);
     write("signing.pub", signer.public_key_pem().as_bytes())?;
     write(
         "INSTALL.md",
