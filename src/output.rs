@@ -425,7 +425,12 @@ fn lock_parent(parent: &Path) -> Result<File, Error> {
 
 /// Writes `bytes` to a new file at `path` and waits until they are on disk.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let mut file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    write_to_disk(file, path, bytes)
+}
+
+/// Writes `bytes` to `file` (just created at `path`) and waits until they are on disk.
+pub fn write_to_disk(mut file: File, path: &Path, bytes: &[u8]) -> Result<(), Error> {
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::io(path, e))

@@ -692,6 +692,19 @@ mod tests {
         ])
     }
 
+    /// `tree()` plus `binary` shipped as the apiserver, read from disk.
+    fn tree_shipping(binary: &Path) -> Tree {
+        let mut tree = tree();
+        tree.insert(
+            "rootfs/usr/local/bin/kube-apiserver".into(),
+            BundleFile {
+                mode: 0o755,
+                content: Content::File(binary.to_path_buf()),
+            },
+        );
+        tree
+    }
+
     fn no_shared() -> SharedFiles {
         SharedFiles::new(PathBuf::from("/nonexistent"))
     }
@@ -717,14 +730,7 @@ mod tests {
             .collect();
         content[..4096].fill(b'k');
         std::fs::write(&binary, &content).unwrap();
-        let mut tree = tree();
-        tree.insert(
-            "rootfs/usr/local/bin/kube-apiserver".into(),
-            BundleFile {
-                mode: 0o755,
-                content: Content::File(binary.clone()),
-            },
-        );
+        let tree = tree_shipping(&binary);
 
         let inline = dir.path().join("inline.tar.gz");
         write_tarball(&inline, "n1", &tree, 7, &no_shared()).unwrap();
@@ -810,14 +816,7 @@ mod tests {
     fn a_small_file_that_changed_since_it_was_hashed_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let binary = dir.path().join("kube-apiserver");
-        let mut tree = tree();
-        tree.insert(
-            "rootfs/usr/local/bin/kube-apiserver".into(),
-            BundleFile {
-                mode: 0o755,
-                content: Content::File(binary.clone()),
-            },
-        );
+        let tree = tree_shipping(&binary);
         for changed in [
             &b"shorter"[..],
             b"binary 0ne as hashed",
@@ -863,14 +862,7 @@ mod tests {
         let binary = dir.path().join("kube-apiserver");
         std::fs::write(&binary, b"binary one").unwrap();
         let shared = SharedFiles::new(dir.path().join("scratch"));
-        let mut base = tree();
-        base.insert(
-            "rootfs/usr/local/bin/kube-apiserver".into(),
-            BundleFile {
-                mode: 0o755,
-                content: Content::File(binary.clone()),
-            },
-        );
+        let base = tree_shipping(&binary);
         let digest = |node: &str, tree: &Tree, epoch: u64| {
             inputs_digest(node, tree, epoch, &shared).unwrap()
         };

@@ -700,10 +700,7 @@ fn reusable_tarball(
 /// Writes a 0600 file and waits until it is on disk: the output folder is renamed into
 /// place only when everything in it is durable.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let mut file = crate::secrets::create_private_file(path)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io(path, e))
+    output::write_to_disk(crate::secrets::create_private_file(path)?, path, bytes)
 }
 
 /// One line per built node (against the current generation, with what happened to its
